@@ -1,0 +1,93 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { createCodec } from './codec.ts';
+import { FileIdSchema, InfoHashSchema, Sha256HexSchema } from './manifest.ts';
+
+/** Download sessions: the REST bodies of `/downloads`. */
+
+export const SessionIdSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' });
+export const ClientIdSchema = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' });
+/** base64url bitfield of verified chunks, MSB-first (see protocol/bitfield.ts). */
+export const HaveSchema = Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: 1 << 16 });
+
+export const SessionStatusSchema = Type.Union([
+  Type.Literal('active'),
+  Type.Literal('paused'),
+  Type.Literal('completed'),
+  Type.Literal('expired'),
+]);
+export type SessionStatus = Static<typeof SessionStatusSchema>;
+
+export const CreateDownloadBodySchema = Type.Object(
+  { file_id: FileIdSchema, client_id: Type.Optional(ClientIdSchema) },
+  { additionalProperties: false },
+);
+export type CreateDownloadBody = Static<typeof CreateDownloadBodySchema>;
+export const createDownloadBodyCodec = createCodec(CreateDownloadBodySchema);
+
+export const CreateDownloadResponseSchema = Type.Object({
+  session_id: SessionIdSchema,
+  session_token: Type.String({ minLength: 32 }),
+  download_url: Type.String(),
+  file_size: Type.Integer({ minimum: 0 }),
+  checksum: Type.String({ description: 'sha256:<hex> of the whole file' }),
+  content_type: Type.String(),
+  expires_at: Type.String({ description: 'RFC 3339; when the download URL expires' }),
+  manifest_url: Type.String(),
+  tracker_url: Type.String(),
+  info_hash: InfoHashSchema,
+});
+export type CreateDownloadResponse = Static<typeof CreateDownloadResponseSchema>;
+export const createDownloadResponseCodec = createCodec(CreateDownloadResponseSchema);
+
+const Counter = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+export const PatchDownloadBodySchema = Type.Object(
+  {
+    status: Type.Optional(Type.Union([Type.Literal('paused'), Type.Literal('resumed')])),
+    bytes_confirmed: Type.Optional(Counter),
+    have: Type.Optional(HaveSchema),
+    bytes_from_peers: Type.Optional(Counter),
+    bytes_from_http: Type.Optional(Counter),
+  },
+  { additionalProperties: false },
+);
+export type PatchDownloadBody = Static<typeof PatchDownloadBodySchema>;
+export const patchDownloadBodyCodec = createCodec(PatchDownloadBodySchema);
+
+export const SessionStateSchema = Type.Object({
+  session_id: SessionIdSchema,
+  file_id: FileIdSchema,
+  info_hash: InfoHashSchema,
+  checksum: Type.String(),
+  status: SessionStatusSchema,
+  total_bytes: Counter,
+  bytes_confirmed: Counter,
+  /** Verified bytes from offset 0 with no gap: a plain HTTP client resumes with `Range: bytes=N-`. */
+  contiguous_bytes: Counter,
+  have: HaveSchema,
+  bytes_from_peers: Counter,
+  bytes_from_http: Counter,
+  transfer_rate_bps: Type.Number({ minimum: 0 }),
+  created_at: Type.String(),
+  updated_at: Type.String(),
+  expires_at: Type.String({ description: 'RFC 3339; when the idle session expires' }),
+  download_url: Type.Optional(Type.String()),
+  download_url_expires_at: Type.Optional(Type.String()),
+});
+export type SessionState = Static<typeof SessionStateSchema>;
+export const sessionStateCodec = createCodec(SessionStateSchema);
+
+export const ProgressSchema = Type.Object({
+  bytes_confirmed: Counter,
+  total_bytes: Counter,
+  percentage: Type.Number({ minimum: 0, maximum: 100 }),
+  status: SessionStatusSchema,
+  transfer_rate_bps: Type.Number({ minimum: 0 }),
+  bytes_from_peers: Counter,
+  bytes_from_http: Counter,
+});
+export type Progress = Static<typeof ProgressSchema>;
+export const progressCodec = createCodec(ProgressSchema);
+
+export const ChecksumSchema = Type.String({ pattern: '^sha256:[0-9a-f]{64}$' });
+export { Sha256HexSchema };
