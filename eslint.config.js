@@ -1,6 +1,7 @@
 // Type-aware lint: the rules that catch real bugs in async, stream-heavy code.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'client/browser/dist/**', 'deploy/**/*.js', 'bench/.out/**'] },
@@ -21,5 +22,6 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: { globals: { ...globals.node } },
   },
 );

@@ -39,6 +39,10 @@ if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
   export PEERFILL_TEST_NETNS="$NETNS"
 fi
 
+echo "test/run.sh: typecheck and lint"
+npx tsc -p tsconfig.json
+npx eslint --max-warnings 0 .
+
 status=0
 $RUN npx vitest run --reporter=default --reporter=json --outputFile.json="$RESULTS" "$@" || status=$?
 node test/support/summary.mjs "$RESULTS" "${NETNS:-none}" || true
