@@ -1,0 +1,167 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolve } from 'node:path';
+import { parseSigningKeys, type SigningKey } from '../protocol/index.ts';
+
+/**
+ * Configuration for the server commands: flags, else environment (`PEERFILL_*`,
+ * `REDIS_URL`, S3 settings), else defaults. Validated once; every problem is listed.
+ * Secrets (signing keys, S3 credentials) come only from the environment.
+ */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  filesDir: string;
+  dataDir: string;
+  /** Base URL that minted download URLs point at (a CDN edge, or this server). */
+  publicUrl: string;
+  /** Base URL clients use for the API and tracker (this server). */
+  serverUrl: string;
+  signingKeys: SigningKey[] | undefined;
+  urlTtlSeconds: number;
+  egressBytesPerSecond: number | undefined;
+  redisUrl: string | undefined;
+  s3: S3Settings | undefined;
+  open: boolean;
+  announceIntervalSeconds: number;
+  snapshotIntervalMs: number;
+  logLevel: string;
+}
+
+export interface S3Settings {
+  bucket: string;
+  prefix: string;
+  endpoint: string | undefined;
+  region: string;
+  forcePathStyle: boolean;
+  presign: boolean;
+}
+
+export class ConfigError extends Error {
+  readonly errors: string[];
+  constructor(errors: string[]) {
+    super(`invalid configuration:\n  - ${errors.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.errors = errors;
+  }
+}
+
+export const SERVER_OPTIONS = {
+  files: { type: 'string' },
+  'data-dir': { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'public-url': { type: 'string' },
+  'server-url': { type: 'string' },
+  'url-ttl': { type: 'string' },
+  'egress-limit': { type: 'string' },
+  redis: { type: 'string' },
+  open: { type: 'boolean' },
+  'announce-interval': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+type Env = Record<string, string | undefined>;
+
+function integer(errors: string[], name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    errors.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+    return fallback;
+  }
+  return value;
+}
+
+function httpUrl(errors: string[], name: string, raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') errors.push(`${name} must be an http(s) URL (got "${raw}")`);
+    return url.href.replace(/\/+$/, '');
+  } catch {
+    errors.push(`${name} must be a URL (got "${raw}")`);
+    return raw;
+  }
+}
+
+function flagOrEnv(flag: string | undefined, env: string | undefined): string | undefined {
+  return flag ?? (env === '' ? undefined : env);
+}
+
+function bool(errors: string[], name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  errors.push(`${name} must be true or false (got "${raw}")`);
+  return fallback;
+}
+
+/** Parse server flags + environment into a validated config, or throw ConfigError listing every problem. */
+export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerConfig {
+  const errors: string[] = [];
+  let values: Partial<Record<keyof typeof SERVER_OPTIONS, string | boolean>> = {};
+  try {
+    values = parseArgs({ args: argv, options: SERVER_OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    errors.push((error as Error).message);
+  }
+  const str = (key: keyof typeof SERVER_OPTIONS): string | undefined => {
+    const value = values[key];
+    return typeof value === 'string' ? value : undefined;
+  };
+
+  const host = flagOrEnv(str('host'), env.PEERFILL_HOST) ?? '127.0.0.1';
+  const port = integer(errors, '--port / PEERFILL_PORT', flagOrEnv(str('port'), env.PEERFILL_PORT), 8080, 0, 65535);
+  const dataDir = resolve(cwd, flagOrEnv(str('data-dir'), env.PEERFILL_DATA_DIR) ?? 'data');
+  const filesDir = resolve(cwd, flagOrEnv(str('files'), env.PEERFILL_FILES_DIR) ?? resolve(dataDir, 'files'));
+  const displayHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const serverUrl = httpUrl(errors, '--server-url / PEERFILL_SERVER_URL', flagOrEnv(str('server-url'), env.PEERFILL_SERVER_URL) ?? `http://${displayHost}:${port}`);
+  const publicUrl = httpUrl(errors, '--public-url / PEERFILL_PUBLIC_URL', flagOrEnv(str('public-url'), env.PEERFILL_PUBLIC_URL) ?? serverUrl);
+
+  let signingKeys: SigningKey[] | undefined;
+  if (env.PEERFILL_SIGNING_KEYS !== undefined && env.PEERFILL_SIGNING_KEYS !== '') {
+    const parsed = parseSigningKeys(env.PEERFILL_SIGNING_KEYS);
+    if (parsed.ok) signingKeys = parsed.keys;
+    else errors.push(...parsed.errors.map((message) => `PEERFILL_SIGNING_KEYS: ${message}`));
+  }
+
+  const egress = integer(errors, '--egress-limit / PEERFILL_EGRESS_BYTES_PER_SECOND', flagOrEnv(str('egress-limit'), env.PEERFILL_EGRESS_BYTES_PER_SECOND), 0, 0, Number.MAX_SAFE_INTEGER);
+  const redisUrl = flagOrEnv(str('redis'), env.REDIS_URL);
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) errors.push(`--redis / REDIS_URL must be a redis:// URL`);
+
+  let s3: S3Settings | undefined;
+  if (env.PEERFILL_S3_BUCKET) {
+    s3 = {
+      bucket: env.PEERFILL_S3_BUCKET,
+      prefix: env.PEERFILL_S3_PREFIX ?? '',
+      endpoint: env.PEERFILL_S3_ENDPOINT || undefined,
+      region: env.PEERFILL_S3_REGION || env.AWS_REGION || 'us-east-1',
+      forcePathStyle: bool(errors, 'PEERFILL_S3_FORCE_PATH_STYLE', env.PEERFILL_S3_FORCE_PATH_STYLE, Boolean(env.PEERFILL_S3_ENDPOINT)),
+      presign: bool(errors, 'PEERFILL_S3_PRESIGN', env.PEERFILL_S3_PRESIGN, false),
+    };
+    if (s3.endpoint !== undefined) httpUrl(errors, 'PEERFILL_S3_ENDPOINT', s3.endpoint);
+  }
+
+  const logLevel = flagOrEnv(str('log-level'), env.PEERFILL_LOG_LEVEL) ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) errors.push(`--log-level must be one of fatal|error|warn|info|debug|trace|silent`);
+
+  const config: ServerConfig = {
+    host,
+    port,
+    filesDir,
+    dataDir,
+    publicUrl,
+    serverUrl,
+    signingKeys,
+    urlTtlSeconds: integer(errors, '--url-ttl / PEERFILL_URL_TTL_SECONDS', flagOrEnv(str('url-ttl'), env.PEERFILL_URL_TTL_SECONDS), 3600, 10, 7 * 24 * 3600),
+    egressBytesPerSecond: egress === 0 ? undefined : egress,
+    redisUrl,
+    s3,
+    open: values.open === true || bool(errors, 'PEERFILL_OPEN', env.PEERFILL_OPEN, false),
+    announceIntervalSeconds: integer(errors, '--announce-interval / PEERFILL_ANNOUNCE_INTERVAL_SECONDS', flagOrEnv(str('announce-interval'), env.PEERFILL_ANNOUNCE_INTERVAL_SECONDS), 120, 1, 3600),
+    snapshotIntervalMs: integer(errors, 'PEERFILL_SNAPSHOT_INTERVAL_MS', env.PEERFILL_SNAPSHOT_INTERVAL_MS, 30_000, 100, 3_600_000),
+    logLevel,
+  };
+  if (errors.length > 0) throw new ConfigError(errors);
+  return config;
+}

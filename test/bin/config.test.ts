@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadServerConfig } from '../../bin/config.ts';
+
+describe('loadServerConfig', () => {
+  it('uses embedded defaults on a fresh machine', () => {
+    const config = loadServerConfig([], {}, '/srv/app');
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      port: 8080,
+      dataDir: '/srv/app/data',
+      filesDir: '/srv/app/data/files',
+      serverUrl: 'http://127.0.0.1:8080',
+      publicUrl: 'http://127.0.0.1:8080',
+      signingKeys: undefined,
+      redisUrl: undefined,
+      s3: undefined,
+      urlTtlSeconds: 3600,
+    });
+  });
+
+  it('prefers flags over environment over defaults', () => {
+    const config = loadServerConfig(['--port', '9000'], { PEERFILL_PORT: '7000', PEERFILL_DATA_DIR: 'state', PEERFILL_PUBLIC_URL: 'https://cdn.example/' }, '/srv');
+    expect(config.port).toBe(9000);
+    expect(config.dataDir).toBe('/srv/state');
+    expect(config.publicUrl).toBe('https://cdn.example');
+    expect(config.serverUrl).toBe('http://127.0.0.1:9000');
+  });
+
+  it('reads rotation keys and S3 settings from the environment only', () => {
+    const config = loadServerConfig([], {
+      PEERFILL_SIGNING_KEYS: 'new:0123456789abcdef01,old:fedcba9876543210fe',
+      PEERFILL_S3_BUCKET: 'releases',
+      PEERFILL_S3_ENDPOINT: 'http://127.0.0.1:4569',
+      PEERFILL_S3_PRESIGN: 'true',
+    }, '/srv');
+    expect(config.signingKeys?.map((key) => key.kid)).toEqual(['new', 'old']);
+    expect(config.s3).toMatchObject({ bucket: 'releases', forcePathStyle: true, presign: true, region: 'us-east-1' });
+  });
+
+  it('lists every problem at once', () => {
+    let caught: unknown;
+    try {
+      loadServerConfig(['--port', 'eighty', '--public-url', 'ftp://x'], {
+        PEERFILL_SIGNING_KEYS: 'k1:short',
+        REDIS_URL: 'localhost:6379',
+        PEERFILL_URL_TTL_SECONDS: '-5',
+        PEERFILL_LOG_LEVEL: 'loud',
+      }, '/srv');
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const errors = (caught as ConfigError).errors.join('\n');
+    for (const fragment of ['--port', '--public-url', 'PEERFILL_SIGNING_KEYS', 'REDIS_URL', 'PEERFILL_URL_TTL_SECONDS', '--log-level']) {
+      expect(errors).toContain(fragment);
+    }
+  });
+
+  it('rejects unknown flags', () => {
+    expect(() => loadServerConfig(['--bogus'], {}, '/srv')).toThrow(ConfigError);
+  });
+});
