@@ -1,0 +1,217 @@
+import type { Logger } from 'pino';
+import {
+  binaryStringToHex,
+  hexToBinaryString,
+  isPfError,
+  type AnnounceRequest,
+  type AnnounceResponse,
+  type ErrorCode,
+  type FailureFrame,
+  type ScrapeRequest,
+  type ScrapeResponse,
+} from '../protocol/index.ts';
+import type { ResolvedTrackerConfig } from './config.ts';
+import type { RejectReason, TrackerMetrics } from './metrics.ts';
+import type { PublishedHashes } from './published-hashes.ts';
+import type { Relay } from './relay.ts';
+import type { SessionService } from './sessions.ts';
+import type { Store, SwarmCounts } from './store.ts';
+import type { LocalSwarms, SwarmSocket } from './swarm-socket.ts';
+
+export interface AnnounceDeps {
+  config: ResolvedTrackerConfig;
+  trackerId: string;
+  local: LocalSwarms;
+  store: Store;
+  relay: Relay;
+  sessions: SessionService;
+  published: PublishedHashes;
+  metrics: TrackerMetrics;
+  logger: Logger;
+}
+
+/** A refusal for one frame: sent back as a failure frame, logged as a warning, counted. */
+export class Rejection extends Error {
+  constructor(
+    readonly reason: RejectReason,
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'Rejection';
+  }
+}
+
+export function failureFrame(rejection: Rejection, infoHash?: string): FailureFrame {
+  const frame: FailureFrame = { 'failure reason': rejection.message, pf_code: rejection.code };
+  // bittorrent-tracker clients ignore frames for other info_hashes, so name it when known.
+  if (infoHash !== undefined) {
+    frame.action = 'announce';
+    frame.info_hash = infoHash;
+  }
+  return frame;
+}
+
+/**
+ * The announce and scrape actions of the WebTorrent tracker protocol, as bittorrent-tracker's
+ * server answers them: a response with interval and counts, then one offer to each of up to
+ * numwant random peers; answers go to `to_peer_id` with no response of their own.
+ */
+export class AnnounceHandler {
+  constructor(private readonly deps: AnnounceDeps) {}
+
+  async announce(socket: SwarmSocket, request: AnnounceRequest): Promise<void> {
+    const { config, local, metrics } = this.deps;
+    const infoHash = binaryStringToHex(request.info_hash);
+    const peerId = binaryStringToHex(request.peer_id);
+    const now = Date.now();
+
+    const owner = local.owners.get(peerId);
+    if (owner && owner !== socket) throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to another connection');
+    if (!owner) {
+      if (socket.peerIds.size >= config.maxPeerIdsPerSocket) throw new Rejection('too_many_peer_ids', 'PF_ERR_RATE_LIMITED', 'too many peer_ids on one connection');
+      // Bind before the first await, so two sockets racing for one peer_id cannot both win.
+      local.owners.set(peerId, socket);
+      socket.peerIds.add(peerId);
+    }
+    if (!(await this.deps.published.isAllowed(infoHash, now))) {
+      throw new Rejection('unknown_info_hash', 'PF_ERR_FILE_NOT_FOUND', 'info_hash is not published on this tracker');
+    }
+
+    if (request.answer !== undefined || request.to_peer_id !== undefined) {
+      await this.answer(request, infoHash, peerId);
+      return;
+    }
+
+    const event = request.event ?? 'update';
+    let counts: SwarmCounts;
+    if (event === 'stopped') {
+      counts = await this.leave(infoHash, peerId);
+    } else {
+      counts = await this.join(socket, request, infoHash, peerId, now);
+    }
+    metrics.announces.inc({ event });
+    const response: AnnounceResponse = {
+      action: 'announce',
+      info_hash: request.info_hash,
+      interval: config.announceIntervalSeconds,
+      'min interval': Math.max(1, Math.floor(config.announceIntervalSeconds / 2)),
+      complete: counts.complete,
+      incomplete: counts.incomplete,
+    };
+    socket.send(JSON.stringify(response));
+
+    if (event !== 'stopped' && request.offers && request.offers.length > 0) await this.relayOffers(request, infoHash, peerId);
+    if (request.pf_session !== undefined) this.updateSession(request, infoHash, event);
+  }
+
+  private async join(socket: SwarmSocket, request: AnnounceRequest, infoHash: string, peerId: string, now: number): Promise<SwarmCounts> {
+    const { config, local, store, trackerId } = this.deps;
+    const existing = local.get(infoHash, peerId);
+    if (!existing && socket.memberships.size >= config.maxSwarmsPerSocket) {
+      throw new Rejection('too_many_swarms', 'PF_ERR_RATE_LIMITED', 'too many swarms on one connection');
+    }
+    const complete = request.left === 0 || request.event === 'completed';
+    local.add(infoHash, peerId, socket, complete, now);
+    try {
+      const result = await store.upsertPeer(infoHash, { peerId, owner: trackerId, complete }, now);
+      if (!result.ok) {
+        local.remove(infoHash, peerId);
+        throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
+      }
+      return result.counts;
+    } catch (error) {
+      if (!isPfError(error) || error.code !== 'PF_ERR_STORE_UNAVAILABLE') throw error;
+      // Degraded: this process still introduces its own peers to each other.
+      this.deps.metrics.rejects.inc({ reason: 'store_unavailable' });
+      return local.counts(infoHash);
+    }
+  }
+
+  /** Leave one swarm (stopped, close, expiry). Never throws. */
+  async leave(infoHash: string, peerId: string): Promise<SwarmCounts> {
+    this.deps.local.remove(infoHash, peerId);
+    try {
+      return await this.deps.store.removePeer(infoHash, peerId);
+    } catch {
+      return this.deps.local.counts(infoHash);
+    }
+  }
+
+  private async relayOffers(request: AnnounceRequest, infoHash: string, peerId: string): Promise<void> {
+    const { config, local, store, relay, trackerId } = this.deps;
+    const offers = request.offers ?? [];
+    const count = Math.min(offers.length, config.maxOffersPerAnnounce, config.maxNumwant, request.numwant ?? offers.length);
+    let targets: { peerId: string; owner: string }[];
+    try {
+      targets = await store.randomPeers(infoHash, count, peerId);
+    } catch {
+      targets = local.random(infoHash, count, peerId).map((id) => ({ peerId: id, owner: trackerId }));
+    }
+    for (const [index, target] of targets.entries()) {
+      const offer = offers[index];
+      if (!offer) break;
+      relay.deliver(infoHash, target.peerId, target.owner, {
+        action: 'announce',
+        info_hash: request.info_hash,
+        peer_id: request.peer_id,
+        offer_id: offer.offer_id,
+        offer: offer.offer,
+      });
+    }
+  }
+
+  private async answer(request: AnnounceRequest, infoHash: string, peerId: string): Promise<void> {
+    const { local, store, relay, trackerId } = this.deps;
+    if (request.answer === undefined || request.to_peer_id === undefined || request.offer_id === undefined) {
+      throw new Rejection('invalid_message', 'PF_ERR_TRACKER_MESSAGE_INVALID', 'an answer needs answer, to_peer_id and offer_id');
+    }
+    const toPeerId = binaryStringToHex(request.to_peer_id);
+    const known = local.get(infoHash, peerId);
+    if (known) known.lastSeenMs = Date.now();
+    let owner: string | undefined = local.get(infoHash, toPeerId) ? trackerId : undefined;
+    if (!owner) owner = (await store.getPeer(infoHash, toPeerId).catch(() => undefined))?.owner;
+    if (!owner) throw new Rejection('unknown_to_peer', 'PF_ERR_NOT_FOUND', 'no peer with that to_peer_id');
+    relay.deliver(infoHash, toPeerId, owner, {
+      action: 'announce',
+      info_hash: request.info_hash,
+      peer_id: request.peer_id,
+      offer_id: request.offer_id,
+      answer: request.answer,
+    });
+  }
+
+  private updateSession(request: AnnounceRequest, infoHash: string, event: string): void {
+    const sessionId = request.pf_session!;
+    const report = { have: request.pf_have, bytesConfirmed: request.pf_bytes_confirmed, bytesFromPeers: request.pf_from_peers, bytesFromHttp: request.pf_from_http };
+    this.deps.sessions.applyAnnounce(sessionId, infoHash, report, event).then(
+      (outcome) => {
+        if (outcome !== 'ok') this.deps.logger.warn({ sessionId, outcome }, 'announce session update refused');
+      },
+      (error: unknown) => this.deps.logger.warn({ sessionId, err: (error as Error).message }, 'announce session update failed'),
+    );
+  }
+
+  async scrape(socket: SwarmSocket, request: ScrapeRequest): Promise<void> {
+    const { config, local, store, metrics } = this.deps;
+    let hashes: string[];
+    if (request.info_hash === undefined) {
+      // bittorrent-tracker would list every swarm; we answer for this socket's own swarms.
+      hashes = [...new Set([...socket.memberships].map((key) => key.slice(0, 40)))];
+    } else {
+      hashes = (typeof request.info_hash === 'string' ? [request.info_hash] : request.info_hash).map(binaryStringToHex);
+    }
+    hashes = hashes.slice(0, config.maxScrapeHashes);
+    const response: ScrapeResponse & { flags: { min_request_interval: number } } = {
+      action: 'scrape',
+      files: {},
+      flags: { min_request_interval: config.announceIntervalSeconds },
+    };
+    for (const infoHash of hashes) {
+      const counts = await store.counts(infoHash).catch(() => local.counts(infoHash));
+      response.files[hexToBinaryString(infoHash)] = { complete: counts.complete, incomplete: counts.incomplete, downloaded: counts.complete };
+    }
+    metrics.scrapes.inc();
+    socket.send(JSON.stringify(response));
+  }
+}

@@ -1,0 +1,20 @@
+import type { Logger } from 'pino';
+import { MemoryStore } from './store-memory.ts';
+import { RedisStore } from './store-redis.ts';
+import type { Store } from './store.ts';
+
+export type StoreConfig = { kind: 'memory'; snapshotPath?: string; snapshotIntervalMs?: number } | { kind: 'redis'; url: string };
+
+export async function createStore(config: StoreConfig, deps: { logger: Logger }): Promise<Store> {
+  if (config.kind === 'redis') {
+    const store = new RedisStore({ url: config.url }, deps.logger.child({ store: 'redis' }));
+    await store.start();
+    return store;
+  }
+  const store = new MemoryStore(
+    { snapshotPath: config.snapshotPath, snapshotIntervalMs: config.snapshotIntervalMs },
+    deps.logger.child({ store: 'memory' }),
+  );
+  await store.start();
+  return store;
+}

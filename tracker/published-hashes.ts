@@ -1,0 +1,33 @@
+import type { FileDirectory } from '../protocol/index.ts';
+
+const MAX_ENTRIES = 10_000;
+const POSITIVE_TTL_MS = 60_000;
+const NEGATIVE_TTL_MS = 5_000;
+
+/**
+ * Which info_hashes may have a swarm, cached briefly (the directory may be remote) and
+ * bounded (hostile announces for random hashes must not grow it).
+ */
+export class PublishedHashes {
+  private readonly cache = new Map<string, { allowed: boolean; expiresAtMs: number }>();
+
+  constructor(
+    private readonly directory: FileDirectory,
+    private readonly open: boolean,
+  ) {}
+
+  async isAllowed(infoHash: string, nowMs: number): Promise<boolean> {
+    if (this.open) return true;
+    const cached = this.cache.get(infoHash);
+    if (cached && cached.expiresAtMs > nowMs) return cached.allowed;
+    const file = await this.directory.getByInfoHash(infoHash);
+    const allowed = file !== undefined && file.manifest.info_hash === infoHash;
+    this.cache.delete(infoHash);
+    if (this.cache.size >= MAX_ENTRIES) {
+      const oldest = this.cache.keys().next();
+      if (!oldest.done) this.cache.delete(oldest.value);
+    }
+    this.cache.set(infoHash, { allowed, expiresAtMs: nowMs + (allowed ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS) });
+    return allowed;
+  }
+}

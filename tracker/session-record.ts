@@ -1,0 +1,45 @@
+import { Type, type Static } from '@sinclair/typebox';
+import {
+  ChecksumSchema,
+  ClientIdSchema,
+  FileIdSchema,
+  HaveSchema,
+  InfoHashSchema,
+  SessionIdSchema,
+  SessionStatusSchema,
+  createCodec,
+} from '../protocol/index.ts';
+
+const Counter = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+/**
+ * A download session as the store keeps it. Only the SHA-256 of the bearer token is
+ * stored. Records read back from Redis or a snapshot are checked with this codec.
+ */
+export const SessionRecordSchema = Type.Object({
+  session_id: SessionIdSchema,
+  token_sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  client_id: Type.Optional(ClientIdSchema),
+  file_id: FileIdSchema,
+  info_hash: InfoHashSchema,
+  checksum: ChecksumSchema,
+  total_bytes: Counter,
+  chunk_size: Type.Integer({ minimum: 1 }),
+  chunk_count: Counter,
+  status: SessionStatusSchema,
+  have: HaveSchema,
+  bytes_confirmed: Counter,
+  contiguous_bytes: Counter,
+  bytes_from_peers: Counter,
+  bytes_from_http: Counter,
+  transfer_rate_bps: Type.Number({ minimum: 0 }),
+  /** Milliseconds of the last bytes_confirmed sample that fed the rate estimate. */
+  rate_sampled_at_ms: Counter,
+  created_at_ms: Counter,
+  updated_at_ms: Counter,
+  expires_at_ms: Counter,
+  download_url: Type.Optional(Type.String()),
+  download_url_expires_at_ms: Type.Optional(Counter),
+});
+export type SessionRecord = Static<typeof SessionRecordSchema>;
+export const sessionRecordCodec = createCodec(SessionRecordSchema);

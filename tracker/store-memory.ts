@@ -1,0 +1,284 @@
+import type { Logger } from 'pino';
+import { rename } from 'node:fs/promises';
+import { Type } from '@sinclair/typebox';
+import { PfError, createCodec } from '../protocol/index.ts';
+import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
+import { readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
+import { SwarmTable } from './swarm-table.ts';
+import type { PeerRecord, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
+
+export interface MemoryStoreOptions {
+  /** Where sessions are snapshotted; none = no persistence. */
+  snapshotPath?: string;
+  /** Snapshot interval (only when something changed); default 30 s. */
+  snapshotIntervalMs?: number;
+  /** Sessions held at most; creating more fails with 429. Default 1,000,000. */
+  maxSessions?: number;
+}
+
+export type SnapshotLoadReport =
+  | { status: 'disabled' | 'missing' }
+  | { status: 'loaded'; sessions: number; skipped: number }
+  | { status: 'corrupt'; reason: string; movedTo: string | undefined };
+
+const SnapshotBodySchema = Type.Object({
+  written_at_ms: Type.Integer({ minimum: 0 }),
+  sessions: Type.Array(Type.Object({ expires_at_ms: Type.Integer({ minimum: 0 }), record: Type.Unknown() })),
+});
+const snapshotBodyCodec = createCodec(SnapshotBodySchema);
+
+/** Run synchronous store code with the async contract: a throw becomes a rejection. */
+function settle<T>(operation: () => T): Promise<T> {
+  try {
+    return Promise.resolve(operation());
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+interface StoredSession {
+  record: SessionRecord;
+  expiresAtMs: number;
+}
+
+/**
+ * The embedded store: everything in this process. Swarm membership is ephemeral (it dies
+ * with the sockets); sessions are snapshotted so pause/resume state survives a restart.
+ */
+export class MemoryStore implements Store {
+  readonly kind = 'memory';
+  snapshotLoad: SnapshotLoadReport = { status: 'disabled' };
+  private readonly swarms = new Map<string, SwarmTable>();
+  private readonly sessions = new Map<string, StoredSession>();
+  private readonly subscribers = new Map<string, Set<(message: string) => void>>();
+  private readonly maxSessions: number;
+  private dirty = false;
+  private snapshotting: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly options: MemoryStoreOptions,
+    private readonly logger: Logger,
+  ) {
+    this.maxSessions = options.maxSessions ?? 1_000_000;
+  }
+
+  /** Load the snapshot (if any) and start the snapshot timer. */
+  async start(): Promise<void> {
+    const path = this.options.snapshotPath;
+    if (!path) return;
+    await this.load(path);
+    this.timer = setInterval(() => {
+      if (this.dirty) void this.snapshot();
+    }, this.options.snapshotIntervalMs ?? 30_000);
+    this.timer.unref();
+  }
+
+  private async load(path: string): Promise<void> {
+    const read = await readSnapshotFile(path);
+    if (read.status === 'missing') {
+      this.snapshotLoad = { status: 'missing' };
+      return;
+    }
+    const body = read.status === 'ok' ? snapshotBodyCodec.decode(read.body) : undefined;
+    if (read.status === 'corrupt' || !body?.ok) {
+      const reason = read.status === 'corrupt' ? read.reason : `bad body: ${body && !body.ok ? body.errors.join('; ') : ''}`;
+      // Keep the bad file for inspection, out of the way of the next snapshot.
+      const movedTo = `${path}.corrupt-${Date.now()}`;
+      const moved = await rename(path, movedTo).then(
+        () => movedTo,
+        () => undefined,
+      );
+      this.snapshotLoad = { status: 'corrupt', reason, movedTo: moved };
+      this.logger.error({ path, reason, movedTo: moved }, 'session snapshot is corrupt; starting without it');
+      return;
+    }
+    const now = Date.now();
+    let skipped = 0;
+    for (const entry of body.value.sessions) {
+      const record = sessionRecordCodec.decode(entry.record);
+      if (!record.ok || entry.expires_at_ms <= now) {
+        skipped++;
+        continue;
+      }
+      this.sessions.set(record.value.session_id, { record: record.value, expiresAtMs: entry.expires_at_ms });
+    }
+    this.snapshotLoad = { status: 'loaded', sessions: this.sessions.size, skipped };
+    if (skipped > 0) this.logger.warn({ path, skipped }, 'session snapshot had invalid or expired records');
+    this.logger.info({ path, sessions: this.sessions.size }, 'session snapshot loaded');
+  }
+
+  /** Write the sessions to disk now (also runs on the interval and at close). */
+  async snapshot(): Promise<void> {
+    const path = this.options.snapshotPath;
+    if (!path) return;
+    if (this.snapshotting) await this.snapshotting;
+    this.dirty = false;
+    const now = Date.now();
+    const sessions: { expires_at_ms: number; record: SessionRecord }[] = [];
+    for (const [id, stored] of this.sessions) {
+      if (stored.expiresAtMs <= now) this.sessions.delete(id);
+      else sessions.push({ expires_at_ms: stored.expiresAtMs, record: stored.record });
+    }
+    this.snapshotting = writeSnapshotFile(path, { written_at_ms: now, sessions })
+      .catch((error: unknown) => {
+        this.dirty = true;
+        this.logger.error({ err: error, path }, 'session snapshot failed');
+      })
+      .finally(() => {
+        this.snapshotting = undefined;
+      });
+    await this.snapshotting;
+  }
+
+  private swarm(infoHash: string): SwarmTable | undefined {
+    return this.swarms.get(infoHash);
+  }
+
+  upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): Promise<UpsertPeerResult> {
+    return settle(() => {
+      let swarm = this.swarms.get(infoHash);
+      const existing = swarm?.get(peer.peerId);
+      if (existing && existing.owner !== peer.owner) return { ok: false, reason: 'owned_elsewhere', owner: existing.owner };
+      if (!swarm) {
+        swarm = new SwarmTable();
+        this.swarms.set(infoHash, swarm);
+      }
+      // A peer that has completed stays complete until it leaves.
+      const complete = peer.complete || (existing?.complete ?? false);
+      const isNew = swarm.set({ peerId: peer.peerId, owner: peer.owner, complete, lastSeenMs: nowMs });
+      return { ok: true, counts: swarm.counts(), isNew };
+    });
+  }
+
+  removePeer(infoHash: string, peerId: string): Promise<SwarmCounts> {
+    return settle(() => {
+      const swarm = this.swarm(infoHash);
+      if (!swarm) return { complete: 0, incomplete: 0 };
+      swarm.delete(peerId);
+      if (swarm.size === 0) this.swarms.delete(infoHash);
+      return swarm.counts();
+    });
+  }
+
+  getPeer(infoHash: string, peerId: string): Promise<PeerRecord | undefined> {
+    return settle(() => {
+      const record = this.swarm(infoHash)?.get(peerId);
+      return record && { ...record };
+    });
+  }
+
+  randomPeers(infoHash: string, count: number, excludePeerId: string): Promise<PeerRecord[]> {
+    return settle(() => {
+      return this.swarm(infoHash)?.random(count, excludePeerId) ?? [];
+    });
+  }
+
+  counts(infoHash: string): Promise<SwarmCounts> {
+    return settle(() => {
+      return this.swarm(infoHash)?.counts() ?? { complete: 0, incomplete: 0 };
+    });
+  }
+
+  prunePeers(cutoffMs: number): Promise<number> {
+    return settle(() => {
+      let dropped = 0;
+      for (const [infoHash, swarm] of this.swarms) {
+        const stale: string[] = [];
+        for (const record of swarm.records()) if (record.lastSeenMs < cutoffMs) stale.push(record.peerId);
+        for (const peerId of stale) if (swarm.delete(peerId)) dropped++;
+        if (swarm.size === 0) this.swarms.delete(infoHash);
+      }
+      return dropped;
+    });
+  }
+
+  swarmCount(): Promise<number> {
+    return settle(() => {
+      return this.swarms.size;
+    });
+  }
+
+  private liveSession(sessionId: string): StoredSession | undefined {
+    const stored = this.sessions.get(sessionId);
+    if (stored && stored.expiresAtMs <= Date.now()) {
+      this.sessions.delete(sessionId);
+      this.dirty = true;
+      return undefined;
+    }
+    return stored;
+  }
+
+  createSession(record: SessionRecord, ttlSeconds: number): Promise<void> {
+    return settle(() => {
+      if (this.sessions.size >= this.maxSessions) throw new PfError('PF_ERR_RATE_LIMITED', 'too many download sessions');
+      this.sessions.set(record.session_id, { record: structuredClone(record), expiresAtMs: Date.now() + ttlSeconds * 1000 });
+      this.dirty = true;
+    });
+  }
+
+  getSession(sessionId: string): Promise<SessionRecord | undefined> {
+    return settle(() => {
+      const stored = this.liveSession(sessionId);
+      return stored && structuredClone(stored.record);
+    });
+  }
+
+  updateSession(sessionId: string, update: SessionUpdate, ttlSeconds: number): Promise<SessionRecord | undefined> {
+    return settle(() => {
+      const stored = this.liveSession(sessionId);
+      if (!stored) return undefined;
+      // Single-threaded: nothing can interleave between this read and write.
+      const next = update(structuredClone(stored.record));
+      if (!next) return structuredClone(stored.record);
+      this.sessions.set(sessionId, { record: structuredClone(next), expiresAtMs: Date.now() + ttlSeconds * 1000 });
+      this.dirty = true;
+      return next;
+    });
+  }
+
+  deleteSession(sessionId: string): Promise<void> {
+    return settle(() => {
+      if (this.sessions.delete(sessionId)) this.dirty = true;
+    });
+  }
+
+  sessionCount(): Promise<number> {
+    return settle(() => {
+      return this.sessions.size;
+    });
+  }
+
+  publish(owner: string, message: string): Promise<void> {
+    return settle(() => {
+      const handlers = this.subscribers.get(owner);
+      if (!handlers) return;
+      for (const handler of handlers) queueMicrotask(() => handler(message));
+    });
+  }
+
+  subscribe(owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    return settle(() => {
+      let handlers = this.subscribers.get(owner);
+      if (!handlers) this.subscribers.set(owner, (handlers = new Set()));
+      handlers.add(onMessage);
+      return () => {
+        handlers.delete(onMessage);
+        if (handlers.size === 0) this.subscribers.delete(owner);
+        return Promise.resolve();
+      };
+    });
+  }
+
+  isAvailable(): boolean {
+    return !this.closed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.snapshot();
+  }
+}

@@ -1,0 +1,289 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { Redis } from 'ioredis';
+import { PfError, parseJson } from '../protocol/index.ts';
+import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
+import { CAS_SESSION, PRUNE_SWARM, REMOVE_PEER, UPSERT_PEER } from './redis-scripts.ts';
+import type { PeerRecord, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Swarm keys nobody touched for this long expire by themselves; default 1 hour. */
+  swarmKeyTtlMs?: number;
+  /** A command that takes longer fails (and the caller falls back or answers 503); default 2 s. */
+  commandTimeoutMs?: number;
+}
+
+const SWARMS_KEY = 'pf:swarms';
+const SESSIONS_KEY = 'pf:sessions';
+const CAS_ATTEMPTS = 8;
+
+/** Keys of one swarm share the `{<info_hash>}` hash tag: one Cluster slot per swarm. */
+function swarmKeys(infoHash: string): [string, string, string] {
+  return [`pf:{${infoHash}}:peers`, `pf:{${infoHash}}:seen`, `pf:{${infoHash}}:counts`];
+}
+const sessionKey = (sessionId: string) => `pf:session:{${sessionId}}`;
+const relayChannel = (owner: string) => `pf:relay:${owner}`;
+
+function numbers(value: unknown, length: number): number[] | undefined {
+  if (!Array.isArray(value) || value.length < length) return undefined;
+  const out: number[] = [];
+  for (const item of value.slice(0, length)) {
+    if (typeof item !== 'number') return undefined;
+    out.push(item);
+  }
+  return out;
+}
+
+function parsePeerValue(peerId: string, value: string, lastSeenMs: number): PeerRecord | undefined {
+  const sep = value.lastIndexOf('|');
+  if (sep <= 0) return undefined;
+  return { peerId, owner: value.slice(0, sep), complete: value.slice(sep + 1) === '1', lastSeenMs };
+}
+
+/**
+ * Redis store for many tracker processes: swarm membership with key TTLs, sessions with
+ * compare-and-set updates, and a pub/sub channel per tracker process for signal relays.
+ * Commands fail fast while Redis is away (no offline queue) so callers can degrade.
+ */
+export class RedisStore implements Store {
+  readonly kind = 'redis';
+  private readonly redis: Redis;
+  private subscriber: Redis | undefined;
+  private readonly handlers = new Map<string, (message: string) => void>();
+  private readonly shas = new Map<string, string>();
+  private readonly swarmKeyTtlMs: number;
+  private closed = false;
+
+  constructor(
+    private readonly options: RedisStoreOptions,
+    private readonly logger: Logger,
+  ) {
+    this.swarmKeyTtlMs = options.swarmKeyTtlMs ?? 3600_000;
+    this.redis = this.connect('commands');
+  }
+
+  private connect(role: string): Redis {
+    const client = new Redis(this.options.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.options.commandTimeoutMs ?? 2000,
+      retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+      lazyConnect: true,
+    });
+    let lastState = '';
+    const report = (state: string, error?: Error) => {
+      if (state === lastState) return;
+      lastState = state;
+      if (state === 'ready') this.logger.info({ role }, 'redis ready');
+      else this.logger.warn({ role, err: error?.message }, `redis ${state}`);
+    };
+    client.on('ready', () => report('ready'));
+    client.on('error', (error: Error) => report('error', error));
+    client.on('end', () => report('end'));
+    return client;
+  }
+
+  /** Connect; a Redis that is down at start is logged, and retried in the background. */
+  async start(): Promise<void> {
+    try {
+      await this.redis.connect();
+    } catch (error) {
+      this.logger.error({ err: (error as Error).message }, 'redis unavailable at start; retrying in the background');
+    }
+  }
+
+  private async run<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new PfError('PF_ERR_STORE_UNAVAILABLE', 'store is closed');
+    try {
+      return await operation();
+    } catch (error) {
+      if (error instanceof PfError) throw error;
+      throw new PfError('PF_ERR_STORE_UNAVAILABLE', undefined, { cause: error });
+    }
+  }
+
+  private async script(lua: string, keys: string[], args: (string | number)[]): Promise<unknown> {
+    let sha = this.shas.get(lua);
+    if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
+    try {
+      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return this.redis.eval(lua, keys.length, ...keys, ...args);
+    }
+  }
+
+  upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): Promise<UpsertPeerResult> {
+    return this.run(async () => {
+      const reply = await this.script(UPSERT_PEER, swarmKeys(infoHash), [peer.peerId, peer.owner, peer.complete ? '1' : '0', nowMs, this.swarmKeyTtlMs]);
+      if (Array.isArray(reply) && reply[0] === -1 && typeof reply[1] === 'string') return { ok: false, reason: 'owned_elsewhere', owner: reply[1] };
+      const values = numbers(reply, 3);
+      if (!values) throw new PfError('PF_ERR_STORE_UNAVAILABLE', 'unexpected reply from redis');
+      // A swarm set entry per announce is cheap and heals a racing prune.
+      await this.redis.sadd(SWARMS_KEY, infoHash);
+      return { ok: true, isNew: values[0] === 1, counts: { complete: values[1]!, incomplete: values[2]! } };
+    });
+  }
+
+  removePeer(infoHash: string, peerId: string): Promise<SwarmCounts> {
+    return this.run(async () => {
+      const values = numbers(await this.script(REMOVE_PEER, swarmKeys(infoHash), [peerId]), 2);
+      if (!values) throw new PfError('PF_ERR_STORE_UNAVAILABLE', 'unexpected reply from redis');
+      return { complete: values[0]!, incomplete: values[1]! };
+    });
+  }
+
+  getPeer(infoHash: string, peerId: string): Promise<PeerRecord | undefined> {
+    return this.run(async () => {
+      const [peersKey, seenKey] = swarmKeys(infoHash);
+      const [value, seen] = await Promise.all([this.redis.hget(peersKey, peerId), this.redis.zscore(seenKey, peerId)]);
+      return value === null ? undefined : parsePeerValue(peerId, value, Number(seen ?? 0));
+    });
+  }
+
+  randomPeers(infoHash: string, count: number, excludePeerId: string): Promise<PeerRecord[]> {
+    return this.run(async () => {
+      if (count <= 0) return [];
+      const reply = await this.redis.hrandfield(swarmKeys(infoHash)[0], count + 1, 'WITHVALUES');
+      const out: PeerRecord[] = [];
+      if (!Array.isArray(reply)) return out;
+      for (let i = 0; i + 1 < reply.length && out.length < count; i += 2) {
+        const peerId: unknown = reply[i];
+        const value: unknown = reply[i + 1];
+        if (typeof peerId !== 'string' || typeof value !== 'string' || peerId === excludePeerId) continue;
+        const record = parsePeerValue(peerId, value, 0);
+        if (record) out.push(record);
+      }
+      return out;
+    });
+  }
+
+  counts(infoHash: string): Promise<SwarmCounts> {
+    return this.run(async () => {
+      const [complete, incomplete] = await this.redis.hmget(swarmKeys(infoHash)[2], 'complete', 'incomplete');
+      return { complete: Number(complete ?? 0), incomplete: Number(incomplete ?? 0) };
+    });
+  }
+
+  prunePeers(cutoffMs: number): Promise<number> {
+    return this.run(async () => {
+      let dropped = 0;
+      let cursor = '0';
+      do {
+        const [next, infoHashes] = await this.redis.sscan(SWARMS_KEY, cursor, 'COUNT', 500);
+        cursor = next;
+        for (const infoHash of infoHashes) {
+          const values = numbers(await this.script(PRUNE_SWARM, swarmKeys(infoHash), [cutoffMs]), 2);
+          if (!values) continue;
+          dropped += values[0]!;
+          if (values[1] === 1) await this.redis.srem(SWARMS_KEY, infoHash);
+        }
+      } while (cursor !== '0');
+      return dropped;
+    });
+  }
+
+  swarmCount(): Promise<number> {
+    return this.run(() => this.redis.scard(SWARMS_KEY));
+  }
+
+  createSession(record: SessionRecord, ttlSeconds: number): Promise<void> {
+    return this.run(async () => {
+      const ttlMs = ttlSeconds * 1000;
+      const created = await this.redis.set(sessionKey(record.session_id), JSON.stringify(record), 'PX', ttlMs, 'NX');
+      if (created !== 'OK') throw new PfError('PF_ERR_INTERNAL', 'session id collision');
+      await this.redis.zadd(SESSIONS_KEY, Date.now() + ttlMs, record.session_id);
+    });
+  }
+
+  private decodeSession(sessionId: string, text: string): SessionRecord | undefined {
+    const parsed = parseJson(text);
+    const decoded = parsed.ok ? sessionRecordCodec.decode(parsed.value) : parsed;
+    if (!decoded.ok) {
+      this.logger.warn({ sessionId, errors: decoded.errors }, 'invalid session record in redis; ignoring it');
+      return undefined;
+    }
+    return decoded.value;
+  }
+
+  getSession(sessionId: string): Promise<SessionRecord | undefined> {
+    return this.run(async () => {
+      const text = await this.redis.get(sessionKey(sessionId));
+      return text === null ? undefined : this.decodeSession(sessionId, text);
+    });
+  }
+
+  updateSession(sessionId: string, update: SessionUpdate, ttlSeconds: number): Promise<SessionRecord | undefined> {
+    return this.run(async () => {
+      const key = sessionKey(sessionId);
+      for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        const text = await this.redis.get(key);
+        if (text === null) return undefined;
+        const current = this.decodeSession(sessionId, text);
+        if (!current) return undefined;
+        const next = update(current);
+        if (!next) return current;
+        const ttlMs = ttlSeconds * 1000;
+        if ((await this.script(CAS_SESSION, [key], [text, JSON.stringify(next), ttlMs])) === 1) {
+          await this.redis.zadd(SESSIONS_KEY, Date.now() + ttlMs, sessionId);
+          return next;
+        }
+      }
+      throw new PfError('PF_ERR_RATE_LIMITED', 'the session is being updated concurrently; retry');
+    });
+  }
+
+  deleteSession(sessionId: string): Promise<void> {
+    return this.run(async () => {
+      await this.redis.del(sessionKey(sessionId));
+      await this.redis.zrem(SESSIONS_KEY, sessionId);
+    });
+  }
+
+  sessionCount(): Promise<number> {
+    return this.run(async () => {
+      await this.redis.zremrangebyscore(SESSIONS_KEY, '-inf', Date.now());
+      return this.redis.zcard(SESSIONS_KEY);
+    });
+  }
+
+  publish(owner: string, message: string): Promise<void> {
+    return this.run(async () => {
+      await this.redis.publish(relayChannel(owner), message);
+    });
+  }
+
+  async subscribe(owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    const channel = relayChannel(owner);
+    if (!this.subscriber) {
+      const subscriber = this.connect('subscriber');
+      // Subscribing waits for Redis (ioredis resubscribes after reconnects).
+      subscriber.options.enableOfflineQueue = true;
+      subscriber.on('message', (from: string, message: string) => this.handlers.get(from)?.(message));
+      this.subscriber = subscriber;
+      await subscriber.connect().catch((error: unknown) => {
+        this.logger.error({ err: (error as Error).message }, 'redis subscriber unavailable; retrying in the background');
+      });
+    }
+    this.handlers.set(channel, onMessage);
+    const subscriber = this.subscriber;
+    if (subscriber.status === 'ready') await subscriber.subscribe(channel);
+    else void subscriber.subscribe(channel).catch(() => undefined);
+    return async () => {
+      this.handlers.delete(channel);
+      await subscriber.unsubscribe(channel).catch(() => undefined);
+    };
+  }
+
+  isAvailable(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.subscriber?.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

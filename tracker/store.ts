@@ -1,0 +1,61 @@
+import type { SessionRecord } from './session-record.ts';
+
+/** One peer's membership of one swarm. peer_id and info_hash are lower-case hex. */
+export interface PeerRecord {
+  peerId: string;
+  /** The tracker process whose socket owns this peer_id: where signals for it go. */
+  owner: string;
+  complete: boolean;
+  lastSeenMs: number;
+}
+
+export interface SwarmCounts {
+  complete: number;
+  incomplete: number;
+}
+
+export type UpsertPeerResult = { ok: true; counts: SwarmCounts; isNew: boolean } | { ok: false; reason: 'owned_elsewhere'; owner: string };
+
+export type SessionUpdate = (current: SessionRecord) => SessionRecord | undefined;
+
+/**
+ * All shared tracker state: swarm membership, download sessions and the relay bus
+ * between tracker processes. Implementations throw PfError PF_ERR_STORE_UNAVAILABLE
+ * when the backend cannot answer; callers turn that into a 503 or a local fallback.
+ */
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+
+  /**
+   * Add or refresh a peer. A peer_id that a live record gives to another owner (process)
+   * is refused: no process can take over another's peer.
+   */
+  upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): Promise<UpsertPeerResult>;
+  removePeer(infoHash: string, peerId: string): Promise<SwarmCounts>;
+  getPeer(infoHash: string, peerId: string): Promise<PeerRecord | undefined>;
+  /** Up to `count` distinct random peers of the swarm, never `excludePeerId`. */
+  randomPeers(infoHash: string, count: number, excludePeerId: string): Promise<PeerRecord[]>;
+  counts(infoHash: string): Promise<SwarmCounts>;
+  /** Drop peers last seen before `cutoffMs` and swarms left empty; returns peers dropped. */
+  prunePeers(cutoffMs: number): Promise<number>;
+  swarmCount(): Promise<number>;
+
+  createSession(record: SessionRecord, ttlSeconds: number): Promise<void>;
+  getSession(sessionId: string): Promise<SessionRecord | undefined>;
+  /**
+   * Atomic read-modify-write: `update` sees the current record and returns the new one
+   * (or undefined to leave it). Returns the stored result, or undefined if there is no session.
+   */
+  updateSession(sessionId: string, update: SessionUpdate, ttlSeconds: number): Promise<SessionRecord | undefined>;
+  deleteSession(sessionId: string): Promise<void>;
+  sessionCount(): Promise<number>;
+
+  /** Deliver `message` to the tracker process `owner` (cross-process signal relay). */
+  publish(owner: string, message: string): Promise<void>;
+  /** Receive messages published to `owner`; resolves once subscribed. */
+  subscribe(owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
+
+  /** True when the backend answered its last command (for health and metrics). */
+  isAvailable(): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,133 @@
+import type { WebSocket } from 'ws';
+import type { TrackerLimits } from './config.ts';
+
+/** Frames queued on a socket beyond this are dropped: a reader this slow gets nothing more. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+
+/**
+ * One WebSocket connection: the peer_ids it owns, the swarms it is in, its message budget
+ * (token bucket) and its last activity. Everything here is bounded by TrackerLimits.
+ */
+export class SwarmSocket {
+  private static nextId = 1;
+  readonly id = SwarmSocket.nextId++;
+  readonly peerIds = new Set<string>();
+  /** `${infoHash}${peerId}` (hex) of every membership. */
+  readonly memberships = new Set<string>();
+  lastMessageMs: number;
+  /** Messages accepted but not yet handled (they are handled one at a time, in order). */
+  pending = 0;
+  queue: Promise<void> = Promise.resolve();
+  closed = false;
+  private tokens: number;
+  private refilledAtMs: number;
+  private rateLimitReportedAtMs = 0;
+  droppedInARow = 0;
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly limits: TrackerLimits,
+    nowMs: number,
+  ) {
+    this.lastMessageMs = nowMs;
+    this.tokens = limits.messageBurst;
+    this.refilledAtMs = nowMs;
+  }
+
+  /** Spend one message from the budget; false when the socket is over its rate. */
+  takeToken(nowMs: number): boolean {
+    const elapsedMs = nowMs - this.refilledAtMs;
+    if (elapsedMs > 0) {
+      this.tokens = Math.min(this.limits.messageBurst, this.tokens + (elapsedMs * this.limits.maxMessagesPerSecond) / 1000);
+      this.refilledAtMs = nowMs;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** At most one rate-limit error frame per second, so limiting does not itself cost much. */
+  shouldReportRateLimit(nowMs: number): boolean {
+    if (nowMs - this.rateLimitReportedAtMs < 1000) return false;
+    this.rateLimitReportedAtMs = nowMs;
+    return true;
+  }
+
+  send(text: string): boolean {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN || this.ws.bufferedAmount > MAX_BUFFERED_BYTES) return false;
+    this.ws.send(text);
+    return true;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
+  }
+}
+
+export interface LocalPeer {
+  socket: SwarmSocket;
+  complete: boolean;
+  lastSeenMs: number;
+}
+
+/**
+ * What this process knows without the store: which socket owns each peer_id and which
+ * local peers are in each swarm. Signals to local peers never need the store, so they keep
+ * flowing while Redis is away.
+ */
+export class LocalSwarms {
+  readonly owners = new Map<string, SwarmSocket>();
+  readonly swarms = new Map<string, Map<string, LocalPeer>>();
+  peerCount = 0;
+
+  get(infoHash: string, peerId: string): LocalPeer | undefined {
+    return this.swarms.get(infoHash)?.get(peerId);
+  }
+
+  add(infoHash: string, peerId: string, socket: SwarmSocket, complete: boolean, nowMs: number): LocalPeer {
+    let swarm = this.swarms.get(infoHash);
+    if (!swarm) this.swarms.set(infoHash, (swarm = new Map<string, LocalPeer>()));
+    let peer = swarm.get(peerId);
+    if (peer) {
+      peer.complete ||= complete;
+      peer.lastSeenMs = nowMs;
+      return peer;
+    }
+    peer = { socket, complete, lastSeenMs: nowMs };
+    swarm.set(peerId, peer);
+    socket.memberships.add(infoHash + peerId);
+    this.peerCount++;
+    return peer;
+  }
+
+  remove(infoHash: string, peerId: string): boolean {
+    const swarm = this.swarms.get(infoHash);
+    const peer = swarm?.get(peerId);
+    if (!swarm || !peer) return false;
+    swarm.delete(peerId);
+    peer.socket.memberships.delete(infoHash + peerId);
+    this.peerCount--;
+    if (swarm.size === 0) this.swarms.delete(infoHash);
+    return true;
+  }
+
+  counts(infoHash: string): { complete: number; incomplete: number } {
+    let complete = 0;
+    let incomplete = 0;
+    for (const peer of this.swarms.get(infoHash)?.values() ?? []) {
+      if (peer.complete) complete++;
+      else incomplete++;
+    }
+    return { complete, incomplete };
+  }
+
+  /** Random local peers: the fallback when the store cannot answer. */
+  random(infoHash: string, count: number, excludePeerId: string): string[] {
+    const ids = [...(this.swarms.get(infoHash)?.keys() ?? [])].filter((id) => id !== excludePeerId);
+    for (let i = ids.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+    }
+    return ids.slice(0, count);
+  }
+}

@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { PfError, isPfError, type ErrorBody, type FileDirectory, type UrlMinter } from '../protocol/index.ts';
+import { AnnounceHandler } from './announce.ts';
+import { resolveTrackerConfig, type TrackerConfig } from './config.ts';
+import { createTrackerMetrics } from './metrics.ts';
+import { PublishedHashes } from './published-hashes.ts';
+import { Relay } from './relay.ts';
+import { registerDownloadRoutes } from './routes-downloads.ts';
+import { SessionService } from './sessions.ts';
+import type { Store } from './store.ts';
+import { LocalSwarms } from './swarm-socket.ts';
+import { SwarmServer } from './swarm-server.ts';
+
+export interface TrackerDeps {
+  directory: FileDirectory;
+  minter: UrlMinter;
+  store: Store;
+  logger: Logger;
+  /** Where metrics are registered; a private registry if omitted. */
+  registry?: Registry;
+}
+
+export interface Tracker {
+  /** Fastify plugin: the /announce WebSocket upgrade, /downloads routes and GET /metrics. */
+  plugin: FastifyPluginAsync;
+  /** This process's id in the shared store (where relays for its peers are published). */
+  readonly id: string;
+  close(): Promise<void>;
+}
+
+function installErrorHandler(app: FastifyInstance, logger: Logger): void {
+  app.setErrorHandler((error: FastifyError, _request, reply) => {
+    if (isPfError(error)) {
+      if (error.code === 'PF_ERR_STORE_UNAVAILABLE') reply.header('retry-after', '5');
+      return reply.status(error.statusCode).send(error.toBody());
+    }
+    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      const body: ErrorBody = { error: { code: error.statusCode === 413 ? 'PF_ERR_PAYLOAD_TOO_LARGE' : 'PF_ERR_BAD_REQUEST', message: error.message } };
+      return reply.status(error.statusCode).send(body);
+    }
+    logger.error({ err: error }, 'unhandled tracker request error');
+    return reply.status(500).send(new PfError('PF_ERR_INTERNAL').toBody());
+  });
+}
+
+/** Build the tracker: WebSocket swarm signalling, download sessions and metrics over one Store. */
+export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Promise<Tracker> {
+  const config = resolveTrackerConfig(input);
+  const id = randomBytes(8).toString('hex');
+  const logger = deps.logger.child({ tracker: id });
+  const registry = deps.registry ?? new Registry();
+  const local = new LocalSwarms();
+  const server: { current?: SwarmServer } = {};
+  const metrics = createTrackerMetrics(registry, {
+    connectedSockets: () => server.current?.sockets.size ?? 0,
+    localPeers: () => local.peerCount,
+    localSwarms: () => local.swarms.size,
+    sessionCount: () => deps.store.sessionCount(),
+    storeAvailable: () => deps.store.isAvailable(),
+  });
+  const sessions = new SessionService(config, { store: deps.store, directory: deps.directory, minter: deps.minter, metrics, logger });
+  const relay = new Relay(id, { store: deps.store, local, metrics, logger });
+  await relay.start();
+  const handler = new AnnounceHandler({
+    config,
+    trackerId: id,
+    local,
+    store: deps.store,
+    relay,
+    sessions,
+    published: new PublishedHashes(deps.directory, config.open),
+    metrics,
+    logger,
+  });
+  const swarmServer = new SwarmServer(config, { local, handler, store: deps.store, metrics, logger });
+  server.current = swarmServer;
+  swarmServer.start();
+
+  const attached = new Set<FastifyInstance['server']>();
+  let closed = false;
+
+  const plugin: FastifyPluginAsync = (app) => {
+    installErrorHandler(app, logger);
+    registerDownloadRoutes(app, sessions);
+    app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+    const httpServer = app.server;
+    const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (swarmServer.handleUpgrade(request, socket, head)) return;
+      // Another component may serve other upgrade paths; if nobody does, do not leave it hanging.
+      if (httpServer.listenerCount('upgrade') === 1) socket.destroy();
+    };
+    httpServer.on('upgrade', onUpgrade);
+    attached.add(httpServer);
+    // Upgraded sockets keep the http server open; close them before it waits on them.
+    app.addHook('preClose', async () => {
+      httpServer.off('upgrade', onUpgrade);
+      await swarmServer.close();
+    });
+    return Promise.resolve();
+  };
+
+  return {
+    plugin,
+    id,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await swarmServer.close();
+      await relay.stop();
+      attached.clear();
+      logger.info('tracker closed');
+    },
+  };
+}
