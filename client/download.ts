@@ -1,0 +1,469 @@
+import SimplePeer from 'simple-peer';
+import { PfError, chunkCount, isPfError, type Manifest } from '../protocol/index.ts';
+import type { ChunkStore, ResumeData } from './chunk-store.ts';
+import { TypedEmitter } from './events.ts';
+import { FileHashTracker } from './file-hash-tracker.ts';
+import { HttpFiller } from './http-filler.ts';
+import type { ResolvedOptions } from './options.ts';
+import { Swarm } from './peer/swarm.ts';
+import { ProgressCounter, type ProgressInfo } from './progress.ts';
+import { Scheduler, httpSource, isPeerSource, type SourceId } from './scheduler.ts';
+import { SessionClient } from './session-client.ts';
+import { sleep } from './sleep.ts';
+import { TrackerClient } from './tracker-client.ts';
+import { chunkLength, verifyChunk } from './verify.ts';
+
+export interface DownloadEvents {
+  progress: ProgressInfo;
+  /** A chunk passed SHA-256 and is stored. */
+  chunk: { index: number; source: 'peer' | 'http'; peerIdHex?: string };
+  peer: { peerIdHex: string; isConnected: boolean; peerCount: number };
+  /** Every chunk verified and the whole-file SHA-256 matched the manifest. */
+  done: { sha256: string; progress: ProgressInfo };
+  /** A fatal error: the download stopped. Per-peer problems are warnings, never this. */
+  error: PfError;
+  status: { status: 'running' | 'paused' | 'seeding' | 'done' | 'stopped' };
+}
+
+export interface DownloadTarget {
+  serverUrl: string;
+  fileId: string;
+}
+
+/**
+ * One file: session, manifest, peers and HTTP together. Created by `Client.download()`.
+ */
+export class Download extends TypedEmitter<DownloadEvents> {
+  readonly target: DownloadTarget;
+  manifest: Manifest | undefined;
+  readonly #store: ChunkStore;
+  readonly #options: ResolvedOptions;
+  readonly #api: SessionClient;
+  readonly #counter = new ProgressCounter();
+  #session: ResumeData | undefined;
+  #downloadUrl = '';
+  #scheduler: Scheduler | undefined;
+  #swarm: Swarm | undefined;
+  #tracker: TrackerClient | undefined;
+  #filler: HttpFiller | undefined;
+  #hashTracker: FileHashTracker | undefined;
+  #lanes = new AbortController();
+  #timers: Array<ReturnType<typeof setInterval>> = [];
+  #inFlightBytes = 0;
+  #wakeResolvers: Array<() => void> = [];
+  #status: DownloadEvents['status']['status'] = 'running';
+  #isFinishing = false;
+  #isDestroyed = false;
+  #httpFailures = 0;
+  #started: Promise<void> | undefined;
+  #seedTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(target: DownloadTarget, store: ChunkStore, options: ResolvedOptions) {
+    super();
+    this.target = target;
+    this.#store = store;
+    this.#options = options;
+    this.#api = new SessionClient(target.serverUrl, options.fetch);
+  }
+
+  get status(): DownloadEvents['status']['status'] {
+    return this.#status;
+  }
+
+  get sessionId(): string | undefined {
+    return this.#session?.session_id;
+  }
+
+  /** Start (idempotent). Errors are also emitted as `error`. */
+  start(): Promise<void> {
+    this.#started ??= this.#run().catch((error: unknown) => {
+      this.#fail(error);
+    });
+    return this.#started;
+  }
+
+  progress(): ProgressInfo {
+    const scheduler = this.#scheduler;
+    return this.#counter.snapshot(this.manifest?.size ?? 0, this.#swarm?.peerCount ?? 0, scheduler?.have.count() ?? 0, scheduler?.chunkCount ?? 0);
+  }
+
+  /** Stop fetching, make local state durable and PATCH the session `paused`. Peers are still served. */
+  async pause(): Promise<void> {
+    if (this.#status !== 'running') return;
+    this.#setStatus('paused');
+    this.#lanes.abort();
+    this.#swarm?.pauseRequests();
+    this.#wake();
+    await this.#store.flush();
+    this.#tracker?.announce('paused');
+    await this.#patchSession({ status: 'paused' }).catch((error: unknown) => this.#warn('session PATCH paused failed', { error: String(error) }));
+  }
+
+  /** Continue after pause(): a fresh download URL from the session, then fetching again. */
+  async resume(): Promise<void> {
+    if (this.#status !== 'paused') return;
+    this.#setStatus('running');
+    await this.#refreshUrl().catch((error: unknown) => this.#warn('session PATCH resumed failed', { error: String(error) }));
+    this.#lanes = new AbortController();
+    this.#swarm?.resumeRequests();
+    this.#tracker?.announce('update');
+    this.#startLanes();
+  }
+
+  /** Stop everything and close the store (without publishing an incomplete file). */
+  async destroy(): Promise<void> {
+    if (this.#isDestroyed) return;
+    this.#isDestroyed = true;
+    if (this.#status !== 'done') this.#setStatus('stopped');
+    this.#lanes.abort();
+    this.#wake();
+    clearTimeout(this.#seedTimer);
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#tracker?.stop('stopped');
+    this.#swarm?.destroy();
+    try {
+      await this.#store.flush();
+    } finally {
+      await this.#store.close();
+    }
+  }
+
+  // --- start-up ---------------------------------------------------------------
+
+  async #run(): Promise<void> {
+    const resume = await this.#store.loadResumeData();
+    let infoHash: string | undefined;
+    if (resume && resume.server_url === this.target.serverUrl && resume.file_id === this.target.fileId) {
+      try {
+        this.#session = resume;
+        await this.#refreshUrlFromSession();
+        infoHash = resume.info_hash;
+      } catch (error) {
+        this.#warn('cannot resume the saved session; starting a new one', { error: String(error) });
+        this.#session = undefined;
+      }
+    }
+    if (!this.#session) infoHash = await this.#createSession();
+    const session = this.#session!;
+    const manifest = await this.#api.manifest(session.manifest_url, infoHash);
+    this.manifest = manifest;
+    if (this.#isDestroyed) return;
+
+    const have = await this.#store.open(manifest, (index, bytes) => verifyChunk(manifest, index, bytes));
+    if (have.length !== chunkCount(manifest.size, manifest.chunk_size)) throw new PfError('PF_ERR_INTERNAL', 'the store returned a bitfield of the wrong length');
+    for (let index = 0; index < have.length; index++) if (have.get(index)) this.#counter.resumedBytes += chunkLength(manifest, index);
+    this.#counter.verifiedBytes = this.#counter.resumedBytes;
+    const options = this.#options;
+    const scheduler = new Scheduler({
+      chunkCount: have.length,
+      have,
+      random: options.random,
+      peerDeadlineMs: (index) => Math.max(options.peerDeadlineMinMs, (chunkLength(manifest, index) / options.peerMinBytesPerSecond) * 1000),
+    });
+    this.#scheduler = scheduler;
+    this.#hashTracker = new FileHashTracker(manifest, have, options.createFileHasher(), (index, offset, length) => this.#store.read(index, offset, length));
+    this.#filler = new HttpFiller({
+      manifest,
+      getUrl: () => this.#downloadUrl,
+      refreshUrl: () => this.#refreshUrl(),
+      fetch: options.fetch,
+      maxAttempts: options.httpMaxAttempts,
+      idleTimeoutMs: options.httpIdleTimeoutMs,
+      onBytes: (bytes) => {
+        this.#counter.httpReceivedBytes += bytes;
+      },
+    });
+    this.#timers.push(setInterval(() => this.emit('progress', this.progress()), options.progressIntervalMs));
+    this.#timers.push(setInterval(() => this.#onTick(), 1000));
+    this.#timers.push(
+      setInterval(() => void this.#patchSession({}).catch((error: unknown) => this.#warn('session update failed', { error: String(error) })), options.sessionUpdateIntervalMs),
+    );
+    if (options.usePeers) this.#startPeers(manifest, scheduler, session);
+    if (scheduler.isComplete()) return this.#finish();
+    void this.#hashTracker.advance().catch((error: unknown) => this.#fail(error));
+    this.#startLanes();
+  }
+
+  async #createSession(): Promise<string> {
+    const created = await this.#api.create(this.target.fileId, this.#options.clientId);
+    this.#session = {
+      session_id: created.session_id,
+      session_token: created.session_token,
+      server_url: this.target.serverUrl,
+      file_id: this.target.fileId,
+      manifest_url: new URL(created.manifest_url, `${this.target.serverUrl}/`).href,
+      tracker_url: new URL(created.tracker_url, `${this.target.serverUrl.replace(/^http/, 'ws')}/`).href,
+      info_hash: created.info_hash,
+    };
+    this.#downloadUrl = new URL(created.download_url, `${this.target.serverUrl}/`).href;
+    await this.#store.saveResumeData(this.#session);
+    return created.info_hash;
+  }
+
+  async #refreshUrlFromSession(): Promise<void> {
+    const session = this.#session!;
+    const state = await this.#api.patch(session.session_id, session.session_token, { status: 'resumed' });
+    if (state.info_hash !== session.info_hash) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the session now names another version of the file');
+    if (!state.download_url) throw new PfError('PF_ERR_UPSTREAM', 'PATCH resumed returned no download_url');
+    this.#downloadUrl = new URL(state.download_url, `${this.target.serverUrl}/`).href;
+  }
+
+  /** A fresh download URL: PATCH the session; if the session is gone, open a new one. */
+  async #refreshUrl(): Promise<string> {
+    try {
+      await this.#refreshUrlFromSession();
+    } catch (error) {
+      if (!isPfError(error) || !['PF_ERR_SESSION_NOT_FOUND', 'PF_ERR_NOT_FOUND', 'PF_ERR_UNAUTHORIZED', 'PF_ERR_SESSION_EXPIRED'].includes(error.code)) throw error;
+      this.#warn('session lost; opening a new one', { code: error.code });
+      const infoHash = await this.#createSession();
+      if (infoHash !== this.manifest?.info_hash) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the file changed on the server during the download');
+    }
+    return this.#downloadUrl;
+  }
+
+  #startPeers(manifest: Manifest, scheduler: Scheduler, session: ResumeData): void {
+    const options = this.#options;
+    const swarm = new Swarm({
+      manifest,
+      peerIdHex: options.peerIdHex,
+      scheduler,
+      acceptChunk: (index, bytes, source) => this.#acceptChunk(index, bytes, source),
+      read: (index, offset, length) => this.#store.read(index, offset, length),
+      reserve: (bytes) => this.#reserve(bytes),
+      unreserve: (bytes) => this.#unreserve(bytes),
+      maxPeers: options.maxPeers,
+      maxChunksPerPeer: options.maxChunksPerPeer,
+      maxBlocksPerPeer: options.maxBlocksPerPeer,
+      uploadSlots: options.uploadSlots,
+      chokeIntervalMs: options.chokeIntervalMs,
+      banAfterBadChunks: options.banAfterBadChunks,
+      warn: (message, details) => this.#warn(message, details),
+    });
+    this.#swarm = swarm;
+    swarm.on('peer', (event) => {
+      this.emit('peer', event);
+      this.#wake();
+    });
+    swarm.on('upload', ({ bytes }) => this.#counter.addUploaded(bytes));
+    const createWebSocket = options.createWebSocket;
+    if (!createWebSocket) return this.#warn('no WebSocket implementation: peers disabled');
+    const tracker = new TrackerClient({
+      announceUrl: session.tracker_url,
+      infoHashHex: manifest.info_hash,
+      peerIdHex: options.peerIdHex,
+      createWebSocket,
+      createPeer: (isInitiator) => this.createPeer(isInitiator),
+      stats: () => this.#announceStats(),
+      wantedPeers: () => (swarm.hasRoom() ? options.maxPeers - swarm.connectionCount : 0),
+      acceptsPeer: (peerIdHex) => swarm.hasRoom() && !swarm.isBanned(peerIdHex) && !swarm.isConnectedTo(peerIdHex),
+      eagerAnnounceMs: options.eagerAnnounceMs,
+    });
+    this.#tracker = tracker;
+    tracker.on('connection', ({ channel, isInitiator, peerIdHex }) => swarm.addChannel(channel, isInitiator, peerIdHex));
+    tracker.on('warning', ({ message }) => this.#warn(message));
+    tracker.start();
+  }
+
+  /** A simple-peer for this client's WebRTC settings (also used by tests to connect directly). */
+  createPeer(isInitiator: boolean): SimplePeer.Instance {
+    return new SimplePeer({ initiator: isInitiator, trickle: false, wrtc: this.#options.wrtc, config: this.#options.rtcConfig });
+  }
+
+  /** Hand an already connected data channel to the swarm (tests; custom signalling). */
+  addPeerChannel(channel: SimplePeer.Instance, isInitiator: boolean): boolean {
+    return this.#swarm?.addChannel(channel, isInitiator) ?? false;
+  }
+
+  #announceStats() {
+    const scheduler = this.#scheduler;
+    const verified = this.#counter.verifiedBytes;
+    return {
+      uploadedBytes: this.#counter.uploadedBytes,
+      downloadedBytes: verified,
+      leftBytes: Math.max(0, (this.manifest?.size ?? 0) - verified),
+      sessionId: this.#session?.session_id,
+      haveBase64Url: scheduler?.have.toBase64Url(),
+      bytesConfirmed: verified,
+      bytesFromPeers: this.#counter.fromPeersBytes,
+      bytesFromHttp: this.#counter.fromHttpBytes,
+    };
+  }
+
+  // --- chunks -----------------------------------------------------------------
+
+  /** The one door into the store: verify, store, tell everyone. False = bad bytes. */
+  async #acceptChunk(index: number, bytes: Uint8Array, source: SourceId): Promise<boolean> {
+    const scheduler = this.#scheduler!;
+    const manifest = this.manifest!;
+    if (scheduler.have.get(index)) {
+      scheduler.release(index, source);
+      return true;
+    }
+    const isGood = await verifyChunk(manifest, index, bytes);
+    if (!isGood) {
+      scheduler.release(index, source);
+      this.#warn('chunk failed SHA-256', { index, source });
+      this.#wake();
+      return false;
+    }
+    if (scheduler.have.get(index) || this.#isDestroyed) {
+      scheduler.release(index, source);
+      return true;
+    }
+    await this.#store.put(index, bytes);
+    const others = scheduler.complete(index, source);
+    for (const other of others) if (isPeerSource(other)) this.#swarm?.cancelChunk(index, other);
+    const fromPeer = isPeerSource(source);
+    this.#counter.addVerified(bytes.length, fromPeer);
+    this.#swarm?.broadcastHave(index);
+    this.emit('chunk', fromPeer ? { index, source: 'peer', peerIdHex: source.slice(5) } : { index, source: 'http' });
+    void this.#hashTracker!.advance().catch((error: unknown) => this.#fail(error));
+    this.#wake();
+    if (scheduler.isComplete()) {
+      void this.#finish().catch((error: unknown) => {
+        this.#fail(error);
+      });
+    }
+    return true;
+  }
+
+  #reserve(bytes: number): boolean {
+    if (this.#inFlightBytes > 0 && this.#inFlightBytes + bytes > this.#options.maxInFlightBytes) return false;
+    this.#inFlightBytes += bytes;
+    return true;
+  }
+
+  #unreserve(bytes: number): void {
+    this.#inFlightBytes = Math.max(0, this.#inFlightBytes - bytes);
+    this.#wake();
+  }
+
+  // --- HTTP lanes ---------------------------------------------------------------
+
+  #startLanes(): void {
+    for (let lane = 0; lane < this.#options.httpConcurrency; lane++) void this.#runLane(lane, this.#lanes.signal);
+  }
+
+  async #runLane(lane: number, signal: AbortSignal): Promise<void> {
+    const scheduler = this.#scheduler!;
+    const manifest = this.manifest!;
+    const options = this.#options;
+    while (!signal.aborted && !scheduler.isComplete()) {
+      const hasPeers = scheduler.hasServingPeers();
+      const laneCount = hasPeers ? options.httpConcurrencyWithPeers : options.httpConcurrency;
+      if (lane >= laneCount || !this.#reserve(manifest.chunk_size)) {
+        await this.#idle();
+        continue;
+      }
+      const maxRunBytes = hasPeers ? options.httpMaxRunBytesWithPeers : options.httpMaxRunBytes;
+      const run = scheduler.nextHttpRun(lane, { laneCount, maxRunChunks: Math.max(1, Math.floor(maxRunBytes / manifest.chunk_size)), mayTakeServable: !hasPeers });
+      if (!run) {
+        this.#unreserve(manifest.chunk_size);
+        await this.#idle();
+        continue;
+      }
+      const source = httpSource(lane);
+      try {
+        await this.#filler!.fetchRun(run.start, run.count, (index, bytes) => this.#acceptChunk(index, bytes, source), signal);
+        this.#httpFailures = 0;
+      } catch (error) {
+        scheduler.releaseAll(source);
+        if (signal.aborted) break;
+        this.#httpFailures++;
+        this.#warn('HTTP run failed', { lane, start: run.start, count: run.count, error: String(error) });
+        // With no peer to fall back on, persistent HTTP failure is fatal.
+        if (this.#httpFailures >= options.httpConcurrency * 2 && !scheduler.hasServingPeers()) {
+          this.#fail(error);
+          break;
+        }
+        await sleep(1000, signal).catch(() => undefined);
+      } finally {
+        scheduler.releaseAll(source);
+        this.#unreserve(manifest.chunk_size);
+      }
+    }
+  }
+
+  /** Wait until something changes (a chunk, a peer, freed memory), at most 1 s. */
+  #idle(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, 1000);
+      this.#wakeResolvers.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #wake(): void {
+    const resolvers = this.#wakeResolvers;
+    this.#wakeResolvers = [];
+    for (const resolve of resolvers) resolve();
+  }
+
+  #onTick(): void {
+    const scheduler = this.#scheduler;
+    if (!scheduler || this.#status !== 'running') return;
+    const expired = scheduler.expire();
+    if (expired.length > 0) {
+      this.#swarm?.expire(expired);
+      this.#wake();
+    }
+    this.#swarm?.fillAll();
+  }
+
+  // --- the end ------------------------------------------------------------------
+
+  async #finish(): Promise<void> {
+    if (this.#isFinishing) return;
+    this.#isFinishing = true;
+    const check = await this.#hashTracker!.check();
+    if (!check.isMatch) throw this.#fail(new PfError('PF_ERR_FILE_HASH_MISMATCH', `assembled file SHA-256 ${check.sha256} is not the manifest's`));
+    await this.#store.flush();
+    await this.#store.finalize();
+    await this.#store.saveResumeData(undefined).catch(() => undefined);
+    this.#tracker?.announce('completed');
+    await this.#patchSession({}).catch((error: unknown) => this.#warn('final session update failed', { error: String(error) }));
+    const progress = this.progress();
+    this.emit('progress', progress);
+    this.#setStatus('done');
+    this.emit('done', { sha256: check.sha256, progress });
+    const seedMs = this.#options.seedAfterDoneMs;
+    if (seedMs > 0 && this.#swarm) {
+      this.#setStatus('seeding');
+      if (Number.isFinite(seedMs)) this.#seedTimer = setTimeout(() => void this.destroy(), seedMs);
+    } else {
+      await this.destroy();
+    }
+  }
+
+  async #patchSession(body: { status?: 'paused' | 'resumed' }): Promise<void> {
+    const session = this.#session;
+    const scheduler = this.#scheduler;
+    if (!session || !scheduler) return;
+    await this.#api.patch(session.session_id, session.session_token, {
+      ...body,
+      bytes_confirmed: this.#counter.verifiedBytes,
+      have: scheduler.have.toBase64Url(),
+      bytes_from_peers: this.#counter.fromPeersBytes,
+      bytes_from_http: this.#counter.fromHttpBytes,
+    });
+  }
+
+  #setStatus(status: DownloadEvents['status']['status']): void {
+    this.#status = status;
+    this.emit('status', { status });
+  }
+
+  #warn(message: string, details?: Record<string, unknown>): void {
+    this.#options.onWarning(message, details);
+  }
+
+  #fail(error: unknown): PfError {
+    const pfError = isPfError(error) ? error : new PfError('PF_ERR_INTERNAL', String(error), { cause: error });
+    if (this.#isDestroyed) return pfError;
+    this.emit('error', pfError);
+    void this.destroy();
+    return pfError;
+  }
+}

@@ -1,0 +1,68 @@
+import type SimplePeer from 'simple-peer';
+import type { WebSocketFactory } from './tracker-client.ts';
+import type { FileHasherFactory } from './verify.ts';
+
+/** Options of `createClient`. Every field is optional; defaults in brackets. */
+export interface ClientOptions {
+  /** 40-hex peer id [random per client]. */
+  peerIdHex?: string;
+  /** Sent as `client_id` when a session is created [none]. */
+  clientId?: string;
+  /** Use peers at all; false = HTTP only [true]. */
+  usePeers?: boolean;
+  /** WebRTC implementation for simple-peer (`@roamhq/wrtc` in Node) [the browser's]. */
+  wrtc?: SimplePeer.Options['wrtc'];
+  /** RTCPeerConnection config (ICE servers) [simple-peer's default]. */
+  rtcConfig?: RTCConfiguration;
+  /** How to open the tracker WebSocket [globalThis.WebSocket]. */
+  createWebSocket?: WebSocketFactory;
+  /** fetch for the API, manifest and Range requests [globalThis.fetch]. */
+  fetch?: typeof fetch;
+  /** Incremental whole-file SHA-256 [portable TypeScript implementation]. */
+  createFileHasher?: FileHasherFactory;
+  /** Connection budget, well under a browser's limit [20]. */
+  maxPeers?: number;
+  /** Parallel HTTP Range requests with no peer serving us [4]. */
+  httpConcurrency?: number;
+  /** Parallel HTTP Range requests while peers serve us [2]. */
+  httpConcurrencyWithPeers?: number;
+  /** Largest coalesced Range request with no peers [16 MiB]. */
+  httpMaxRunBytes?: number;
+  /** Largest coalesced Range request while peers serve us: short, to hand over quickly [2 MiB]. */
+  httpMaxRunBytesWithPeers?: number;
+  /** Chunk bytes held in memory in flight, all sources together [64 MiB]. */
+  maxInFlightBytes?: number;
+  /** Chunks requested from one peer at a time [4]. */
+  maxChunksPerPeer?: number;
+  /** 16 KiB blocks outstanding per peer [64]. */
+  maxBlocksPerPeer?: number;
+  /** Upload slots besides the optimistic one [4]. */
+  uploadSlots?: number;
+  /** How often unchoke slots are recomputed [10 s]. */
+  chokeIntervalMs?: number;
+  /** Bad chunks before a peer is banned [2]. */
+  banAfterBadChunks?: number;
+  /** Shortest deadline of a chunk requested from a peer [20 s]. */
+  peerDeadlineMinMs?: number;
+  /** A peer slower than this on a chunk misses its deadline [128 KiB/s]. */
+  peerMinBytesPerSecond?: number;
+  /** Attempts per HTTP run before it fails [8]. */
+  httpMaxAttempts?: number;
+  /** Abort an HTTP response idle this long [15 s]. */
+  httpIdleTimeoutMs?: number;
+  /** How often `progress` fires [500 ms]. */
+  progressIntervalMs?: number;
+  /** How often progress is PATCHed to the session (announces carry it too) [30 s]. */
+  sessionUpdateIntervalMs?: number;
+  /** Stay and seed this long after completion; Infinity until destroy() [0]. */
+  seedAfterDoneMs?: number;
+  /** Re-announce while short of peers [10 s]. */
+  eagerAnnounceMs?: number;
+  /** Warnings (bad peers, retries): never thrown, only reported [ignored]. */
+  onWarning?: (message: string, details?: Record<string, unknown>) => void;
+  /** Randomness for offsets and tie-breaks [Math.random]. */
+  random?: () => number;
+}
+
+export type ResolvedOptions = Required<Omit<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId'>> &
+  Pick<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId'>;

@@ -1,0 +1,60 @@
+/** What the choker needs to know about one connected peer. */
+export interface ChokeCandidate {
+  id: string;
+  isInterested: boolean;
+  /** Recent bytes per second we received from it (tit-for-tat) or sent to it when seeding. */
+  rateBytesPerSecond: number;
+}
+
+/**
+ * Which peers get an upload slot: the `slots` best-rated interested peers, plus one
+ * optimistic unchoke so newcomers (who have nothing to give yet) get a start.
+ */
+export function chooseUnchoked(candidates: readonly ChokeCandidate[], slots: number, optimisticId: string | undefined): Set<string> {
+  const interested = candidates.filter((c) => c.isInterested);
+  interested.sort((a, b) => b.rateBytesPerSecond - a.rateBytesPerSecond || (a.id < b.id ? -1 : 1));
+  const unchoked = new Set(interested.slice(0, slots).map((c) => c.id));
+  if (optimisticId !== undefined && interested.some((c) => c.id === optimisticId)) unchoked.add(optimisticId);
+  return unchoked;
+}
+
+/** The next optimistic unchoke: a random interested peer not already unchoked. */
+export function pickOptimistic(candidates: readonly ChokeCandidate[], unchoked: ReadonlySet<string>, random: () => number = Math.random): string | undefined {
+  const pool = candidates.filter((c) => c.isInterested && !unchoked.has(c.id));
+  if (pool.length === 0) return undefined;
+  return pool[Math.floor(random() * pool.length)]!.id;
+}
+
+/** Bytes per second over a sliding window, cheap enough to keep one per peer. */
+export class RateMeter {
+  readonly #windowMs: number;
+  readonly #now: () => number;
+  #samples: Array<{ atMs: number; bytes: number }> = [];
+  #total = 0;
+
+  constructor(windowMs = 5000, now: () => number = () => Date.now()) {
+    this.#windowMs = windowMs;
+    this.#now = now;
+  }
+
+  add(bytes: number): void {
+    const atMs = this.#now();
+    const last = this.#samples[this.#samples.length - 1];
+    if (last && atMs - last.atMs < 100) last.bytes += bytes;
+    else this.#samples.push({ atMs, bytes });
+    this.#total += bytes;
+    this.#trim(atMs);
+  }
+
+  bytesPerSecond(): number {
+    const now = this.#now();
+    this.#trim(now);
+    if (this.#samples.length === 0) return 0;
+    const spanMs = Math.max(1000, now - this.#samples[0]!.atMs);
+    return (this.#total * 1000) / spanMs;
+  }
+
+  #trim(now: number): void {
+    while (this.#samples.length > 0 && now - this.#samples[0]!.atMs > this.#windowMs) this.#total -= this.#samples.shift()!.bytes;
+  }
+}

@@ -1,0 +1,384 @@
+import type SimplePeer from 'simple-peer';
+import { Bitfield, type Manifest } from '../../protocol/index.ts';
+import { TypedEmitter } from '../events.ts';
+import { peerSource, type Scheduler, type SourceId } from '../scheduler.ts';
+import { chunkLength } from '../verify.ts';
+import { ChunkAssembly } from './chunk-assembly.ts';
+import { RateMeter, chooseUnchoked, pickOptimistic } from './choker.ts';
+import { Uploader } from './uploader.ts';
+import { PeerWire } from './wire.ts';
+
+export interface SwarmOptions {
+  manifest: Manifest;
+  peerIdHex: string;
+  scheduler: Scheduler;
+  /** Verify and store a chunk; false when it failed SHA-256 (the scheduler is told either way). */
+  acceptChunk: (index: number, bytes: Uint8Array, source: SourceId) => Promise<boolean>;
+  read: (index: number, offset: number, length: number) => Promise<Uint8Array | undefined>;
+  /** Reserve in-flight memory for one chunk; false when the window is full. */
+  reserve: (bytes: number) => boolean;
+  unreserve: (bytes: number) => void;
+  maxPeers: number;
+  maxChunksPerPeer: number;
+  maxBlocksPerPeer: number;
+  uploadSlots: number;
+  chokeIntervalMs: number;
+  banAfterBadChunks: number;
+  warn: (message: string, details?: Record<string, unknown>) => void;
+}
+
+export interface SwarmEvents {
+  peer: { peerIdHex: string; isConnected: boolean; peerCount: number };
+  ban: { peerIdHex: string; reason: string };
+  /** Block bytes received from a peer (before verification). */
+  download: { bytes: number };
+  upload: { bytes: number };
+}
+
+interface Remote {
+  wire: PeerWire;
+  isInitiator: boolean;
+  peerIdHex: string | undefined;
+  source: SourceId | undefined;
+  bitfield: Bitfield;
+  /** Chunks it has that we still lack: we are interested while this is > 0. */
+  wanted: number;
+  assemblies: Map<number, ChunkAssembly>;
+  uploader: Uploader;
+  downloadRate: RateMeter;
+  uploadRate: RateMeter;
+}
+
+/**
+ * The peers of one download: wire handshakes and checks, requests in 16 KiB blocks
+ * from the chunks the scheduler assigns, verification with strikes and bans, and
+ * seeding through a few unchoke slots plus an optimistic one.
+ */
+export class Swarm extends TypedEmitter<SwarmEvents> {
+  readonly #options: SwarmOptions;
+  readonly #remotes = new Set<Remote>();
+  readonly #strikes = new Map<string, number>();
+  readonly #banned = new Set<string>();
+  #optimisticId: string | undefined;
+  #ticks = 0;
+  #chokeTimer: ReturnType<typeof setInterval> | undefined;
+  #isDestroyed = false;
+  #isPaused = false;
+
+  constructor(options: SwarmOptions) {
+    super();
+    this.#options = options;
+    this.#chokeTimer = setInterval(() => this.#rechoke(), options.chokeIntervalMs);
+  }
+
+  get peerCount(): number {
+    let count = 0;
+    for (const remote of this.#remotes) if (remote.source) count++;
+    return count;
+  }
+
+  /** Connections (including ones still handshaking) against the budget. */
+  get connectionCount(): number {
+    return this.#remotes.size;
+  }
+
+  hasRoom(): boolean {
+    return !this.#isDestroyed && this.#remotes.size < this.#options.maxPeers;
+  }
+
+  isBanned(peerIdHex: string): boolean {
+    return this.#banned.has(peerIdHex);
+  }
+
+  isConnectedTo(peerIdHex: string): boolean {
+    for (const remote of this.#remotes) if (remote.peerIdHex === peerIdHex) return true;
+    return false;
+  }
+
+  /** Take a connected data channel. `expectedPeerIdHex` is what the tracker said it is. */
+  addChannel(channel: SimplePeer.Instance, isInitiator: boolean, expectedPeerIdHex?: string): boolean {
+    if (!this.hasRoom() || (expectedPeerIdHex !== undefined && this.#banned.has(expectedPeerIdHex))) {
+      channel.destroy();
+      return false;
+    }
+    const wire = new PeerWire(channel);
+    const bitfieldLength = this.#options.scheduler.chunkCount;
+    const remote: Remote = {
+      wire,
+      isInitiator,
+      peerIdHex: undefined,
+      source: undefined,
+      bitfield: new Bitfield(bitfieldLength),
+      wanted: 0,
+      assemblies: new Map(),
+      downloadRate: new RateMeter(),
+      uploadRate: new RateMeter(),
+      uploader: new Uploader(wire, {
+        has: (index) => this.#options.scheduler.have.get(index),
+        chunkLength: (index) => chunkLength(this.#options.manifest, index),
+        read: this.#options.read,
+        onUpload: (bytes) => {
+          remote.uploadRate.add(bytes);
+          this.emit('upload', { bytes });
+        },
+        onViolation: (reason) => this.#violation(remote, reason),
+      }),
+    };
+    this.#remotes.add(remote);
+    wire.on('handshake', ({ infoHashHex, peerIdHex }) => this.#onHandshake(remote, infoHashHex, peerIdHex, expectedPeerIdHex));
+    wire.on('bitfield', (bytes) => this.#onBitfield(remote, bytes));
+    wire.on('have', (index) => this.#onHave(remote, index));
+    wire.on('unchoke', () => {
+      if (!remote.source) return;
+      this.#options.scheduler.peerUnchoking(remote.source, true);
+      this.#fill(remote);
+    });
+    wire.on('choke', () => {
+      if (!remote.source) return;
+      this.#options.scheduler.peerUnchoking(remote.source, false);
+      this.#dropAssemblies(remote, false);
+    });
+    wire.on('interested', () => this.#onInterested(remote));
+    wire.on('uninterested', () => wire.choke());
+    wire.on('piece', ({ index, offset, bytes }) => this.#onPiece(remote, index, offset, bytes));
+    wire.on('close', ({ reason }) => this.#onClose(remote, reason));
+    wire.handshake(this.#options.manifest.info_hash, this.#options.peerIdHex);
+    return true;
+  }
+
+  /** We verified a chunk: tell every peer, and lose interest where it no longer applies. */
+  broadcastHave(index: number): void {
+    for (const remote of this.#remotes) {
+      if (!remote.source) continue;
+      remote.wire.have(index);
+      if (remote.bitfield.get(index)) {
+        remote.wanted--;
+        if (remote.wanted <= 0) remote.wire.uninterested();
+      }
+    }
+  }
+
+  /** Another source delivered `index`: cancel the peer's copy (endgame duplicate). */
+  cancelChunk(index: number, source: SourceId): void {
+    for (const remote of this.#remotes) {
+      if (remote.source !== source) continue;
+      const assembly = remote.assemblies.get(index);
+      if (!assembly) return;
+      for (const block of assembly.outstandingBlocks()) remote.wire.cancel(index, block.offset, block.length);
+      remote.assemblies.delete(index);
+      this.#options.unreserve(assembly.bytes.length);
+      this.#fill(remote);
+    }
+  }
+
+  /** Deadline passed on these peer requests (already released in the scheduler): cancel them. */
+  expire(expired: Array<{ index: number; source: SourceId }>): void {
+    for (const { index, source } of expired) {
+      this.cancelChunk(index, source);
+      this.#options.warn('peer missed a chunk deadline', { index, source });
+    }
+  }
+
+  /** Ask every peer for more work (new chunks were freed or the window has room). */
+  fillAll(): void {
+    if (this.#isPaused) return;
+    for (const remote of this.#remotes) this.#fill(remote);
+  }
+
+  /** Stop asking for chunks (the download paused); keep serving what we have. */
+  pauseRequests(): void {
+    this.#isPaused = true;
+    for (const remote of this.#remotes) this.#dropAssemblies(remote, true);
+  }
+
+  resumeRequests(): void {
+    this.#isPaused = false;
+    this.fillAll();
+  }
+
+  destroy(): void {
+    if (this.#isDestroyed) return;
+    this.#isDestroyed = true;
+    clearInterval(this.#chokeTimer);
+    for (const remote of [...this.#remotes]) remote.wire.close('swarm destroyed');
+  }
+
+  // --- wire events ------------------------------------------------------------
+
+  #onHandshake(remote: Remote, infoHashHex: string, peerIdHex: string, expectedPeerIdHex: string | undefined): void {
+    if (infoHashHex !== this.#options.manifest.info_hash) return remote.wire.close('handshake for another swarm');
+    if (!/^[0-9a-f]{40}$/.test(peerIdHex) || peerIdHex === this.#options.peerIdHex) return remote.wire.close('bad peer id');
+    if (expectedPeerIdHex !== undefined && peerIdHex !== expectedPeerIdHex) return remote.wire.close('peer id differs from the tracker');
+    if (this.#banned.has(peerIdHex)) return remote.wire.close('banned');
+    for (const other of this.#remotes) {
+      if (other === remote || other.peerIdHex !== peerIdHex) continue;
+      // Both sides keep the connection initiated by the lower peer id.
+      const keepInitiatedByUs = this.#options.peerIdHex < peerIdHex;
+      const loser = remote.isInitiator === keepInitiatedByUs ? other : remote;
+      loser.wire.close('duplicate connection');
+      if (loser === remote) return;
+    }
+    remote.peerIdHex = peerIdHex;
+    remote.source = peerSource(peerIdHex);
+    this.#options.scheduler.addPeer(remote.source, remote.bitfield);
+    const have = this.#options.scheduler.have;
+    if (have.count() > 0) remote.wire.bitfield(have.bytes);
+    this.emit('peer', { peerIdHex, isConnected: true, peerCount: this.peerCount });
+  }
+
+  #onBitfield(remote: Remote, bytes: Uint8Array): void {
+    if (!remote.source) return this.#violation(remote, 'bitfield before handshake');
+    const length = this.#options.scheduler.chunkCount;
+    if (bytes.length !== Math.ceil(length / 8)) return this.#violation(remote, 'bitfield of the wrong length');
+    const bitfield = new Bitfield(length, bytes);
+    // Spare bits must be zero; the Bitfield constructor clears them, so compare.
+    if (bitfield.bytes[bitfield.bytes.length - 1] !== bytes[bytes.length - 1]) return this.#violation(remote, 'bitfield spare bits set');
+    remote.bitfield = bitfield;
+    this.#options.scheduler.peerBitfield(remote.source, bitfield);
+    remote.wanted = 0;
+    const have = this.#options.scheduler.have;
+    for (let index = 0; index < length; index++) if (bitfield.get(index) && !have.get(index)) remote.wanted++;
+    this.#updateInterest(remote);
+  }
+
+  #onHave(remote: Remote, index: number): void {
+    if (!remote.source) return this.#violation(remote, 'have before handshake');
+    if (!Number.isInteger(index) || index < 0 || index >= this.#options.scheduler.chunkCount) return this.#violation(remote, `have ${index} out of range`);
+    if (remote.bitfield.get(index)) return;
+    this.#options.scheduler.peerHave(remote.source, index);
+    if (!this.#options.scheduler.have.get(index)) remote.wanted++;
+    this.#updateInterest(remote);
+    this.#fill(remote);
+  }
+
+  #onInterested(remote: Remote): void {
+    let unchoked = 0;
+    for (const other of this.#remotes) if (!other.wire.amChoking) unchoked++;
+    if (unchoked < this.#options.uploadSlots + 1) remote.wire.unchoke();
+  }
+
+  #onPiece(remote: Remote, index: number, offset: number, bytes: Uint8Array): void {
+    if (!remote.source) return this.#violation(remote, 'piece before handshake');
+    remote.downloadRate.add(bytes.length);
+    this.emit('download', { bytes: bytes.length });
+    const assembly = remote.assemblies.get(index);
+    // A block we cancelled may still arrive; anything else unasked is ignored too.
+    if (!assembly || !assembly.accept(offset, bytes)) return;
+    if (!assembly.isComplete) return this.#fill(remote);
+    remote.assemblies.delete(index);
+    const source = remote.source;
+    void this.#options.acceptChunk(index, assembly.bytes, source).then(
+      (isGood) => {
+        this.#options.unreserve(assembly.bytes.length);
+        if (!isGood) this.#strike(remote, `chunk ${index} failed SHA-256`);
+        this.fillAll();
+      },
+      (error: unknown) => {
+        this.#options.unreserve(assembly.bytes.length);
+        this.#options.warn('storing a chunk failed', { index, error: String(error) });
+      },
+    );
+    this.#fill(remote);
+  }
+
+  #onClose(remote: Remote, reason: string): void {
+    if (!this.#remotes.delete(remote)) return;
+    remote.uploader.stop();
+    for (const assembly of remote.assemblies.values()) this.#options.unreserve(assembly.bytes.length);
+    remote.assemblies.clear();
+    if (remote.source) {
+      this.#options.scheduler.removePeer(remote.source);
+      this.emit('peer', { peerIdHex: remote.peerIdHex ?? '', isConnected: false, peerCount: this.peerCount });
+      if (!this.#isDestroyed) this.fillAll();
+    }
+    if (reason !== 'swarm destroyed' && reason !== 'duplicate connection') this.#options.warn('peer closed', { peer: remote.peerIdHex, reason });
+  }
+
+  // --- requests ---------------------------------------------------------------
+
+  #updateInterest(remote: Remote): void {
+    if (remote.wanted > 0) remote.wire.interested();
+    else remote.wire.uninterested();
+  }
+
+  #fill(remote: Remote): void {
+    if (this.#isPaused || this.#isDestroyed || !remote.source || remote.wire.isClosed || remote.wire.peerChoking) return;
+    const { scheduler, maxBlocksPerPeer, maxChunksPerPeer, manifest } = this.#options;
+    for (;;) {
+      let outstanding = 0;
+      for (const assembly of remote.assemblies.values()) outstanding += assembly.outstanding;
+      if (outstanding >= maxBlocksPerPeer) return;
+      const open = [...remote.assemblies.values()].find((assembly) => assembly.hasUnaskedBlocks);
+      if (open) {
+        for (const block of open.takeBlocks(maxBlocksPerPeer - outstanding)) remote.wire.request(open.index, block.offset, block.length);
+        continue;
+      }
+      if (remote.assemblies.size >= maxChunksPerPeer) return;
+      const reserveBytes = manifest.chunk_size;
+      if (!this.#options.reserve(reserveBytes)) return;
+      const [index] = scheduler.nextForPeer(remote.source, 1);
+      if (index === undefined) {
+        this.#options.unreserve(reserveBytes);
+        return;
+      }
+      const assembly = new ChunkAssembly(index, chunkLength(manifest, index));
+      // Reserve exactly what the assembly holds (the last chunk is shorter).
+      this.#options.unreserve(reserveBytes - assembly.bytes.length);
+      remote.assemblies.set(index, assembly);
+    }
+  }
+
+  #dropAssemblies(remote: Remote, sendCancel: boolean): void {
+    for (const assembly of remote.assemblies.values()) {
+      if (sendCancel) for (const block of assembly.outstandingBlocks()) remote.wire.cancel(assembly.index, block.offset, block.length);
+      if (remote.source) this.#options.scheduler.release(assembly.index, remote.source);
+      this.#options.unreserve(assembly.bytes.length);
+    }
+    remote.assemblies.clear();
+    this.fillAll();
+  }
+
+  // --- penalties and choking ----------------------------------------------------
+
+  #strike(remote: Remote, reason: string): void {
+    const id = remote.peerIdHex;
+    if (id === undefined) return remote.wire.close(reason);
+    const strikes = (this.#strikes.get(id) ?? 0) + 1;
+    this.#strikes.set(id, strikes);
+    this.#options.warn('peer penalised', { peer: id, strikes, reason });
+    if (strikes >= this.#options.banAfterBadChunks) {
+      this.#banned.add(id);
+      this.emit('ban', { peerIdHex: id, reason });
+      remote.wire.close(`banned: ${reason}`);
+    }
+  }
+
+  #violation(remote: Remote, reason: string): void {
+    this.#options.warn('peer broke the wire protocol', { peer: remote.peerIdHex, reason });
+    remote.wire.close(`protocol: ${reason}`);
+  }
+
+  #rechoke(): void {
+    const isSeeding = this.#options.scheduler.isComplete();
+    const candidates = [...this.#remotes]
+      .filter((remote) => remote.source)
+      .map((remote) => ({
+        id: remote.source!,
+        isInterested: remote.wire.peerInterested,
+        rateBytesPerSecond: isSeeding ? remote.uploadRate.bytesPerSecond() : remote.downloadRate.bytesPerSecond(),
+        remote,
+      }));
+    if (this.#ticks++ % 3 === 0 || !candidates.some((c) => c.id === this.#optimisticId)) {
+      const best = chooseUnchoked(candidates, this.#options.uploadSlots, undefined);
+      this.#optimisticId = pickOptimistic(candidates, best);
+    }
+    const unchoked = chooseUnchoked(candidates, this.#options.uploadSlots, this.#optimisticId);
+    for (const candidate of candidates) {
+      if (unchoked.has(candidate.id)) candidate.remote.wire.unchoke();
+      else if (!candidate.remote.wire.amChoking) {
+        candidate.remote.wire.choke();
+        candidate.remote.uploader.clear();
+      }
+    }
+  }
+}

@@ -1,0 +1,150 @@
+import Wire from 'bittorrent-protocol';
+import type SimplePeer from 'simple-peer';
+import { TypedEmitter } from '../events.ts';
+
+/** Events of one BitTorrent wire, with everything from the peer still unchecked. */
+export interface WireEvents {
+  handshake: { infoHashHex: string; peerIdHex: string };
+  /** Raw bitfield bytes: the caller checks their length. */
+  bitfield: Uint8Array;
+  have: number;
+  choke: undefined;
+  unchoke: undefined;
+  interested: undefined;
+  uninterested: undefined;
+  request: { index: number; offset: number; length: number };
+  piece: { index: number; offset: number; bytes: Uint8Array };
+  cancel: { index: number; offset: number; length: number };
+  close: { reason: string };
+}
+
+/**
+ * bittorrent-protocol's Wire over a simple-peer data channel. The typings of Wire are
+ * loose (`any` in places), so this is the one place that touches it; everything leaves
+ * here as checked numbers and Uint8Arrays.
+ */
+export class PeerWire extends TypedEmitter<WireEvents> {
+  readonly #wire: Wire.Wire;
+  readonly #channel: SimplePeer.Instance;
+  #isClosed = false;
+
+  constructor(channel: SimplePeer.Instance) {
+    super();
+    this.#channel = channel;
+    this.#wire = new Wire();
+    const wire = this.#wire;
+    // Manual plumbing instead of pipe(): the data channel's own buffer is what we watch
+    // for backpressure (see backlogBytes), and a closed side must close the other.
+    wire.on('data', (data: unknown) => {
+      if (data instanceof Uint8Array && !this.#isClosed) channel.write(data);
+    });
+    channel.on('data', (data: unknown) => {
+      if (data instanceof Uint8Array && !this.#isClosed) wire.write(data);
+    });
+    channel.on('close', () => this.close('channel closed'));
+    channel.on('error', (error: Error) => this.close(`channel error: ${error.message}`));
+    wire.on('error', (error: unknown) => this.close(`wire error: ${String(error)}`));
+    wire.on('close', () => this.close('wire closed'));
+    wire.on('finish', () => this.close('wire finished'));
+
+    wire.on('handshake', (infoHash: unknown, peerId: unknown) => {
+      if (typeof infoHash === 'string' && typeof peerId === 'string') this.emit('handshake', { infoHashHex: infoHash, peerIdHex: peerId });
+    });
+    wire.on('bitfield', (bitfield: unknown) => {
+      const bytes = typeof bitfield === 'object' && bitfield !== null && 'buffer' in bitfield ? bitfield.buffer : undefined;
+      if (bytes instanceof Uint8Array) this.emit('bitfield', bytes);
+    });
+    wire.on('have', (index: unknown) => {
+      if (typeof index === 'number') this.emit('have', index);
+    });
+    wire.on('choke', () => this.emit('choke', undefined));
+    wire.on('unchoke', () => this.emit('unchoke', undefined));
+    wire.on('interested', () => this.emit('interested', undefined));
+    wire.on('uninterested', () => this.emit('uninterested', undefined));
+    wire.on('request', (index: unknown, offset: unknown, length: unknown) => {
+      if (typeof index === 'number' && typeof offset === 'number' && typeof length === 'number') this.emit('request', { index, offset, length });
+    });
+    wire.on('piece', (index: unknown, offset: unknown, bytes: unknown) => {
+      if (typeof index === 'number' && typeof offset === 'number' && bytes instanceof Uint8Array) this.emit('piece', { index, offset, bytes });
+    });
+    wire.on('cancel', (index: unknown, offset: unknown, length: unknown) => {
+      if (typeof index === 'number' && typeof offset === 'number' && typeof length === 'number') this.emit('cancel', { index, offset, length });
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.#isClosed;
+  }
+
+  /** Bytes queued towards the peer and not yet on the wire: the upload backpressure signal. */
+  get backlogBytes(): number {
+    return this.#channel.bufferSize + this.#channel.writableLength;
+  }
+
+  handshake(infoHashHex: string, peerIdHex: string): void {
+    this.#wire.handshake(infoHashHex, peerIdHex);
+  }
+
+  bitfield(bytes: Uint8Array): void {
+    this.#wire.bitfield(bytes);
+  }
+
+  have(index: number): void {
+    this.#wire.have(index);
+  }
+
+  choke(): void {
+    if (!this.#wire.amChoking) this.#wire.choke();
+  }
+
+  unchoke(): void {
+    if (this.#wire.amChoking) this.#wire.unchoke();
+  }
+
+  interested(): void {
+    if (!this.#wire.amInterested) this.#wire.interested();
+  }
+
+  uninterested(): void {
+    if (this.#wire.amInterested) this.#wire.uninterested();
+  }
+
+  get amChoking(): boolean {
+    return this.#wire.amChoking;
+  }
+
+  get amInterested(): boolean {
+    return this.#wire.amInterested;
+  }
+
+  get peerChoking(): boolean {
+    return this.#wire.peerChoking;
+  }
+
+  get peerInterested(): boolean {
+    return this.#wire.peerInterested;
+  }
+
+  /** Ask for a block; data arrives as a `piece` event. */
+  request(index: number, offset: number, length: number): void {
+    this.#wire.request(index, offset, length, () => undefined);
+  }
+
+  cancel(index: number, offset: number, length: number): void {
+    this.#wire.cancel(index, offset, length);
+  }
+
+  piece(index: number, offset: number, bytes: Uint8Array): void {
+    if (this.#isClosed) return;
+    // The wire also tracks the request; answering one it dropped (cancelled) is harmless.
+    this.#wire.piece(index, offset, bytes as Buffer);
+  }
+
+  close(reason: string): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#wire.destroy();
+    this.#channel.destroy();
+    this.emit('close', { reason });
+  }
+}

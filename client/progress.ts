@@ -1,0 +1,67 @@
+import { RateMeter } from './peer/choker.ts';
+
+/** What the `progress` event carries. */
+export interface ProgressInfo {
+  totalBytes: number;
+  /** Bytes that passed SHA-256 and are stored. */
+  verifiedBytes: number;
+  /** Of those, bytes that came from peers / from HTTP (this run). */
+  fromPeersBytes: number;
+  fromHttpBytes: number;
+  /** Bytes verified in a previous run (resume). */
+  resumedBytes: number;
+  /** Raw bytes the origin sent us this run (a failed or duplicate chunk counts too). */
+  httpReceivedBytes: number;
+  uploadedBytes: number;
+  downloadBytesPerSecond: number;
+  uploadBytesPerSecond: number;
+  /** Undefined while the rate is zero. */
+  etaMs: number | undefined;
+  peerCount: number;
+  chunksVerified: number;
+  chunkCount: number;
+}
+
+/** Counters behind ProgressInfo. */
+export class ProgressCounter {
+  verifiedBytes = 0;
+  fromPeersBytes = 0;
+  fromHttpBytes = 0;
+  resumedBytes = 0;
+  httpReceivedBytes = 0;
+  uploadedBytes = 0;
+  readonly #downloadRate = new RateMeter(5000);
+  readonly #uploadRate = new RateMeter(5000);
+
+  addVerified(bytes: number, fromPeer: boolean): void {
+    this.verifiedBytes += bytes;
+    if (fromPeer) this.fromPeersBytes += bytes;
+    else this.fromHttpBytes += bytes;
+    this.#downloadRate.add(bytes);
+  }
+
+  addUploaded(bytes: number): void {
+    this.uploadedBytes += bytes;
+    this.#uploadRate.add(bytes);
+  }
+
+  snapshot(totalBytes: number, peerCount: number, chunksVerified: number, chunkCount: number): ProgressInfo {
+    const rate = this.#downloadRate.bytesPerSecond();
+    const left = totalBytes - this.verifiedBytes;
+    return {
+      totalBytes,
+      verifiedBytes: this.verifiedBytes,
+      fromPeersBytes: this.fromPeersBytes,
+      fromHttpBytes: this.fromHttpBytes,
+      resumedBytes: this.resumedBytes,
+      httpReceivedBytes: this.httpReceivedBytes,
+      uploadedBytes: this.uploadedBytes,
+      downloadBytesPerSecond: rate,
+      uploadBytesPerSecond: this.#uploadRate.bytesPerSecond(),
+      etaMs: left <= 0 ? 0 : rate > 0 ? Math.round((left / rate) * 1000) : undefined,
+      peerCount,
+      chunksVerified,
+      chunkCount,
+    };
+  }
+}

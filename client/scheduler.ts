@@ -1,0 +1,268 @@
+import type { Bitfield } from '../protocol/index.ts';
+import { PiecePicker } from './piece-picker.ts';
+
+/** `http:<lane>` or `peer:<hex peer id>`. */
+export type SourceId = string;
+
+export const httpSource = (lane: number): SourceId => `http:${lane}`;
+export const peerSource = (peerIdHex: string): SourceId => `peer:${peerIdHex}`;
+export const isPeerSource = (source: SourceId): boolean => source.startsWith('peer:');
+
+interface Assignment {
+  source: SourceId;
+  startedAtMs: number;
+  deadlineAtMs: number;
+}
+
+interface PeerState {
+  bitfield: Bitfield;
+  isUnchokingUs: boolean;
+}
+
+export interface SchedulerOptions {
+  chunkCount: number;
+  have: Bitfield;
+  /** Deadline of a peer request for chunk `index`, from when it is assigned. */
+  peerDeadlineMs: (index: number) => number;
+  /** At most this many sources per chunk; more than one only in endgame. */
+  maxSourcesPerChunk?: number;
+  nowMs?: () => number;
+  random?: () => number;
+}
+
+/**
+ * Decides which source fetches which chunk: each chunk from one source at a time
+ * (more only in endgame), rarest-first from peers, HTTP on what peers cannot serve,
+ * and re-assignment of requests that miss their deadline.
+ */
+export class Scheduler {
+  readonly picker: PiecePicker;
+  readonly have: Bitfield;
+  readonly #assignments = new Map<number, Assignment[]>();
+  readonly #peers = new Map<SourceId, PeerState>();
+  /** Chunk -> peers that missed a deadline on it: not asked for it again. */
+  readonly #excluded = new Map<number, Set<SourceId>>();
+  readonly #cursors = new Map<number, number>();
+  readonly #options: Required<Pick<SchedulerOptions, 'maxSourcesPerChunk' | 'nowMs'>> & SchedulerOptions;
+  readonly #httpStartOffset: number;
+
+  constructor(options: SchedulerOptions) {
+    const random = options.random ?? Math.random;
+    this.#options = { maxSourcesPerChunk: 2, nowMs: () => Date.now(), ...options };
+    this.have = options.have;
+    this.picker = new PiecePicker(options.chunkCount, random);
+    this.#httpStartOffset = Math.floor(random() * Math.max(1, options.chunkCount));
+  }
+
+  get chunkCount(): number {
+    return this.picker.chunkCount;
+  }
+
+  /** Where this client's HTTP fill starts (random per client, so clients spread out). */
+  get httpStartOffset(): number {
+    return this.#httpStartOffset;
+  }
+
+  isComplete(): boolean {
+    return this.have.isComplete();
+  }
+
+  sourcesOf(index: number): SourceId[] {
+    return (this.#assignments.get(index) ?? []).map((a) => a.source);
+  }
+
+  pendingCount(): number {
+    return this.#assignments.size;
+  }
+
+  // --- peers -------------------------------------------------------------
+
+  addPeer(source: SourceId, bitfield: Bitfield): void {
+    this.removePeer(source);
+    this.#peers.set(source, { bitfield, isUnchokingUs: false });
+    this.picker.addBitfield(bitfield, false);
+  }
+
+  /** Forget a peer; returns the chunks it was fetching (now free again). */
+  removePeer(source: SourceId): number[] {
+    const peer = this.#peers.get(source);
+    if (!peer) return [];
+    this.picker.removeBitfield(peer.bitfield, peer.isUnchokingUs);
+    this.#peers.delete(source);
+    return this.releaseAll(source);
+  }
+
+  peerHave(source: SourceId, index: number): void {
+    const peer = this.#peers.get(source);
+    if (!peer || index < 0 || index >= this.chunkCount || peer.bitfield.get(index)) return;
+    peer.bitfield.set(index);
+    this.picker.addHave(index, peer.isUnchokingUs);
+  }
+
+  /** The peer replaced its whole bitfield (a bitfield message after haves). */
+  peerBitfield(source: SourceId, bitfield: Bitfield): void {
+    const peer = this.#peers.get(source);
+    if (!peer) return;
+    this.picker.removeBitfield(peer.bitfield, peer.isUnchokingUs);
+    peer.bitfield = bitfield;
+    this.picker.addBitfield(bitfield, peer.isUnchokingUs);
+  }
+
+  peerUnchoking(source: SourceId, isUnchokingUs: boolean): void {
+    const peer = this.#peers.get(source);
+    if (!peer || peer.isUnchokingUs === isUnchokingUs) return;
+    peer.isUnchokingUs = isUnchokingUs;
+    this.picker.setServable(peer.bitfield, isUnchokingUs);
+  }
+
+  peerHas(source: SourceId, index: number): boolean {
+    return this.#peers.get(source)?.bitfield.get(index) ?? false;
+  }
+
+  /** Whether the peer has any chunk that we still need. */
+  isInterestedIn(source: SourceId): boolean {
+    const peer = this.#peers.get(source);
+    if (!peer) return false;
+    for (let index = 0; index < this.chunkCount; index++) if (!this.have.get(index) && peer.bitfield.get(index)) return true;
+    return false;
+  }
+
+  hasServingPeers(): boolean {
+    for (const peer of this.#peers.values()) if (peer.isUnchokingUs) return true;
+    return false;
+  }
+
+  /**
+   * Assign up to `max` chunks to a peer: rarest first among free chunks it has; in
+   * endgame (none free), chunks another single source is slow on.
+   */
+  nextForPeer(source: SourceId, max: number): number[] {
+    const peer = this.#peers.get(source);
+    if (!peer || !peer.isUnchokingUs || max <= 0) return [];
+    const picked = this.picker.pickRarest(peer.bitfield, (index) => this.#isFree(index) && !this.#isExcluded(index, source), max);
+    if (picked.length < max) picked.push(...this.#endgamePicks(source, max - picked.length, (index) => peer.bitfield.get(index)));
+    for (const index of picked) this.#assign(index, source);
+    return picked;
+  }
+
+  /**
+   * Assign a run of adjacent chunks to HTTP lane `lane`. Chunks that an unchoking peer
+   * can serve are left to peers unless `mayTakeServable`; when nothing else is left, a
+   * chunk stuck on one other source is duplicated (endgame).
+   */
+  nextHttpRun(lane: number, options: { laneCount: number; maxRunChunks: number; mayTakeServable: boolean }): { start: number; count: number } | undefined {
+    const n = this.chunkCount;
+    const pick = (avoidServable: boolean) =>
+      this.picker.pickHttpRun({
+        isFree: (index) => this.#isFree(index),
+        cursor: this.#cursors.get(lane),
+        startOffset: this.#httpStartOffset + Math.floor((lane * n) / Math.max(1, options.laneCount)),
+        maxRunChunks: options.maxRunChunks,
+        avoidServable,
+        isForcedHttp: (index) => this.isExcludedFromAllPeers(index),
+      });
+    let run = pick(true);
+    if (!run && options.mayTakeServable) run = pick(false);
+    if (!run) {
+      const [index] = this.#endgamePicks(httpSource(lane), 1, () => true, true);
+      if (index === undefined) return undefined;
+      run = { start: index, count: 1 };
+    }
+    for (let index = run.start; index < run.start + run.count; index++) this.#assign(index, httpSource(lane));
+    this.#cursors.set(lane, run.start + run.count);
+    return run;
+  }
+
+  // --- completion ----------------------------------------------------------
+
+  /** A verified chunk arrived from `source`; returns the other sources to cancel. */
+  complete(index: number, source: SourceId): SourceId[] {
+    if (index >= 0 && index < this.chunkCount) this.have.set(index);
+    const others = this.sourcesOf(index).filter((other) => other !== source);
+    this.#assignments.delete(index);
+    this.#excluded.delete(index);
+    return others;
+  }
+
+  /** The source gave up on the chunk (failed, cancelled, bad data): free it again. */
+  release(index: number, source: SourceId): void {
+    const list = this.#assignments.get(index);
+    if (!list) return;
+    const rest = list.filter((a) => a.source !== source);
+    if (rest.length === 0) this.#assignments.delete(index);
+    else this.#assignments.set(index, rest);
+  }
+
+  releaseAll(source: SourceId): number[] {
+    const released: number[] = [];
+    for (const [index, list] of this.#assignments) {
+      if (!list.some((a) => a.source === source)) continue;
+      this.release(index, source);
+      released.push(index);
+    }
+    return released;
+  }
+
+  /**
+   * Peer assignments past their deadline. Each is released and its peer is excluded
+   * from that chunk, so the next pick goes to another peer or to HTTP.
+   */
+  expire(): Array<{ index: number; source: SourceId }> {
+    const now = this.#options.nowMs();
+    const expired: Array<{ index: number; source: SourceId }> = [];
+    for (const [index, list] of this.#assignments) {
+      for (const assignment of list) {
+        if (!isPeerSource(assignment.source) || assignment.deadlineAtMs > now) continue;
+        expired.push({ index, source: assignment.source });
+      }
+    }
+    for (const { index, source } of expired) {
+      this.release(index, source);
+      let set = this.#excluded.get(index);
+      if (!set) this.#excluded.set(index, (set = new Set()));
+      set.add(source);
+    }
+    return expired;
+  }
+
+  /** Chunks that no source has yet, and that no one can serve but HTTP. */
+  isExcludedFromAllPeers(index: number): boolean {
+    const excluded = this.#excluded.get(index);
+    if (!excluded) return false;
+    for (const [source, peer] of this.#peers) if (peer.bitfield.get(index) && !excluded.has(source)) return false;
+    return true;
+  }
+
+  // --- internals -----------------------------------------------------------
+
+  #isFree(index: number): boolean {
+    return !this.have.get(index) && !this.#assignments.has(index);
+  }
+
+  #isExcluded(index: number, source: SourceId): boolean {
+    return this.#excluded.get(index)?.has(source) ?? false;
+  }
+
+  #assign(index: number, source: SourceId): void {
+    const now = this.#options.nowMs();
+    const list = this.#assignments.get(index) ?? [];
+    list.push({ source, startedAtMs: now, deadlineAtMs: now + this.#options.peerDeadlineMs(index) });
+    this.#assignments.set(index, list);
+  }
+
+  /** Endgame: pending chunks held by fewer than the max sources, oldest first. */
+  #endgamePicks(source: SourceId, max: number, sourceHas: (index: number) => boolean, isHttp = false): number[] {
+    if (max <= 0) return [];
+    for (let index = 0; index < this.chunkCount; index++) if (this.#isFree(index) && (isHttp || sourceHas(index))) return [];
+    const candidates: Array<{ index: number; startedAtMs: number }> = [];
+    for (const [index, list] of this.#assignments) {
+      if (list.length >= this.#options.maxSourcesPerChunk || list.some((a) => a.source === source)) continue;
+      if (!sourceHas(index) || this.#isExcluded(index, source)) continue;
+      // HTTP lanes duplicate only peer work; two lanes on one chunk gain nothing.
+      if (isHttp && list.every((a) => !isPeerSource(a.source))) continue;
+      candidates.push({ index, startedAtMs: Math.min(...list.map((a) => a.startedAtMs)) });
+    }
+    candidates.sort((a, b) => a.startedAtMs - b.startedAtMs);
+    return candidates.slice(0, max).map((c) => c.index);
+  }
+}
