@@ -1,0 +1,153 @@
+import { mkdir } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { ConfigError, SERVER_OPTIONS, loadServerConfig, type ServerConfig } from './config.ts';
+import { createLogger } from './logger.ts';
+
+/** `peerfill <command>`: the only place that reads the environment, listens and handles signals. */
+const USAGE = `peerfill — peer-assisted hybrid CDN
+
+  peerfill serve [--files DIR] [--port N] [--host H] [--data-dir DIR] [--public-url URL]
+                 [--redis URL] [--egress-limit BYTES_PER_S] [--url-ttl S] [--open]
+  peerfill tracker --origin URL [--port N] [--host H] [--redis URL] [--open]
+  peerfill add PATH|s3://bucket/key [--data-dir DIR]
+  peerfill sign FILE_ID [--expires-in SECONDS]
+  peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS]
+  peerfill seed FILE --server URL [--file-id ID]
+
+Environment: PEERFILL_SIGNING_KEYS (kid:secret,...), PEERFILL_DATA_DIR, PEERFILL_PUBLIC_URL,
+PEERFILL_FILES_DIR, PEERFILL_PORT, PEERFILL_HOST, REDIS_URL, PEERFILL_S3_BUCKET,
+PEERFILL_S3_PREFIX, PEERFILL_S3_ENDPOINT, PEERFILL_S3_REGION, PEERFILL_S3_PRESIGN,
+PEERFILL_EGRESS_BYTES_PER_SECOND, PEERFILL_LOG_LEVEL. See README.md.
+`;
+
+const EXIT_USAGE = 2;
+
+function onShutdown(close: () => Promise<void>, log: (message: string) => void): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log(`${signal} again: exiting now`);
+      process.exit(130);
+    }
+    stopping = true;
+    log(`${signal}: shutting down`);
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log(`shutdown failed: ${(error as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function serve(config: ServerConfig): Promise<number> {
+  const { buildServer } = await import('./serve.ts');
+  // `npm start` on a fresh clone: the default folder may not exist yet.
+  if (!config.s3) await mkdir(config.filesDir, { recursive: true });
+  const logger = createLogger(config.logLevel);
+  const server = await buildServer(config, logger);
+  await server.app.listen({ port: config.port, host: config.host });
+  const address = server.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = config.port === 0 ? config.serverUrl.replace(/:0$/, `:${port}`) : config.serverUrl;
+  process.stdout.write(`peerfill serving ${config.s3 ? `s3://${config.s3.bucket}/${config.s3.prefix}` : config.filesDir}\n  web page: ${url}/\n`);
+  onShutdown(() => server.close(), (message) => logger.info(message));
+  return new Promise<number>(() => undefined);
+}
+
+async function tracker(argv: string[]): Promise<number> {
+  const { runTracker } = await import('./tracker.ts');
+  return runTracker(argv, onShutdown);
+}
+
+async function add(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { ...SERVER_OPTIONS }, allowPositionals: true, strict: true });
+  if (positionals.length !== 1 || values.help) {
+    process.stderr.write('usage: peerfill add PATH|s3://bucket/key [--data-dir DIR]\n');
+    return EXIT_USAGE;
+  }
+  const rest = argv.filter((arg) => arg !== positionals[0]);
+  const config = loadServerConfig(rest, process.env, process.cwd());
+  const { createOrigin } = await import('../origin/index.ts');
+  const { originConfigFrom } = await import('./serve.ts');
+  const origin = await createOrigin(originConfigFrom(config), { logger: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel) });
+  try {
+    const manifest = await origin.addFile(positionals[0]!);
+    process.stdout.write(`${JSON.stringify({ file_id: manifest.file_id, name: manifest.name, size: manifest.size, sha256: manifest.sha256, info_hash: manifest.info_hash, chunks: manifest.chunks.length })}\n`);
+    return 0;
+  } finally {
+    await origin.close();
+  }
+}
+
+async function sign(argv: string[]): Promise<number> {
+  const options = { ...SERVER_OPTIONS, 'expires-in': { type: 'string' } } as const;
+  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  if (positionals.length !== 1 || values.help) {
+    process.stderr.write('usage: peerfill sign FILE_ID [--expires-in SECONDS]\n');
+    return EXIT_USAGE;
+  }
+  const expiresIn = values['expires-in'];
+  const rest = argv.filter((arg, index) => arg !== positionals[0] && arg !== '--expires-in' && argv[index - 1] !== '--expires-in');
+  const config = loadServerConfig(rest, { ...process.env, ...(expiresIn ? { PEERFILL_URL_TTL_SECONDS: expiresIn } : {}) }, process.cwd());
+  const { createOrigin } = await import('../origin/index.ts');
+  const { originConfigFrom } = await import('./serve.ts');
+  const origin = await createOrigin(originConfigFrom(config), { logger: createLogger('warn') });
+  try {
+    const minted = await origin.minter.mintDownloadUrl(positionals[0]!);
+    process.stdout.write(`${minted.url}\n`);
+    return 0;
+  } finally {
+    await origin.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(loadServerConfig(rest, process.env, process.cwd()));
+    case 'tracker':
+      return tracker(rest);
+    case 'add':
+      return add(rest);
+    case 'sign':
+      return sign(rest);
+    case 'get': {
+      const { runGet } = await import('../client/node/cli-get.ts');
+      return runGet(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+    }
+    case 'seed': {
+      const { runSeed } = await import('../client/node/cli-seed.ts');
+      return runSeed(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? EXIT_USAGE : 0;
+    default:
+      process.stderr.write(`peerfill: unknown command "${command}"\n\n${USAGE}`);
+      return EXIT_USAGE;
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`peerfill: ${error.message}\n`);
+    process.exitCode = EXIT_USAGE;
+  } else if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`peerfill: ${error.message}\n`);
+    process.exitCode = EXIT_USAGE;
+  } else {
+    const code = typeof error === 'object' && error !== null && 'code' in error ? ` [${String(error.code)}]` : '';
+    process.stderr.write(`peerfill: ${(error as Error).message}${code}\n`);
+    process.exitCode = 1;
+  }
+}

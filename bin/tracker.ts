@@ -1,0 +1,56 @@
+import { parseArgs } from 'node:util';
+import { LogController, fastify, type FastifyBaseLogger } from 'fastify';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { createRemoteDirectory, createSigningMinter, createStore, createTracker } from '../tracker/index.ts';
+import { ConfigError, loadServerConfig } from './config.ts';
+import { createLogger } from './logger.ts';
+import { installErrorHandler, trackerUrlFor } from './serve.ts';
+
+/**
+ * `peerfill tracker --origin URL`: the control plane alone, one of many processes sharing
+ * Redis. Manifests come from the origin over HTTP; download URLs are signed with the keys
+ * the origin (or edge) shares, so PEERFILL_SIGNING_KEYS is required here.
+ */
+export async function runTracker(
+  argv: string[],
+  onShutdown: (close: () => Promise<void>, log: (message: string) => void) => void,
+): Promise<number> {
+  const originIndex = argv.indexOf('--origin');
+  const originUrl = originIndex >= 0 ? argv[originIndex + 1] : process.env.PEERFILL_ORIGIN_URL;
+  const rest = originIndex >= 0 ? argv.filter((_, index) => index !== originIndex && index !== originIndex + 1) : argv;
+  parseArgs({ args: rest, options: { port: { type: 'string' }, host: { type: 'string' }, redis: { type: 'string' }, open: { type: 'boolean' }, 'public-url': { type: 'string' }, 'server-url': { type: 'string' }, 'announce-interval': { type: 'string' }, 'log-level': { type: 'string' }, 'url-ttl': { type: 'string' } }, strict: true });
+  const config = loadServerConfig(rest, process.env, process.cwd());
+  const errors: string[] = [];
+  if (!originUrl) errors.push('--origin URL (or PEERFILL_ORIGIN_URL) is required: the origin whose files this tracker serves');
+  if (!config.signingKeys) errors.push('PEERFILL_SIGNING_KEYS is required: a standalone tracker signs download URLs with the keys the origin verifies');
+  if (errors.length > 0) throw new ConfigError(errors);
+
+  const logger = createLogger(config.logLevel);
+  const directory = createRemoteDirectory({ originUrl: originUrl!, logger: logger.child({ component: 'directory' }) });
+  const minter = createSigningMinter({ publicUrl: config.publicUrl === config.serverUrl ? originUrl! : config.publicUrl, keys: config.signingKeys!, ttlSeconds: config.urlTtlSeconds, directory });
+  const store = await createStore(
+    config.redisUrl ? { kind: 'redis', url: config.redisUrl } : { kind: 'memory' },
+    { logger: logger.child({ component: 'store' }) },
+  );
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const tracker = await createTracker(
+    { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds },
+    { directory, minter, store, logger: logger.child({ component: 'tracker' }), registry },
+  );
+  const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
+  const app = fastify({ loggerInstance: httpLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
+  installErrorHandler(app, logger);
+  await app.register(tracker.plugin);
+  app.get('/healthz', async (_request, reply) =>
+    store.isAvailable() ? { status: 'ok' } : reply.status(503).send({ status: 'degraded', store: store.kind }),
+  );
+  await app.listen({ port: config.port, host: config.host });
+  process.stdout.write(`peerfill tracker ${tracker.id} on ${trackerUrlFor(config.serverUrl)} for origin ${originUrl}\n`);
+  onShutdown(async () => {
+    await app.close();
+    await tracker.close();
+    await store.close();
+  }, (message) => logger.info(message));
+  return new Promise<number>(() => undefined);
+}
