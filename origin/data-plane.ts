@@ -1,0 +1,176 @@
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { PfError, SIGNED_URL_PREFIX, type ErrorBody } from '../protocol/index.ts';
+import type { Catalog, CatalogEntry } from './catalog.ts';
+import { evaluatePreconditions, httpDate, ifRangeAllowsRange } from './conditional.ts';
+import { contentDisposition } from './content-disposition.ts';
+import type { EgressLimiter } from './egress-limiter.ts';
+import { multipartLayout } from './multipart.ts';
+import { contentRange, parseRange, unsatisfiedContentRange, type ByteRange } from './range.ts';
+import type { UrlSigner } from './signer.ts';
+import type { StorageHandle } from './storage.ts';
+
+/**
+ * The signed data plane: `GET|HEAD /d/<file_id>/<name>?exp=&kid=&sig=`.
+ *
+ * Caching: responses carry `Cache-Control: public, max-age=600` plus a strong ETag and
+ * Last-Modified, so a CDN may cache by PATH. The signature query must NOT be part of the
+ * CDN cache key (every client has a different one, and it would defeat the cache), and the
+ * edge must still verify the signature of every request, cached or not (deploy/nginx does it
+ * with the same string to sign). A changed file keeps its path, so the TTL stays short;
+ * clients verify every chunk against the manifest, so a stale edge copy is caught, not trusted.
+ * Errors (403/404/416) are `no-store`.
+ */
+export interface DataPlaneOptions {
+  catalog: Catalog;
+  signer: UrlSigner;
+  limiter: EgressLimiter | undefined;
+  logger: Logger;
+  nowSeconds?: () => number;
+}
+
+const CACHE_CONTROL = 'public, max-age=600';
+/** Single ranges up to this size are read into one buffer: no stream set-up on the hot path. */
+const SMALL_READ_BYTES = 128 * 1024;
+const STREAM_HIGH_WATER_MARK_BYTES = 256 * 1024;
+
+function errorReply(reply: FastifyReply, error: PfError, headers: Record<string, string> = {}): FastifyReply {
+  const body: ErrorBody = error.toBody();
+  return reply.code(error.statusCode).headers({ 'cache-control': 'no-store', ...headers }).send(body);
+}
+
+/** `/d/<id>/<name>` -> its decoded parts, or undefined. */
+function parseDataPath(path: string): { fileId: string; name: string } | undefined {
+  const rest = path.slice(SIGNED_URL_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return undefined;
+  try {
+    return { fileId: decodeURIComponent(rest.slice(0, slash)), name: decodeURIComponent(rest.slice(slash + 1)) };
+  } catch {
+    return undefined;
+  }
+}
+
+export function registerDataPlane(app: FastifyInstance, options: DataPlaneOptions): void {
+  const { catalog, signer, limiter, logger } = options;
+  const nowSeconds = options.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
+
+  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const url = request.raw.url ?? '';
+    const queryAt = url.indexOf('?');
+    // The signature covers the path exactly as sent (percent-encoding included).
+    const path = queryAt < 0 ? url : url.slice(0, queryAt);
+    const outcome = signer.verify(request.method, path, request.query, nowSeconds());
+    if (outcome !== 'ok') return errorReply(reply, new PfError(outcome));
+    const parts = parseDataPath(path);
+    const entry = parts && catalog.get(parts.fileId);
+    if (!parts || !entry || entry.manifest.name !== parts.name) return errorReply(reply, new PfError('PF_ERR_FILE_NOT_FOUND'));
+    const handle = await entry.storage.open(entry.key, entry.stat);
+    if (!handle) return errorReply(reply, new PfError('PF_ERR_FILE_NOT_FOUND'));
+    if (handle.etag !== entry.stat.etag) catalog.noteChanged(entry.fileId);
+    reply.hijack();
+    await respond(request, reply.raw, entry, handle).catch((error: unknown) => {
+      logger.debug({ err: error, fileId: entry.fileId }, 'data-plane response ended early');
+      if (!reply.raw.headersSent) {
+        const pfError = error instanceof PfError ? error : new PfError('PF_ERR_UPSTREAM');
+        reply.raw.writeHead(pfError.statusCode, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+        reply.raw.end(JSON.stringify(pfError.toBody()));
+      } else {
+        reply.raw.destroy();
+      }
+    });
+    return undefined;
+  };
+
+  async function respond(request: FastifyRequest, res: ServerResponse, entry: CatalogEntry, handle: StorageHandle): Promise<void> {
+    const abort = new AbortController();
+    if (res.destroyed) {
+      await handle.close();
+      return;
+    }
+    // Client gone (or response done): stop reading and release the file / S3 stream at once.
+    res.once('close', () => {
+      abort.abort();
+      void handle.close();
+    });
+    const size = handle.sizeBytes;
+    const headers: Record<string, string | number> = {
+      'accept-ranges': 'bytes',
+      etag: handle.etag,
+      'last-modified': httpDate(handle.mtimeMs),
+      'cache-control': CACHE_CONTROL,
+    };
+    const precondition = evaluatePreconditions(request.headers, handle);
+    if (precondition !== 'proceed') {
+      res.writeHead(precondition === 'not-modified' ? 304 : 412, precondition === 'failed' ? { 'content-length': 0, 'cache-control': 'no-store' } : headers);
+      res.end();
+      return;
+    }
+    const contentType = entry.manifest.content_type;
+    headers['content-disposition'] = contentDisposition(entry.manifest.name);
+    headers['x-content-type-options'] = 'nosniff';
+    const decision = ifRangeAllowsRange(request.headers['if-range'], handle) ? parseRange(request.headers.range, size) : { kind: 'full' as const };
+    const isHead = request.method === 'HEAD';
+
+    if (decision.kind === 'unsatisfiable') {
+      const body = JSON.stringify(new PfError('PF_ERR_RANGE_NOT_SATISFIABLE').toBody());
+      res.writeHead(416, { 'content-range': unsatisfiedContentRange(size), 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      res.end(isHead ? undefined : body);
+      return;
+    }
+    if (decision.kind === 'partial' && decision.ranges.length > 1) {
+      const layout = multipartLayout(decision.ranges, size, contentType);
+      res.writeHead(206, { ...headers, 'content-type': layout.contentType, 'content-length': layout.contentLength });
+      if (isHead) return void res.end();
+      for (const part of layout.parts) {
+        await write(res, part.header, abort.signal);
+        await copyRange(handle, part.range, res, abort.signal);
+      }
+      res.end(layout.trailer);
+      return;
+    }
+    const range: ByteRange = decision.kind === 'partial' ? decision.ranges[0]! : { start: 0, end: size - 1 };
+    const lengthBytes = size === 0 ? 0 : range.end - range.start + 1;
+    headers['content-type'] = contentType;
+    headers['content-length'] = lengthBytes;
+    if (decision.kind === 'partial') headers['content-range'] = contentRange(range, size);
+    res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
+    if (isHead || lengthBytes === 0) return void res.end();
+    if (lengthBytes <= SMALL_READ_BYTES && handle.read) {
+      const bytes = await handle.read(range.start, lengthBytes);
+      if (limiter) await limiter.take(lengthBytes, abort.signal);
+      res.end(bytes);
+      return;
+    }
+    const source = await handle.createReadStream(range.start, range.end, { signal: abort.signal, highWaterMarkBytes: STREAM_HIGH_WATER_MARK_BYTES });
+    if (limiter) await pipeline(source, limiter.throttle(), res);
+    else await pipeline(source, res);
+  }
+
+  /** One range into a response that stays open (multipart): honours backpressure and disconnects. */
+  async function copyRange(handle: StorageHandle, range: ByteRange, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const source: Readable = await handle.createReadStream(range.start, range.end, { signal, highWaterMarkBytes: STREAM_HIGH_WATER_MARK_BYTES });
+    const paced = limiter ? source.pipe(limiter.throttle()) : source;
+    try {
+      for await (const chunk of paced) {
+        if (!(chunk instanceof Uint8Array)) throw new Error('storage stream produced a non-byte chunk');
+        await write(res, chunk, signal);
+      }
+    } finally {
+      source.destroy();
+      paced.destroy();
+    }
+  }
+
+  app.route({ method: 'GET', url: `${SIGNED_URL_PREFIX}*`, exposeHeadRoute: false, handler });
+  app.route({ method: 'HEAD', url: `${SIGNED_URL_PREFIX}*`, handler });
+}
+
+async function write(res: ServerResponse, chunk: Uint8Array, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted();
+  if (!res.write(chunk)) await once(res, 'drain', { signal });
+}

@@ -1,0 +1,54 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Pieces larger than this are paced in slices, so one big read cannot burst past the cap. */
+const SLICE_BYTES = 64 * 1024;
+
+/**
+ * An origin-wide egress cap in bytes per second, shared by every data-plane body (a token
+ * bucket in its GCRA form: one "theoretical arrival time" instead of a token count). Requests
+ * are paced in arrival order; a burst of up to `burstBytes` goes out at once.
+ */
+export class EgressLimiter {
+  readonly bytesPerSecond: number;
+  private readonly burstMs: number;
+  private theoreticalArrivalMs = 0;
+
+  constructor(bytesPerSecond: number, burstBytes = Math.max(SLICE_BYTES, Math.floor(bytesPerSecond / 20))) {
+    if (!(bytesPerSecond > 0)) throw new RangeError('bytesPerSecond must be positive');
+    this.bytesPerSecond = bytesPerSecond;
+    this.burstMs = (burstBytes / bytesPerSecond) * 1000;
+  }
+
+  /** Resolves when `bytes` may be sent. */
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
+    const nowMs = performance.now();
+    const startMs = Math.max(nowMs, this.theoreticalArrivalMs);
+    this.theoreticalArrivalMs = startMs + (bytes / this.bytesPerSecond) * 1000;
+    const waitMs = this.theoreticalArrivalMs - nowMs - this.burstMs;
+    if (waitMs > 0) await sleep(waitMs, undefined, signal ? { signal } : undefined);
+  }
+
+  /** A pass-through stream that paces what flows through it. */
+  throttle(): Transform {
+    const abort = new AbortController();
+    const transform = new Transform({
+      transform: (chunk: Buffer, _encoding, callback: TransformCallback) => {
+        void this.pace(transform, chunk, abort.signal).then(
+          () => callback(),
+          (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
+        );
+      },
+    });
+    transform.once('close', () => abort.abort());
+    return transform;
+  }
+
+  private async pace(stream: Transform, chunk: Buffer, signal: AbortSignal): Promise<void> {
+    for (let offset = 0; offset < chunk.length; offset += SLICE_BYTES) {
+      const slice = chunk.subarray(offset, offset + SLICE_BYTES);
+      await this.take(slice.length, signal);
+      stream.push(slice);
+    }
+  }
+}

@@ -1,0 +1,191 @@
+import { constants, type Stats } from 'node:fs';
+import { open, opendir, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { isHiddenKey, type ReadOptions, type Storage, type StorageEntry, type StorageHandle, type StorageStat } from './storage.ts';
+
+const DEFAULT_HIGH_WATER_MARK_BYTES = 256 * 1024;
+
+/** nginx-style strong validator: mtime and size, both hex. */
+export function folderEtag(stats: Pick<Stats, 'mtimeMs' | 'size'>): string {
+  return `"${Math.floor(stats.mtimeMs).toString(16)}-${stats.size.toString(16)}"`;
+}
+
+function statOf(stats: Stats): StorageStat {
+  return { sizeBytes: stats.size, mtimeMs: stats.mtimeMs, etag: folderEtag(stats) };
+}
+
+/** A key is a relative POSIX path of plain segments: no `..`, no absolute paths, no dot-files. */
+export function isValidFolderKey(key: string): boolean {
+  if (key === '' || key.length > 4096 || key.includes('\0') || key.startsWith('/')) return false;
+  return key.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..') && !isHiddenKey(key);
+}
+
+/**
+ * Files under one folder, recursively. Symlinks are followed only while they stay inside
+ * the folder (and never into directories, so a link cannot loop). Every path is resolved
+ * with realpath and checked against the root before it is opened.
+ */
+export class FolderStorage implements Storage {
+  readonly description: string;
+  readonly sourcePrefix = 'dir:';
+  private readonly rootReal: string;
+  /** key -> resolved real path, so the hot path skips realpath; re-checked on failure. */
+  private readonly resolved = new Map<string, string>();
+
+  private constructor(rootReal: string) {
+    this.rootReal = rootReal;
+    this.description = `folder:${rootReal}`;
+  }
+
+  static async create(root: string): Promise<FolderStorage> {
+    const rootReal = await realpath(root);
+    if (!(await stat(rootReal)).isDirectory()) throw new Error(`not a directory: ${root}`);
+    return new FolderStorage(rootReal);
+  }
+
+  get rootPath(): string {
+    return this.rootReal;
+  }
+
+  /** The key of an absolute path inside the root, or undefined when it is outside or hidden. */
+  keyOf(absolutePath: string): string | undefined {
+    const rel = relative(this.rootReal, absolutePath);
+    if (rel === '' || rel.startsWith('..') || rel.startsWith(sep)) return undefined;
+    const key = rel.split(sep).join('/');
+    return isValidFolderKey(key) ? key : undefined;
+  }
+
+  private isInside(realPath: string): boolean {
+    return realPath.startsWith(this.rootReal + sep);
+  }
+
+  private async resolve(key: string, useCache: boolean): Promise<string | undefined> {
+    if (!isValidFolderKey(key)) return undefined;
+    const cached = useCache ? this.resolved.get(key) : undefined;
+    if (cached) return cached;
+    let real: string;
+    try {
+      real = await realpath(join(this.rootReal, ...key.split('/')));
+    } catch {
+      return undefined;
+    }
+    if (!this.isInside(real)) return undefined;
+    this.resolved.set(key, real);
+    return real;
+  }
+
+  async *list(): AsyncIterable<StorageEntry> {
+    yield* this.walk(this.rootReal, '');
+  }
+
+  private async *walk(dirPath: string, prefix: string): AsyncIterable<StorageEntry> {
+    const dir = await opendir(dirPath);
+    const names: { name: string; kind: 'file' | 'dir' | 'link' }[] = [];
+    for await (const dirent of dir) {
+      if (dirent.name.startsWith('.')) continue;
+      if (dirent.isFile()) names.push({ name: dirent.name, kind: 'file' });
+      else if (dirent.isDirectory()) names.push({ name: dirent.name, kind: 'dir' });
+      else if (dirent.isSymbolicLink()) names.push({ name: dirent.name, kind: 'link' });
+    }
+    names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const { name, kind } of names) {
+      const key = prefix + name;
+      const path = join(dirPath, name);
+      if (kind === 'dir') {
+        yield* this.walk(path, `${key}/`);
+        continue;
+      }
+      const real = await this.resolve(key, false);
+      if (!real) continue;
+      try {
+        const stats = await stat(real);
+        if (stats.isFile()) yield { key, ...statOf(stats) };
+      } catch {
+        // Vanished between readdir and stat: it is simply not published this time.
+      }
+    }
+  }
+
+  async stat(key: string): Promise<StorageStat | undefined> {
+    const real = await this.resolve(key, false);
+    if (!real) return undefined;
+    try {
+      const stats = await stat(real);
+      return stats.isFile() ? statOf(stats) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async open(key: string): Promise<StorageHandle | undefined> {
+    for (const useCache of [true, false]) {
+      const real = await this.resolve(key, useCache);
+      if (!real) return undefined;
+      let file: FileHandle;
+      try {
+        // O_NOFOLLOW: the resolved path's last component must not have become a symlink.
+        file = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+      } catch {
+        this.resolved.delete(key);
+        continue;
+      }
+      const stats = await file.stat().catch(() => undefined);
+      if (!stats?.isFile()) {
+        await file.close();
+        this.resolved.delete(key);
+        continue;
+      }
+      return new FolderHandle(file, statOf(stats));
+    }
+    return undefined;
+  }
+
+  close(): Promise<void> {
+    this.resolved.clear();
+    return Promise.resolve();
+  }
+}
+
+class FolderHandle implements StorageHandle {
+  readonly sizeBytes: number;
+  readonly mtimeMs: number;
+  readonly etag: string;
+  private readonly file: FileHandle;
+  private closed = false;
+
+  constructor(file: FileHandle, stats: StorageStat) {
+    this.file = file;
+    this.sizeBytes = stats.sizeBytes;
+    this.mtimeMs = stats.mtimeMs;
+    this.etag = stats.etag;
+  }
+
+  createReadStream(start: number, endInclusive: number, options?: ReadOptions): Promise<Readable> {
+    const stream = this.file.createReadStream({
+      start,
+      end: endInclusive,
+      autoClose: false,
+      highWaterMark: options?.highWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK_BYTES,
+      ...(options?.signal ? { signal: options.signal } : {}),
+    });
+    return Promise.resolve(stream);
+  }
+
+  async read(start: number, lengthBytes: number): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(lengthBytes);
+    let filled = 0;
+    while (filled < lengthBytes) {
+      const { bytesRead } = await this.file.read(buffer, filled, lengthBytes - filled, start + filled);
+      if (bytesRead === 0) throw new Error('the file shrank while it was read');
+      filled += bytesRead;
+    }
+    return buffer;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.file.close().catch(() => undefined);
+  }
+}
