@@ -30,7 +30,7 @@ local c = redis.call('HMGET', KEYS[3], 'complete', 'incomplete')
 return {isNew, tonumber(c[1]) or 0, tonumber(c[2]) or 0}
 `;
 
-/** KEYS: peers, seen, counts. ARGV: peerId. Returns {complete, incomplete}. */
+/** KEYS: peers, seen, counts. ARGV: peerId. Returns {complete, incomplete, isEmpty}. */
 export const REMOVE_PEER = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
@@ -41,10 +41,10 @@ if cur then
 end
 if redis.call('HLEN', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-  return {0, 0}
+  return {0, 0, 1}
 end
 local c = redis.call('HMGET', KEYS[3], 'complete', 'incomplete')
-return {tonumber(c[1]) or 0, tonumber(c[2]) or 0}
+return {tonumber(c[1]) or 0, tonumber(c[2]) or 0, 0}
 `;
 
 /** KEYS: peers, seen, counts. ARGV: cutoffMs. Returns {dropped, isEmpty}. */

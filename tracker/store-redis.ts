@@ -16,7 +16,7 @@ export interface RedisStoreOptions {
 
 const SWARMS_KEY = 'pf:swarms';
 const SESSIONS_KEY = 'pf:sessions';
-const CAS_ATTEMPTS = 8;
+const CAS_ATTEMPTS = 40;
 
 /** Keys of one swarm share the `{<info_hash>}` hash tag: one Cluster slot per swarm. */
 function swarmKeys(infoHash: string): [string, string, string] {
@@ -128,8 +128,9 @@ export class RedisStore implements Store {
 
   removePeer(infoHash: string, peerId: string): Promise<SwarmCounts> {
     return this.run(async () => {
-      const values = numbers(await this.script(REMOVE_PEER, swarmKeys(infoHash), [peerId]), 2);
+      const values = numbers(await this.script(REMOVE_PEER, swarmKeys(infoHash), [peerId]), 3);
       if (!values) throw new PfError('PF_ERR_STORE_UNAVAILABLE', 'unexpected reply from redis');
+      if (values[2] === 1) await this.redis.srem(SWARMS_KEY, infoHash);
       return { complete: values[0]!, incomplete: values[1]! };
     });
   }
@@ -229,6 +230,8 @@ export class RedisStore implements Store {
           await this.redis.zadd(SESSIONS_KEY, Date.now() + ttlMs, sessionId);
           return next;
         }
+        // Lost a race: back off a little, with jitter, and read again.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 * (attempt + 1))));
       }
       throw new PfError('PF_ERR_RATE_LIMITED', 'the session is being updated concurrently; retry');
     });

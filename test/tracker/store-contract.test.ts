@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { Redis } from 'ioredis';
+import { createStore, type Store, type StoreConfig } from '../../tracker/index.ts';
+import type { SessionRecord } from '../../tracker/session-record.ts';
+import { RedisServer } from './fixtures/redis-server.ts';
+import { eventually } from './fixtures/ws-client.ts';
+
+const logger = pino({ level: 'silent' });
+const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+
+function sessionRecord(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const now = Date.now();
+  return {
+    session_id: randomBytes(16).toString('base64url'),
+    token_sha256: hex(32),
+    file_id: 'alpha',
+    info_hash: hex(20),
+    checksum: `sha256:${hex(32)}`,
+    total_bytes: 1000,
+    chunk_size: 262144,
+    chunk_count: 1,
+    status: 'active',
+    have: 'AA',
+    bytes_confirmed: 0,
+    contiguous_bytes: 0,
+    bytes_from_peers: 0,
+    bytes_from_http: 0,
+    transfer_rate_bps: 0,
+    rate_sampled_at_ms: now,
+    created_at_ms: now,
+    updated_at_ms: now,
+    expires_at_ms: now + 60_000,
+    ...overrides,
+  };
+}
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+
+async function flushRedis(): Promise<void> {
+  const client = new Redis(redis.url);
+  await client.flushall();
+  await client.quit();
+}
+
+const kinds: { name: string; config: () => StoreConfig; reset: () => Promise<void> }[] = [
+  { name: 'memory', config: () => ({ kind: 'memory' }), reset: () => Promise.resolve() },
+  { name: 'redis', config: () => ({ kind: 'redis', url: redis.url }), reset: flushRedis },
+];
+
+describe.each(kinds)('Store contract: $name', ({ config, reset }) => {
+  let store: Store;
+  let infoHash: string;
+  beforeEach(async () => {
+    await reset();
+    store = await createStore(config(), { logger });
+    infoHash = hex(20);
+    return async () => {
+      await store.close();
+    };
+  });
+
+  it('adds, refreshes and removes peers with complete/incomplete counts', async () => {
+    const a = hex(20);
+    const b = hex(20);
+    const first = await store.upsertPeer(infoHash, { peerId: a, owner: 'p1', complete: false }, 1000);
+    expect(first).toEqual({ ok: true, isNew: true, counts: { complete: 0, incomplete: 1 } });
+    const second = await store.upsertPeer(infoHash, { peerId: b, owner: 'p1', complete: true }, 1000);
+    expect(second).toEqual({ ok: true, isNew: true, counts: { complete: 1, incomplete: 1 } });
+    // a completes: counts move, not grow.
+    expect(await store.upsertPeer(infoHash, { peerId: a, owner: 'p1', complete: true }, 2000)).toEqual({ ok: true, isNew: false, counts: { complete: 2, incomplete: 0 } });
+    // Once complete, a later announce without left=0 keeps it complete.
+    expect(await store.upsertPeer(infoHash, { peerId: a, owner: 'p1', complete: false }, 3000)).toEqual({ ok: true, isNew: false, counts: { complete: 2, incomplete: 0 } });
+    expect(await store.getPeer(infoHash, a)).toMatchObject({ peerId: a, owner: 'p1', complete: true, lastSeenMs: 3000 });
+    expect(await store.removePeer(infoHash, a)).toEqual({ complete: 1, incomplete: 0 });
+    expect(await store.removePeer(infoHash, a)).toEqual({ complete: 1, incomplete: 0 });
+    expect(await store.getPeer(infoHash, a)).toBeUndefined();
+    expect(await store.counts(infoHash)).toEqual({ complete: 1, incomplete: 0 });
+  });
+
+  it('refuses a peer_id owned by another tracker process', async () => {
+    const a = hex(20);
+    await store.upsertPeer(infoHash, { peerId: a, owner: 'p1', complete: false }, 1000);
+    expect(await store.upsertPeer(infoHash, { peerId: a, owner: 'p2', complete: false }, 1000)).toEqual({ ok: false, reason: 'owned_elsewhere', owner: 'p1' });
+    expect(await store.getPeer(infoHash, a)).toMatchObject({ owner: 'p1' });
+  });
+
+  it('picks distinct random peers, never the asker', async () => {
+    const ids = Array.from({ length: 30 }, () => hex(20));
+    for (const id of ids) await store.upsertPeer(infoHash, { peerId: id, owner: 'p1', complete: false }, 1000);
+    for (let round = 0; round < 20; round++) {
+      const picked = await store.randomPeers(infoHash, 5, ids[0]!);
+      expect(picked).toHaveLength(5);
+      expect(new Set(picked.map((peer) => peer.peerId)).size).toBe(5);
+      expect(picked.some((peer) => peer.peerId === ids[0])).toBe(false);
+      for (const peer of picked) expect(ids).toContain(peer.peerId);
+    }
+    const all = await store.randomPeers(infoHash, 100, ids[0]!);
+    expect(all).toHaveLength(29);
+    expect(await store.randomPeers(hex(20), 5, ids[0]!)).toEqual([]);
+  });
+
+  it('prunes peers past the cutoff and drops empty swarms', async () => {
+    const other = hex(20);
+    const stale = hex(20);
+    const fresh = hex(20);
+    await store.upsertPeer(infoHash, { peerId: stale, owner: 'p1', complete: false }, 1000);
+    await store.upsertPeer(infoHash, { peerId: fresh, owner: 'p1', complete: true }, 5000);
+    await store.upsertPeer(other, { peerId: stale, owner: 'p1', complete: false }, 1000);
+    const before = await store.swarmCount();
+    expect(await store.prunePeers(2000)).toBeGreaterThanOrEqual(2);
+    expect(await store.getPeer(infoHash, stale)).toBeUndefined();
+    expect(await store.getPeer(infoHash, fresh)).toBeDefined();
+    expect(await store.counts(infoHash)).toEqual({ complete: 1, incomplete: 0 });
+    expect(await store.counts(other)).toEqual({ complete: 0, incomplete: 0 });
+    expect(await store.swarmCount()).toBe(before - 1);
+    await store.removePeer(infoHash, fresh);
+    expect(await store.swarmCount()).toBe(before - 2);
+  });
+
+  it('creates, reads, updates atomically and deletes sessions', async () => {
+    const record = sessionRecord();
+    await store.createSession(record, 60);
+    expect(await store.getSession(record.session_id)).toEqual(record);
+    expect(await store.getSession('nope-nope-nope-nope')).toBeUndefined();
+    // Concurrent increments: none may be lost.
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        store.updateSession(record.session_id, (current) => ({ ...current, bytes_from_peers: current.bytes_from_peers + 1 }), 60),
+      ),
+    );
+    expect((await store.getSession(record.session_id))?.bytes_from_peers).toBe(20);
+    // An update that returns undefined leaves the record as it is.
+    expect(await store.updateSession(record.session_id, () => undefined, 60)).toMatchObject({ bytes_from_peers: 20 });
+    expect(await store.updateSession('missing-session-id', (current) => current, 60)).toBeUndefined();
+    expect(await store.sessionCount()).toBeGreaterThanOrEqual(1);
+    await store.deleteSession(record.session_id);
+    expect(await store.getSession(record.session_id)).toBeUndefined();
+  });
+
+  it('expires sessions after their TTL', async () => {
+    const record = sessionRecord();
+    await store.createSession(record, 1);
+    expect(await store.getSession(record.session_id)).toBeDefined();
+    await eventually(async () => (await store.getSession(record.session_id)) === undefined, 10_000, 'session expiry');
+  });
+
+  it('delivers published messages to the subscribed owner only', async () => {
+    const received: string[] = [];
+    const other: string[] = [];
+    const unsubscribe = await store.subscribe('owner-a', (message) => received.push(message));
+    const unsubscribeOther = await store.subscribe('owner-b', (message) => other.push(message));
+    await store.publish('owner-a', 'hello');
+    await store.publish('owner-a', 'world');
+    await eventually(() => received.length === 2, 5000, 'delivery');
+    expect(received).toEqual(['hello', 'world']);
+    expect(other).toEqual([]);
+    await unsubscribe();
+    await unsubscribeOther();
+    await store.publish('owner-a', 'after');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(received).toEqual(['hello', 'world']);
+  });
+});
