@@ -21,7 +21,7 @@ export interface EdgeConfigOptions {
   authScriptPath?: string;
   /** Default `10g`. */
   cacheMaxSize?: string;
-  /** How long a cached slice stays valid (`proxy_cache_valid`). Default `1d`. */
+  /** How long a cached slice stays valid when the origin sends no Cache-Control (`proxy_cache_valid`). Default `10m`. */
   cacheValid?: string;
   /** How long waiters on a slice being fetched wait before going to the origin themselves. Default `30s`. */
   lockTimeout?: string;
@@ -78,7 +78,7 @@ export function renderEdgeConfig(options: EdgeConfigOptions): string {
     KEYS_ZONE: '16m',
     CACHE_MAX_SIZE: checkSize(options.cacheMaxSize ?? '10g', 'cacheMaxSize'),
     CACHE_INACTIVE: '7d',
-    CACHE_VALID: checkSize(options.cacheValid ?? '1d', 'cacheValid'),
+    CACHE_VALID: checkSize(options.cacheValid ?? '10m', 'cacheValid'),
     LOCK_TIMEOUT: checkSize(options.lockTimeout ?? '30s', 'lockTimeout'),
     AUTH_SCRIPT: quote(options.authScriptPath ?? `${HERE}peerfill-auth.js`, 'authScriptPath'),
     // Inside quotes already in the template; an empty value means "use the environment".
