@@ -27,15 +27,6 @@ const SnapshotBodySchema = Type.Object({
 });
 const snapshotBodyCodec = createCodec(SnapshotBodySchema);
 
-/** Run synchronous store code with the async contract: a throw becomes a rejection. */
-function settle<T>(operation: () => T): Promise<T> {
-  try {
-    return Promise.resolve(operation());
-  } catch (error) {
-    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-  }
-}
-
 interface StoredSession {
   record: SessionRecord;
   expiresAtMs: number;
@@ -132,12 +123,22 @@ export class MemoryStore implements Store {
     await this.snapshotting;
   }
 
+  /** Run synchronous store code with the async contract: a throw becomes a rejection. */
+  private settle<T>(operation: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new PfError('PF_ERR_STORE_UNAVAILABLE', 'store is closed'));
+    try {
+      return Promise.resolve(operation());
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
   private swarm(infoHash: string): SwarmTable | undefined {
     return this.swarms.get(infoHash);
   }
 
   upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): Promise<UpsertPeerResult> {
-    return settle(() => {
+    return this.settle(() => {
       let swarm = this.swarms.get(infoHash);
       const existing = swarm?.get(peer.peerId);
       if (existing && existing.owner !== peer.owner) return { ok: false, reason: 'owned_elsewhere', owner: existing.owner };
@@ -153,7 +154,7 @@ export class MemoryStore implements Store {
   }
 
   removePeer(infoHash: string, peerId: string): Promise<SwarmCounts> {
-    return settle(() => {
+    return this.settle(() => {
       const swarm = this.swarm(infoHash);
       if (!swarm) return { complete: 0, incomplete: 0 };
       swarm.delete(peerId);
@@ -163,26 +164,26 @@ export class MemoryStore implements Store {
   }
 
   getPeer(infoHash: string, peerId: string): Promise<PeerRecord | undefined> {
-    return settle(() => {
+    return this.settle(() => {
       const record = this.swarm(infoHash)?.get(peerId);
       return record && { ...record };
     });
   }
 
   randomPeers(infoHash: string, count: number, excludePeerId: string): Promise<PeerRecord[]> {
-    return settle(() => {
+    return this.settle(() => {
       return this.swarm(infoHash)?.random(count, excludePeerId) ?? [];
     });
   }
 
   counts(infoHash: string): Promise<SwarmCounts> {
-    return settle(() => {
+    return this.settle(() => {
       return this.swarm(infoHash)?.counts() ?? { complete: 0, incomplete: 0 };
     });
   }
 
   prunePeers(cutoffMs: number): Promise<number> {
-    return settle(() => {
+    return this.settle(() => {
       let dropped = 0;
       for (const [infoHash, swarm] of this.swarms) {
         const stale: string[] = [];
@@ -195,7 +196,7 @@ export class MemoryStore implements Store {
   }
 
   swarmCount(): Promise<number> {
-    return settle(() => {
+    return this.settle(() => {
       return this.swarms.size;
     });
   }
@@ -211,7 +212,7 @@ export class MemoryStore implements Store {
   }
 
   createSession(record: SessionRecord, ttlSeconds: number): Promise<void> {
-    return settle(() => {
+    return this.settle(() => {
       if (this.sessions.size >= this.maxSessions) throw new PfError('PF_ERR_RATE_LIMITED', 'too many download sessions');
       this.sessions.set(record.session_id, { record: structuredClone(record), expiresAtMs: Date.now() + ttlSeconds * 1000 });
       this.dirty = true;
@@ -219,14 +220,14 @@ export class MemoryStore implements Store {
   }
 
   getSession(sessionId: string): Promise<SessionRecord | undefined> {
-    return settle(() => {
+    return this.settle(() => {
       const stored = this.liveSession(sessionId);
       return stored && structuredClone(stored.record);
     });
   }
 
   updateSession(sessionId: string, update: SessionUpdate, ttlSeconds: number): Promise<SessionRecord | undefined> {
-    return settle(() => {
+    return this.settle(() => {
       const stored = this.liveSession(sessionId);
       if (!stored) return undefined;
       // Single-threaded: nothing can interleave between this read and write.
@@ -239,19 +240,19 @@ export class MemoryStore implements Store {
   }
 
   deleteSession(sessionId: string): Promise<void> {
-    return settle(() => {
+    return this.settle(() => {
       if (this.sessions.delete(sessionId)) this.dirty = true;
     });
   }
 
   sessionCount(): Promise<number> {
-    return settle(() => {
+    return this.settle(() => {
       return this.sessions.size;
     });
   }
 
   publish(owner: string, message: string): Promise<void> {
-    return settle(() => {
+    return this.settle(() => {
       const handlers = this.subscribers.get(owner);
       if (!handlers) return;
       for (const handler of handlers) queueMicrotask(() => handler(message));
@@ -259,7 +260,7 @@ export class MemoryStore implements Store {
   }
 
   subscribe(owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
-    return settle(() => {
+    return this.settle(() => {
       let handlers = this.subscribers.get(owner);
       if (!handlers) this.subscribers.set(owner, (handlers = new Set()));
       handlers.add(onMessage);
