@@ -178,6 +178,9 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#timers.push(
       setInterval(() => void this.#patchSession({}).catch((error: unknown) => this.#warn('session update failed', { error: String(error) })), options.sessionUpdateIntervalMs),
     );
+    if (options.seedOnly && !scheduler.isComplete()) {
+      throw new PfError('PF_ERR_FILE_HASH_MISMATCH', `the local copy does not match the manifest (${have.count()} of ${have.length} chunks verify)`);
+    }
     if (options.usePeers) this.#startPeers(manifest, scheduler, session);
     if (scheduler.isComplete()) return this.#finish();
     void this.#hashTracker.advance().catch((error: unknown) => this.#fail(error));

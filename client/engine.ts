@@ -55,6 +55,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     progressIntervalMs: 500,
     sessionUpdateIntervalMs: 30_000,
     seedAfterDoneMs: 0,
+    seedOnly: false,
     eagerAnnounceMs: 10_000,
     onWarning: () => undefined,
     random: Math.random,

@@ -1,0 +1,108 @@
+import { basename, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { FileListSchema, PfError, createCodec, isPfError } from '../../protocol/index.ts';
+import { createClient } from '../engine.ts';
+import type { CliIo } from './cli-io.ts';
+import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
+import { nodeClientOptions } from './node-runtime.ts';
+import { SeedFileStore } from './seed-file-store.ts';
+
+export const SEED_USAGE = `usage: peerfill seed FILE --server URL [--file-id ID] [--json]
+
+  Checks FILE chunk by chunk against the server's manifest, then seeds it until Ctrl-C.
+  Without --file-id, the catalog entry with FILE's name and size is used.
+`;
+
+const fileListCodec = createCodec(FileListSchema);
+
+/** `peerfill seed`: returns the exit code (see exit-codes.ts). */
+export async function runSeed(argv: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: { server: { type: 'string' }, 'file-id': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
+  } catch (error) {
+    io.stderr.write(`peerfill seed: ${(error as Error).message}\n${SEED_USAGE}`);
+    return EXIT_CODES.USAGE;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.stdout.write(SEED_USAGE);
+    return EXIT_CODES.OK;
+  }
+  const server = values.server ?? io.env.PEERFILL_SERVER_URL;
+  if (positionals.length !== 1 || server === undefined) {
+    io.stderr.write(SEED_USAGE);
+    return EXIT_CODES.USAGE;
+  }
+  const isJson = values.json === true;
+  const emit = (event: string, data: Record<string, unknown> = {}) => {
+    if (isJson) io.stdout.write(`${JSON.stringify({ event, ...data })}\n`);
+  };
+  const say = (text: string) => {
+    if (!isJson) io.stderr.write(text);
+  };
+  const fail = (error: unknown): number => {
+    const code = isPfError(error) ? error.code : undefined;
+    const message = error instanceof Error ? error.message : String(error);
+    if (isJson) io.stdout.write(`${JSON.stringify({ event: 'error', code: code ?? null, message })}\n`);
+    else io.stderr.write(`peerfill seed: ${message}${code ? ` [${code}]` : ''}\n`);
+    return exitCodeFor(code);
+  };
+
+  const filePath = resolve(positionals[0]!);
+  const serverUrl = server.replace(/\/+$/, '');
+  let fileId: string;
+  try {
+    fileId = values['file-id'] ?? (await findFileId(serverUrl, filePath));
+  } catch (error) {
+    return fail(error);
+  }
+
+  const client = createClient({ ...nodeClientOptions(), seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
+  const download = client.download({ serverUrl, fileId }, new SeedFileStore(filePath));
+  const signals = io.signals ?? process;
+  return new Promise<number>((resolveExit) => {
+    let isSettled = false;
+    const settle = (code: number) => {
+      if (isSettled) return;
+      isSettled = true;
+      signals.off('SIGINT', onSignal);
+      signals.off('SIGTERM', onSignal);
+      resolveExit(code);
+    };
+    const onSignal = () => void download.destroy().finally(() => settle(EXIT_CODES.OK));
+    signals.once('SIGINT', onSignal);
+    signals.once('SIGTERM', onSignal);
+    download.on('done', ({ sha256 }) => {
+      say(`peerfill: seeding ${filePath} (sha256 ${sha256}) as ${fileId}; Ctrl-C to stop\n`);
+      emit('seeding', { path: filePath, file_id: fileId, sha256, peer_id: client.peerIdHex });
+    });
+    download.on('peer', ({ peerIdHex, isConnected, peerCount }) => emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount }));
+    download.on('error', (error) => settle(fail(error)));
+    void download.start();
+  });
+}
+
+/** The catalog entry with this file's name and size. */
+async function findFileId(serverUrl: string, filePath: string): Promise<string> {
+  const { size } = await stat(filePath);
+  let response: Response;
+  try {
+    response = await fetch(`${serverUrl}/files`);
+  } catch (error) {
+    throw new PfError('PF_ERR_UPSTREAM', `cannot reach ${serverUrl}: ${(error as Error).message}`);
+  }
+  if (!response.ok) throw new PfError('PF_ERR_UPSTREAM', `GET /files: HTTP ${response.status}`);
+  const decoded = fileListCodec.decode(await response.json());
+  if (!decoded.ok) throw new PfError('PF_ERR_UPSTREAM', 'GET /files: unexpected answer');
+  const name = basename(filePath);
+  const entry = decoded.value.files.find((file) => file.name === name && file.size === size);
+  if (!entry) throw new PfError('PF_ERR_FILE_NOT_FOUND', `no published file named ${name} of ${size} bytes; pass --file-id`);
+  return entry.file_id;
+}

@@ -1,0 +1,202 @@
+import { open, rename, stat, type FileHandle } from 'node:fs/promises';
+import { Bitfield, chunkCount, chunkRange, type Manifest } from '../../protocol/index.ts';
+import type { ChunkStore, ResumeData } from '../chunk-store.ts';
+import { readStateFile, removeStateFile, syncDirectory, writeStateFile, type StateBody } from './state-file.ts';
+
+export interface FileChunkStoreOptions {
+  /** Least time between two state flushes (data fsync + state replace). Default 200 ms. */
+  flushIntervalMs?: number;
+  /** A flush made `chunks` verified chunks durable. */
+  onSaved?: (chunks: number) => void;
+  /** Why the state file was not trusted and chunks were re-verified. */
+  onStateRejected?: (reason: string, recheckedChunks: number) => void;
+}
+
+/**
+ * Chunks written at their offsets into `OUT.part`, with `OUT.part.state` beside it. The
+ * state is flushed only after the data it records is fsynced, so after a crash it never
+ * claims a chunk that is not on disk; a torn, stale or foreign state file is not trusted,
+ * and the chunks it claims are re-verified against the manifest. finalize() renames to OUT.
+ */
+export class FileChunkStore implements ChunkStore {
+  readonly outPath: string;
+  readonly partPath: string;
+  readonly statePath: string;
+  readonly #options: FileChunkStoreOptions;
+  #handle: FileHandle | undefined;
+  #manifest: Manifest | undefined;
+  #verified = new Bitfield(0);
+  #resume: ResumeData | undefined;
+  #isDirty = false;
+  #flushing: Promise<void> | undefined;
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  #isFinalized = false;
+
+  constructor(outPath: string, options: FileChunkStoreOptions = {}) {
+    this.outPath = outPath;
+    this.partPath = `${outPath}.part`;
+    this.statePath = `${outPath}.part.state`;
+    this.#options = options;
+  }
+
+  async loadResumeData(): Promise<ResumeData | undefined> {
+    if (this.#resume) return this.#resume;
+    const state = await readStateFile(this.statePath);
+    return state.kind === 'valid' ? state.body.resume : undefined;
+  }
+
+  async saveResumeData(data: ResumeData | undefined): Promise<void> {
+    this.#resume = data;
+    if (this.#handle && !this.#isFinalized) {
+      this.#isDirty = true;
+      await this.flush();
+    }
+  }
+
+  async open(manifest: Manifest, verify: (index: number, bytes: Uint8Array) => Promise<boolean>): Promise<Bitfield> {
+    this.#manifest = manifest;
+    const count = chunkCount(manifest.size, manifest.chunk_size);
+    const previousSize = await stat(this.partPath).then((s) => s.size, () => undefined);
+    this.#handle = await open(this.partPath, previousSize === undefined ? 'w+' : 'r+');
+    if (previousSize !== manifest.size) await this.#handle.truncate(manifest.size);
+
+    const state = await readStateFile(this.statePath);
+    let claimed: Bitfield | undefined;
+    let rejection: string | undefined;
+    if (state.kind === 'valid') {
+      const body = state.body;
+      const bits = body.have === undefined ? undefined : Bitfield.fromBase64Url(body.have, count);
+      if (body.have === undefined) claimed = new Bitfield(count);
+      else if (!bits) rejection = 'bitfield does not fit this manifest';
+      else if (body.info_hash !== manifest.info_hash) rejection = 'state is for another manifest (foreign)';
+      else if (body.size !== manifest.size || body.chunk_size !== manifest.chunk_size) rejection = 'state sizes differ from the manifest';
+      else if (previousSize !== manifest.size) rejection = 'the .part file changed size since the state was written (stale)';
+      if (rejection === undefined) {
+        this.#verified = bits ?? new Bitfield(count);
+      } else {
+        claimed = bits ?? allSet(count);
+      }
+    } else if (state.kind === 'corrupt') {
+      rejection = state.reason;
+      claimed = allSet(count);
+    } else if (previousSize !== undefined) {
+      rejection = 'a .part file without state';
+      claimed = allSet(count);
+    }
+    if (rejection !== undefined && claimed) {
+      // Never trusted: re-verify what it claims against the manifest's chunk hashes.
+      this.#verified = new Bitfield(count);
+      let rechecked = 0;
+      if (previousSize !== undefined) {
+        for (let index = 0; index < count; index++) {
+          if (!claimed.get(index)) continue;
+          rechecked++;
+          const { start, end } = chunkRange(manifest, index);
+          if (end > previousSize) continue;
+          const bytes = await this.#readAt(start, end - start);
+          if (await verify(index, bytes)) this.#verified.set(index);
+        }
+      }
+      this.#options.onStateRejected?.(rejection, rechecked);
+    }
+    this.#isDirty = true;
+    await this.flush();
+    return this.#verified.clone();
+  }
+
+  async put(index: number, bytes: Uint8Array): Promise<void> {
+    const manifest = this.#requireOpen();
+    const { start, end } = chunkRange(manifest, index);
+    if (bytes.length !== end - start) throw new RangeError(`chunk ${index} has the wrong length`);
+    let written = 0;
+    while (written < bytes.length) {
+      const { bytesWritten } = await this.#handle!.write(bytes, written, bytes.length - written, start + written);
+      written += bytesWritten;
+    }
+    this.#verified.set(index);
+    this.#isDirty = true;
+    this.#flushTimer ??= setTimeout(() => {
+      this.#flushTimer = undefined;
+      void this.flush().catch(() => undefined);
+    }, this.#options.flushIntervalMs ?? 200);
+  }
+
+  async read(index: number, offset: number, length: number): Promise<Uint8Array | undefined> {
+    const manifest = this.#manifest;
+    if (!manifest || !this.#handle || !this.#verified.get(index)) return undefined;
+    const { start, end } = chunkRange(manifest, index);
+    if (offset < 0 || length < 0 || start + offset + length > end) return undefined;
+    return this.#readAt(start + offset, length);
+  }
+
+  /** Data fsync, then the state that records it: never the other way round. */
+  flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing.then(() => (this.#isDirty ? this.flush() : undefined));
+    if (!this.#isDirty || !this.#handle || this.#isFinalized) return Promise.resolve();
+    this.#flushing = (async () => {
+      while (this.#isDirty && this.#handle) {
+        this.#isDirty = false;
+        const snapshot = this.#verified.clone();
+        await this.#handle.datasync();
+        await writeStateFile(this.statePath, this.#stateBody(snapshot));
+        this.#options.onSaved?.(snapshot.count());
+      }
+    })().finally(() => {
+      this.#flushing = undefined;
+    });
+    return this.#flushing;
+  }
+
+  async finalize(): Promise<void> {
+    this.#requireOpen();
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    await this.flush();
+    await this.#handle!.sync();
+    await this.#handle!.close();
+    this.#handle = undefined;
+    this.#isFinalized = true;
+    await rename(this.partPath, this.outPath);
+    await removeStateFile(this.statePath);
+    await syncDirectory(this.outPath.replace(/[/\\][^/\\]*$/, '') || '.');
+    // Keep serving peers from the published file.
+    this.#handle = await open(this.outPath, 'r');
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (!this.#isFinalized) await this.flush();
+    await this.#handle?.close();
+    this.#handle = undefined;
+  }
+
+  #stateBody(verified: Bitfield): StateBody {
+    const manifest = this.#manifest!;
+    const body: StateBody = { v: 1, info_hash: manifest.info_hash, size: manifest.size, chunk_size: manifest.chunk_size, have: verified.toBase64Url() };
+    if (this.#resume) body.resume = this.#resume;
+    return body;
+  }
+
+  async #readAt(position: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    let filled = 0;
+    while (filled < length) {
+      const { bytesRead } = await this.#handle!.read(out, filled, length - filled, position + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return filled === length ? out : out.subarray(0, filled);
+  }
+
+  #requireOpen(): Manifest {
+    if (!this.#manifest || !this.#handle) throw new Error('FileChunkStore is not open');
+    return this.#manifest;
+  }
+}
+
+function allSet(count: number): Bitfield {
+  const bitfield = new Bitfield(count);
+  for (let index = 0; index < count; index++) bitfield.set(index);
+  return bitfield;
+}

@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import { WebSocket } from 'ws';
+import type { ClientOptions } from '../options.ts';
+import type { WebSocketLike } from '../tracker-client.ts';
+import type { FileHasher } from '../verify.ts';
+import { loadNodeWrtc } from './wrtc.ts';
+
+/** node:crypto's streaming SHA-256 (several times faster than the portable one). */
+export function createNodeFileHasher(): FileHasher {
+  const hash = createHash('sha256');
+  return {
+    update: (bytes) => void hash.update(bytes),
+    digestHex: () => hash.digest('hex'),
+  };
+}
+
+/** `ws` behind the WebSocket subset the tracker client uses (Node 20 has no global one). */
+export function createNodeWebSocket(url: string): WebSocketLike {
+  const socket = new WebSocket(url, { perMessageDeflate: false });
+  const adapter: WebSocketLike = {
+    get readyState() {
+      return socket.readyState;
+    },
+    send: (data) => socket.send(data),
+    close: () => socket.close(),
+    onopen: null,
+    onmessage: null,
+    onclose: null,
+    onerror: null,
+  };
+  socket.on('open', () => adapter.onopen?.(undefined));
+  socket.on('message', (data, isBinary) => adapter.onmessage?.({ data: isBinary || !Buffer.isBuffer(data) ? data : data.toString('utf8') }));
+  socket.on('close', () => adapter.onclose?.(undefined));
+  socket.on('error', (error) => adapter.onerror?.(error));
+  return adapter;
+}
+
+/** What Node adds to the portable client: WebRTC, WebSocket and a fast file hasher. */
+export function nodeClientOptions(options: { usePeers?: boolean } = {}): ClientOptions {
+  const usePeers = options.usePeers ?? true;
+  return {
+    usePeers,
+    wrtc: usePeers ? loadNodeWrtc() : undefined,
+    createWebSocket: createNodeWebSocket,
+    createFileHasher: createNodeFileHasher,
+  };
+}
