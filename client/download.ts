@@ -182,6 +182,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       throw new PfError('PF_ERR_FILE_HASH_MISMATCH', `the local copy does not match the manifest (${have.count()} of ${have.length} chunks verify)`);
     }
     if (options.usePeers) this.#startPeers(manifest, scheduler, session);
+    this.#setStatus('running');
     if (scheduler.isComplete()) return this.#finish();
     void this.#hashTracker.advance().catch((error: unknown) => this.#fail(error));
     this.#startLanes();

@@ -48,7 +48,7 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     const random = options.random ?? Math.random;
-    this.#options = { maxSourcesPerChunk: 2, nowMs: () => Date.now(), ...options };
+    this.#options = { ...options, maxSourcesPerChunk: options.maxSourcesPerChunk ?? 2, nowMs: options.nowMs ?? (() => Date.now()) };
     this.have = options.have;
     this.picker = new PiecePicker(options.chunkCount, random);
     this.#httpStartOffset = Math.floor(random() * Math.max(1, options.chunkCount));
