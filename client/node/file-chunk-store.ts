@@ -56,6 +56,7 @@ export class FileChunkStore implements ChunkStore {
   async open(manifest: Manifest, verify: (index: number, bytes: Uint8Array) => Promise<boolean>): Promise<Bitfield> {
     this.#manifest = manifest;
     const count = chunkCount(manifest.size, manifest.chunk_size);
+    this.#verified = new Bitfield(count);
     const previousSize = await stat(this.partPath).then((s) => s.size, () => undefined);
     this.#handle = await open(this.partPath, previousSize === undefined ? 'w+' : 'r+');
     if (previousSize !== manifest.size) await this.#handle.truncate(manifest.size);

@@ -1,0 +1,123 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileChunkStore } from '../../client/node/file-chunk-store.ts';
+import { readStateFile } from '../../client/node/state-file.ts';
+import { verifyChunk } from '../../client/verify.ts';
+import { chunkRange, type Manifest } from '../../protocol/index.ts';
+import { makeManifest, testBytes } from './fixtures/fake-server.ts';
+
+const CHUNK = 256 * 1024;
+let dir: string;
+let bytes: Uint8Array;
+let manifest: Manifest;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pf-fstore-'));
+  bytes = testBytes(CHUNK * 4 + 100, 7);
+  manifest = await makeManifest(bytes, 'f', CHUNK);
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const chunk = (index: number) => {
+  const { start, end } = chunkRange(manifest, index);
+  return bytes.subarray(start, end);
+};
+
+async function writeSome(out: string, indexes: number[]) {
+  const store = new FileChunkStore(out, { flushIntervalMs: 1 });
+  await store.open(manifest, (i, b) => verifyChunk(manifest, i, b));
+  for (const index of indexes) await store.put(index, chunk(index));
+  await store.flush();
+  await store.close();
+}
+
+function countingVerify(m: Manifest) {
+  const checked: number[] = [];
+  return { checked, verify: (i: number, b: Uint8Array) => (checked.push(i), verifyChunk(m, i, b)) };
+}
+
+describe('FileChunkStore', () => {
+  it('resumes from a valid state file without re-reading the chunks', async () => {
+    const out = join(dir, 'a.bin');
+    await writeSome(out, [0, 2]);
+    const { checked, verify } = countingVerify(manifest);
+    const have = await new FileChunkStore(out).open(manifest, verify);
+    expect([have.get(0), have.get(1), have.get(2)]).toEqual([true, false, true]);
+    expect(checked).toEqual([]);
+  });
+
+  it('a torn state file is not trusted: every chunk is re-verified, and only good ones count', async () => {
+    const out = join(dir, 'b.bin');
+    await writeSome(out, [0, 1, 3]);
+    const text = await readFile(`${out}.part.state`, 'utf8');
+    await writeFile(`${out}.part.state`, text.slice(0, text.length >> 1));
+    // Corrupt chunk 1 on disk too: re-verification must catch it.
+    const part = await readFile(`${out}.part`);
+    part[CHUNK + 10] ^= 0xff;
+    await writeFile(`${out}.part`, part);
+    const { checked, verify } = countingVerify(manifest);
+    const have = await new FileChunkStore(out).open(manifest, verify);
+    expect(checked.sort()).toEqual([0, 1, 2, 3, 4]);
+    expect([0, 1, 2, 3, 4].map((i) => have.get(i))).toEqual([true, false, false, true, false]);
+  });
+
+  it('a state file with a wrong checksum (edited) is rejected', async () => {
+    const out = join(dir, 'c.bin');
+    await writeSome(out, [0]);
+    const parsed = JSON.parse(await readFile(`${out}.part.state`, 'utf8')) as { body: { have: string } };
+    parsed.body.have = '_w'; // claims chunks 0..4
+    await writeFile(`${out}.part.state`, JSON.stringify(parsed));
+    expect((await readStateFile(`${out}.part.state`)).kind).toBe('corrupt');
+    const reasons: string[] = [];
+    const have = await new FileChunkStore(out, { onStateRejected: (reason) => reasons.push(reason) }).open(manifest, (i, b) => verifyChunk(manifest, i, b));
+    expect(have.count()).toBe(1);
+    expect(reasons[0]).toMatch(/checksum/);
+  });
+
+  it('a foreign state file (another manifest) has its claimed chunks re-verified', async () => {
+    const out = join(dir, 'd.bin');
+    await writeSome(out, [0, 1]);
+    const other = { ...manifest, name: 'other.bin' };
+    const foreign = await makeManifest(bytes, 'g', CHUNK);
+    const reasons: string[] = [];
+    const { checked, verify } = countingVerify(foreign);
+    const have = await new FileChunkStore(out, { onStateRejected: (reason) => reasons.push(reason) }).open(foreign, verify);
+    expect(other.info_hash).toBe(manifest.info_hash);
+    expect(reasons[0]).toMatch(/foreign/);
+    expect(checked.sort()).toEqual([0, 1]);
+    // Same bytes, so the chunks do verify against the new manifest.
+    expect(have.count()).toBe(2);
+  });
+
+  it('a .part without any state file is scanned, never trusted', async () => {
+    const out = join(dir, 'e.bin');
+    await writeSome(out, [2]);
+    await rm(`${out}.part.state`);
+    const { checked, verify } = countingVerify(manifest);
+    const have = await new FileChunkStore(out).open(manifest, verify);
+    expect(checked).toHaveLength(5);
+    expect(have.count()).toBe(1);
+  });
+
+  it('replaces the state atomically, after the data, and renames to OUT on finalize', async () => {
+    const out = join(dir, 'f.bin');
+    const saved: number[] = [];
+    const store = new FileChunkStore(out, { flushIntervalMs: 1, onSaved: (n) => saved.push(n) });
+    await store.open(manifest, (i, b) => verifyChunk(manifest, i, b));
+    for (let index = 0; index < 5; index++) await store.put(index, chunk(index));
+    await store.flush();
+    const state = await readStateFile(`${out}.part.state`);
+    expect(state.kind).toBe('valid');
+    expect(saved[saved.length - 1]).toBe(5);
+    await expect(stat(`${out}.part.state.tmp`)).rejects.toThrow();
+    await store.finalize();
+    expect(new Uint8Array(await readFile(out))).toEqual(bytes);
+    await expect(stat(`${out}.part`)).rejects.toThrow();
+    await expect(stat(`${out}.part.state`)).rejects.toThrow();
+    expect(await store.read(4, 0, 100)).toEqual(bytes.subarray(CHUNK * 4, CHUNK * 4 + 100));
+    await store.close();
+  });
+});
