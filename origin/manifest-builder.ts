@@ -235,7 +235,8 @@ export class ManifestBuilder {
           } else {
             const first = segments[0]!.offset;
             const last = segments[segments.length - 1]!;
-            buffer = piece.slice(first, last.offset + last.length).buffer;
+            // A copy (Buffer#slice would share memory, and the transfer would detach it).
+            buffer = new Uint8Array(piece.subarray(first, last.offset + last.length)).buffer;
             rebased = segments.map((segment) => ({ ...segment, offset: segment.offset - first }));
           }
           const id = ++this.messageSeq;

@@ -1,10 +1,17 @@
-import { constants, type Stats } from 'node:fs';
+import { constants, createReadStream, read, type ReadStream, type Stats } from 'node:fs';
+import { once } from 'node:events';
 import { open, opendir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isHiddenKey, type ReadOptions, type Storage, type StorageEntry, type StorageHandle, type StorageStat } from './storage.ts';
 
 const DEFAULT_HIGH_WATER_MARK_BYTES = 256 * 1024;
+/** fs methods for streams over a borrowed fd: reads are real, close leaves the fd to its owner. */
+const KEEP_FD_OPEN = {
+  open: (_path: unknown, _flags: unknown, _mode: unknown, callback: (error: Error) => void) => callback(new Error('fd streams never open')),
+  read,
+  close: (_fd: number, callback: (error: null) => void) => callback(null),
+};
 
 /** nginx-style strong validator: mtime and size, both hex. */
 export function folderEtag(stats: Pick<Stats, 'mtimeMs' | 'size'>): string {
@@ -153,6 +160,7 @@ class FolderHandle implements StorageHandle {
   readonly etag: string;
   private readonly file: FileHandle;
   private closed = false;
+  private readonly streams = new Set<ReadStream>();
 
   constructor(file: FileHandle, stats: StorageStat) {
     this.file = file;
@@ -162,13 +170,20 @@ class FolderHandle implements StorageHandle {
   }
 
   createReadStream(start: number, endInclusive: number, options?: ReadOptions): Promise<Readable> {
-    const stream = this.file.createReadStream({
+    if (this.closed) return Promise.reject(new Error('handle closed'));
+    // The stream reads through the handle's fd but never closes it (its `close` is a no-op):
+    // one handle serves several ranges (multipart), and close() below owns the fd.
+    const stream = createReadStream('', {
+      fd: this.file.fd,
+      fs: KEEP_FD_OPEN,
       start,
       end: endInclusive,
-      autoClose: false,
+      autoClose: true,
       highWaterMark: options?.highWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK_BYTES,
       ...(options?.signal ? { signal: options.signal } : {}),
     });
+    this.streams.add(stream);
+    stream.once('close', () => this.streams.delete(stream));
     return Promise.resolve(stream);
   }
 
@@ -183,9 +198,17 @@ class FolderHandle implements StorageHandle {
     return buffer;
   }
 
+  /** Destroys open streams, waits until no read is in flight on the fd, then closes it. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all(
+      [...this.streams].map((stream) => {
+        const closed = once(stream, 'close').catch(() => undefined);
+        stream.destroy();
+        return closed;
+      }),
+    );
     await this.file.close().catch(() => undefined);
   }
 }
