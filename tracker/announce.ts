@@ -86,7 +86,7 @@ export class AnnounceHandler {
     const event = request.event ?? 'update';
     let counts: SwarmCounts;
     if (event === 'stopped') {
-      counts = await this.leave(infoHash, peerId);
+      counts = await this.stop(infoHash, peerId);
     } else {
       counts = await this.join(socket, request, infoHash, peerId, now);
     }
@@ -128,14 +128,25 @@ export class AnnounceHandler {
     }
   }
 
-  /** Leave one swarm (stopped, close, expiry). Never throws. */
-  async leave(infoHash: string, peerId: string): Promise<SwarmCounts> {
-    this.deps.local.remove(infoHash, peerId);
+  /** An explicit `stopped`: refused if the peer_id belongs to another process. */
+  private async stop(infoHash: string, peerId: string): Promise<SwarmCounts> {
+    const { local, store, trackerId } = this.deps;
     try {
-      return await this.deps.store.removePeer(infoHash, peerId);
-    } catch {
-      return this.deps.local.counts(infoHash);
+      const result = await store.removePeer(infoHash, peerId, trackerId);
+      if (!result.ok) throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
+      local.remove(infoHash, peerId);
+      return result.counts;
+    } catch (error) {
+      if (!isPfError(error)) throw error;
+      local.remove(infoHash, peerId);
+      return local.counts(infoHash);
     }
+  }
+
+  /** Leave one swarm (close, expiry). Never throws. */
+  async leave(infoHash: string, peerId: string): Promise<void> {
+    this.deps.local.remove(infoHash, peerId);
+    await this.deps.store.removePeer(infoHash, peerId, this.deps.trackerId).catch(() => undefined);
   }
 
   private async relayOffers(request: AnnounceRequest, infoHash: string, peerId: string): Promise<void> {
@@ -169,6 +180,11 @@ export class AnnounceHandler {
     const toPeerId = binaryStringToHex(request.to_peer_id);
     const known = local.get(infoHash, peerId);
     if (known) known.lastSeenMs = Date.now();
+    else {
+      // Not ours locally: it must not be a live peer of another process either.
+      const record = await store.getPeer(infoHash, peerId).catch(() => undefined);
+      if (record && record.owner !== trackerId) throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
+    }
     let owner: string | undefined = local.get(infoHash, toPeerId) ? trackerId : undefined;
     if (!owner) owner = (await store.getPeer(infoHash, toPeerId).catch(() => undefined))?.owner;
     if (!owner) throw new Rejection('unknown_to_peer', 'PF_ERR_NOT_FOUND', 'no peer with that to_peer_id');

@@ -30,10 +30,12 @@ local c = redis.call('HMGET', KEYS[3], 'complete', 'incomplete')
 return {isNew, tonumber(c[1]) or 0, tonumber(c[2]) or 0}
 `;
 
-/** KEYS: peers, seen, counts. ARGV: peerId. Returns {complete, incomplete, isEmpty}. */
+/** KEYS: peers, seen, counts. ARGV: peerId, owner. Returns {complete, incomplete, isEmpty} or {-1, owner}. */
 export const REMOVE_PEER = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
+  local owner = string.sub(cur, 1, string.find(cur, '|', 1, true) - 1)
+  if owner ~= ARGV[2] then return {-1, owner} end
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
   local sep = string.find(cur, '|', 1, true)

@@ -5,7 +5,7 @@ import { PfError, createCodec } from '../protocol/index.ts';
 import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
 import { readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
 import { SwarmTable } from './swarm-table.ts';
-import type { PeerRecord, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
+import type { PeerRecord, RemovePeerResult, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
 
 export interface MemoryStoreOptions {
   /** Where sessions are snapshotted; none = no persistence. */
@@ -153,13 +153,15 @@ export class MemoryStore implements Store {
     });
   }
 
-  removePeer(infoHash: string, peerId: string): Promise<SwarmCounts> {
-    return this.settle(() => {
+  removePeer(infoHash: string, peerId: string, owner: string): Promise<RemovePeerResult> {
+    return this.settle((): RemovePeerResult => {
       const swarm = this.swarm(infoHash);
-      if (!swarm) return { complete: 0, incomplete: 0 };
+      if (!swarm) return { ok: true, counts: { complete: 0, incomplete: 0 } };
+      const existing = swarm.get(peerId);
+      if (existing && existing.owner !== owner) return { ok: false, reason: 'owned_elsewhere', owner: existing.owner };
       swarm.delete(peerId);
       if (swarm.size === 0) this.swarms.delete(infoHash);
-      return swarm.counts();
+      return { ok: true, counts: swarm.counts() };
     });
   }
 

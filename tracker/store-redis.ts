@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { PfError, parseJson } from '../protocol/index.ts';
 import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
 import { CAS_SESSION, PRUNE_SWARM, REMOVE_PEER, UPSERT_PEER } from './redis-scripts.ts';
-import type { PeerRecord, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
+import type { PeerRecord, RemovePeerResult, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
 
 export interface RedisStoreOptions {
   url: string;
@@ -126,12 +126,14 @@ export class RedisStore implements Store {
     });
   }
 
-  removePeer(infoHash: string, peerId: string): Promise<SwarmCounts> {
-    return this.run(async () => {
-      const values = numbers(await this.script(REMOVE_PEER, swarmKeys(infoHash), [peerId]), 3);
+  removePeer(infoHash: string, peerId: string, owner: string): Promise<RemovePeerResult> {
+    return this.run(async (): Promise<RemovePeerResult> => {
+      const reply = await this.script(REMOVE_PEER, swarmKeys(infoHash), [peerId, owner]);
+      if (Array.isArray(reply) && reply[0] === -1 && typeof reply[1] === 'string') return { ok: false, reason: 'owned_elsewhere', owner: reply[1] };
+      const values = numbers(reply, 3);
       if (!values) throw new PfError('PF_ERR_STORE_UNAVAILABLE', 'unexpected reply from redis');
       if (values[2] === 1) await this.redis.srem(SWARMS_KEY, infoHash);
-      return { complete: values[0]!, incomplete: values[1]! };
+      return { ok: true, counts: { complete: values[0]!, incomplete: values[1]! } };
     });
   }
 

@@ -16,6 +16,8 @@ export interface SwarmCounts {
 
 export type UpsertPeerResult = { ok: true; counts: SwarmCounts; isNew: boolean } | { ok: false; reason: 'owned_elsewhere'; owner: string };
 
+export type RemovePeerResult = { ok: true; counts: SwarmCounts } | { ok: false; reason: 'owned_elsewhere'; owner: string };
+
 export type SessionUpdate = (current: SessionRecord) => SessionRecord | undefined;
 
 /**
@@ -31,7 +33,8 @@ export interface Store {
    * is refused: no process can take over another's peer.
    */
   upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): Promise<UpsertPeerResult>;
-  removePeer(infoHash: string, peerId: string): Promise<SwarmCounts>;
+  /** Remove a peer, unless a live record gives it to another owner (no process can evict another's peer). */
+  removePeer(infoHash: string, peerId: string, owner: string): Promise<RemovePeerResult>;
   getPeer(infoHash: string, peerId: string): Promise<PeerRecord | undefined>;
   /** Up to `count` distinct random peers of the swarm, never `excludePeerId`. */
   randomPeers(infoHash: string, count: number, excludePeerId: string): Promise<PeerRecord[]>;

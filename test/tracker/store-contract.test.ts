@@ -79,8 +79,8 @@ describe.each(kinds)('Store contract: $name', ({ config, reset }) => {
     // Once complete, a later announce without left=0 keeps it complete.
     expect(await store.upsertPeer(infoHash, { peerId: a, owner: 'p1', complete: false }, 3000)).toEqual({ ok: true, isNew: false, counts: { complete: 2, incomplete: 0 } });
     expect(await store.getPeer(infoHash, a)).toMatchObject({ peerId: a, owner: 'p1', complete: true, lastSeenMs: 3000 });
-    expect(await store.removePeer(infoHash, a)).toEqual({ complete: 1, incomplete: 0 });
-    expect(await store.removePeer(infoHash, a)).toEqual({ complete: 1, incomplete: 0 });
+    expect(await store.removePeer(infoHash, a, 'p1')).toEqual({ ok: true, counts: { complete: 1, incomplete: 0 } });
+    expect(await store.removePeer(infoHash, a, 'p1')).toEqual({ ok: true, counts: { complete: 1, incomplete: 0 } });
     expect(await store.getPeer(infoHash, a)).toBeUndefined();
     expect(await store.counts(infoHash)).toEqual({ complete: 1, incomplete: 0 });
   });
@@ -89,7 +89,9 @@ describe.each(kinds)('Store contract: $name', ({ config, reset }) => {
     const a = hex(20);
     await store.upsertPeer(infoHash, { peerId: a, owner: 'p1', complete: false }, 1000);
     expect(await store.upsertPeer(infoHash, { peerId: a, owner: 'p2', complete: false }, 1000)).toEqual({ ok: false, reason: 'owned_elsewhere', owner: 'p1' });
+    expect(await store.removePeer(infoHash, a, 'p2')).toEqual({ ok: false, reason: 'owned_elsewhere', owner: 'p1' });
     expect(await store.getPeer(infoHash, a)).toMatchObject({ owner: 'p1' });
+    expect(await store.counts(infoHash)).toEqual({ complete: 0, incomplete: 1 });
   });
 
   it('picks distinct random peers, never the asker', async () => {
@@ -121,7 +123,7 @@ describe.each(kinds)('Store contract: $name', ({ config, reset }) => {
     expect(await store.counts(infoHash)).toEqual({ complete: 1, incomplete: 0 });
     expect(await store.counts(other)).toEqual({ complete: 0, incomplete: 0 });
     expect(await store.swarmCount()).toBe(before - 1);
-    await store.removePeer(infoHash, fresh);
+    await store.removePeer(infoHash, fresh, 'p1');
     expect(await store.swarmCount()).toBe(before - 2);
   });
 
