@@ -54,6 +54,12 @@ describe('signed URLs at the edge', () => {
     expect(upstream.every((r) => /[?&]sig=/.test(r.url) && r.status === 206)).toBe(true);
   });
 
+  it('passes a URL signed by the second key of PEERFILL_SIGNING_KEYS (rotation)', async () => {
+    const answer = await httpRequest(stack.edge.url + (await stack.sign(file.path, { key: K2 })), { headers: { range: 'bytes=10-20' } });
+    expect(answer.status).toBe(206);
+    expect(answer.body.equals(fileBytes.subarray(10, 21))).toBe(true);
+  });
+
   it('passes HEAD signed as GET', async () => {
     const answer = await httpRequest(stack.edge.url + (await stack.sign(file.path)), { method: 'HEAD' });
     expect(answer.status).toBe(200);
