@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -89,6 +89,8 @@ export const NGINX_BINARY = '/usr/sbin/nginx';
 /** Debian's nginx on a free loopback port, serving `root` with a throwaway config and prefix. */
 export async function startNginx(root: string, extraHttpConfig = ''): Promise<NginxFixture> {
   const dir = await tempDir('nginx');
+  // mkdtemp makes 0700 directories; nginx workers run as an unprivileged user when we are root.
+  await chmod(root, 0o755);
   const port = await freePort();
   const conf = `
 worker_processes 1;
