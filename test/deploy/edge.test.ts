@@ -97,6 +97,21 @@ describe('signed URLs at the edge', () => {
   });
 });
 
+describe('the rest of the origin through the edge', () => {
+  it('passes the API through uncached', async () => {
+    const [fromOrigin, fromEdge] = await Promise.all([httpRequest(`${stack.originUrl}/files/${file.fileId}`), httpRequest(`${stack.edge.url}/files/${file.fileId}`)]);
+    expect(fromEdge.status).toBe(200);
+    expect(fromEdge.body.equals(fromOrigin.body)).toBe(true);
+  });
+
+  it('logs requests without their signatures', async () => {
+    await httpRequest(stack.edge.url + (await stack.sign(file.path)), { headers: { range: 'bytes=0-0' } });
+    const log = await stack.edge.accessLog();
+    expect(log).toContain(file.path);
+    expect(log).not.toMatch(/sig=|exp=|kid=/);
+  });
+});
+
 describe('Range answers through the edge match the origin', () => {
   const S = SMALL_SIZE;
   const TWO = 2 * MiB;
