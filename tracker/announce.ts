@@ -111,7 +111,8 @@ export class AnnounceHandler {
     if (!existing && socket.memberships.size >= config.maxSwarmsPerSocket) {
       throw new Rejection('too_many_swarms', 'PF_ERR_RATE_LIMITED', 'too many swarms on one connection');
     }
-    const complete = request.left === 0 || request.event === 'completed';
+    // Once complete, always complete (a restarted Redis relearns it from our own records).
+    const complete = request.left === 0 || request.event === 'completed' || (existing?.complete ?? false);
     local.add(infoHash, peerId, socket, complete, now);
     try {
       const result = await store.upsertPeer(infoHash, { peerId, owner: trackerId, complete }, now);

@@ -20,7 +20,7 @@ async function spawnTracker(redisUrl: string): Promise<TrackerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], { env: { ...process.env, REDIS_URL: redisUrl, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'] });
   const id = await new Promise<string>((resolve, reject) => {
     let output = '';
-    child.stdout!.on('data', (data: Buffer) => {
+    child.stdout.on('data', (data: Buffer) => {
       output += data.toString('utf8');
       const match = /READY (\w+)/.exec(output);
       if (match) resolve(match[1]!);
