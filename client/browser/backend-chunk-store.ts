@@ -169,10 +169,12 @@ export class BackendChunkStore implements ChunkStore {
     await this.backend.close();
   }
 
-  /** The finished file as a disk-backed Blob, for saving. */
+  /** The finished file as a disk-backed Blob, for saving (also from a closed store, by its record). */
   async file(): Promise<Blob> {
-    if (!this.#isComplete) throw new Error('the file is not complete yet');
-    return this.backend.file();
+    const state = await decodeStateRecord(await this.backend.readState());
+    const body = state.kind === 'valid' ? state.body : undefined;
+    if (!body?.is_complete || body.size === undefined || body.chunk_size === undefined) throw new Error('the file is not complete yet');
+    return this.backend.file(body.size, body.chunk_size);
   }
 
   /** Close and delete everything this download stored. */

@@ -8,7 +8,7 @@ export type OpfsRequest =
   | { id: number; op: 'readState'; store: number; dir: string }
   | { id: number; op: 'writeState'; store: number; text: string }
   | { id: number; op: 'seal'; store: number }
-  | { id: number; op: 'file'; store: number }
+  | { id: number; op: 'file'; store: number; dir: string }
   | { id: number; op: 'close'; store: number }
   | { id: number; op: 'remove'; store: number; dir: string };
 
@@ -50,12 +50,12 @@ export function parseOpfsRequest(data: unknown): OpfsRequest | undefined {
       return isCount(data.position) && isCount(data.length) ? { id, op: 'read', store, position: data.position, length: data.length } : undefined;
     case 'readState':
     case 'remove':
+    case 'file':
       return isDirName(data.dir) ? { id, op: data.op, store, dir: data.dir } : undefined;
     case 'writeState':
       return typeof data.text === 'string' ? { id, op: 'writeState', store, text: data.text } : undefined;
     case 'flush':
     case 'seal':
-    case 'file':
     case 'close':
       return { id, op: data.op, store };
     default:

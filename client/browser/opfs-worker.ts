@@ -152,9 +152,11 @@ async function handle(request: OpfsRequest): Promise<OpfsValue> {
       return undefined;
     }
     case 'file': {
-      const store = requireStore(request.store);
-      if (!store.sealedFile) throw new Error('the file is not sealed');
-      return store.sealedFile;
+      const store = stores.get(request.store);
+      if (store?.data) throw new Error('the file is not sealed');
+      if (store?.sealedFile) return store.sealedFile;
+      // Closed since: nothing holds the lock, read the file directly.
+      return (await (await downloadDir(request.dir, false)).getFileHandle('data')).getFile();
     }
     case 'close': {
       const store = stores.get(request.store);
@@ -190,7 +192,8 @@ scope.onmessage = (event) => {
     (value) => scope.postMessage({ id: request.id, ok: true, value }, value instanceof Uint8Array ? [value.buffer] : []),
     (error: unknown) => scope.postMessage({ id: request.id, ok: false, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
   );
-  void next.finally(() => {
+  const forget = (): void => {
     if (queues.get(key) === next) queues.delete(key);
-  });
+  };
+  next.then(forget, forget);
 };

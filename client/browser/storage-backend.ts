@@ -20,8 +20,8 @@ export interface StorageBackend {
   writeState(text: string): Promise<void>;
   /** No more writes: the file is complete. Reads keep working. */
   seal(): Promise<void>;
-  /** The whole file as a disk-backed Blob (never assembled in memory); only once sealed. */
-  file(): Promise<Blob>;
+  /** The whole file as a disk-backed Blob (never assembled in memory); only once complete. Works after close(). */
+  file(sizeBytes: number, chunkSizeBytes: number): Promise<Blob>;
   close(): Promise<void>;
   /** Delete the data and the state record. */
   remove(): Promise<void>;

@@ -1,0 +1,137 @@
+import { FileEntrySchema, PfError, createCodec, type FileEntry } from '../../protocol/index.ts';
+import type { ChunkStore } from '../chunk-store.ts';
+import type { Download } from '../download.ts';
+import { createClient, type Client } from '../engine.ts';
+import type { ClientOptions } from '../options.ts';
+import type { ProgressInfo } from '../progress.ts';
+import { parseDownloadUrl } from '../session-client.ts';
+import { BackendChunkStore } from './backend-chunk-store.ts';
+import { FileSeedStore } from './file-seed-store.ts';
+import { ensureQuota, openBrowserChunkStore, storeKey, type BrowserChunkStore, type BrowserStoreOptions } from './opfs-chunk-store.ts';
+import { saveFile, type SaveOptions } from './save.ts';
+
+const fileEntryCodec = createCodec(FileEntrySchema);
+
+/** Options of `download()`: the engine's ClientOptions, storage choice, and callbacks. */
+export interface BrowserDownloadOptions extends ClientOptions, BrowserStoreOptions {
+  /** Called with progress every `progressIntervalMs` [none]. */
+  onProgress?: (progress: ProgressInfo) => void;
+  /** Keep serving peers after the file is done, until `stop()` [false]. */
+  keepSeeding?: boolean;
+  /** Share one client (one peer id) between downloads [a new client per download]. */
+  client?: Client;
+  /** Use this store instead of OPFS / IndexedDB [openBrowserChunkStore(storeKey(...))]. */
+  store?: ChunkStore;
+}
+
+/** A running browser download. */
+export interface BrowserDownload {
+  /** The engine's Download: events (`progress`, `peer`, `chunk`, `status`, `done`, `error`) and status. */
+  readonly engine: Download;
+  /** The catalog entry (name, size, sha256). */
+  readonly file: FileEntry;
+  readonly store: ChunkStore;
+  /** Resolves when every chunk is verified and the whole-file SHA-256 matched; rejects on a fatal error. */
+  readonly done: Promise<{ sha256: string }>;
+  /** Whether it keeps seeding once done; setting false while seeding stops it. */
+  keepSeeding: boolean;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Stop, keeping what is stored (a later `download()` of the same URL resumes). */
+  stop(): Promise<void>;
+  /** Stop and delete what is stored. */
+  cancel(): Promise<void>;
+  /** Save the finished file (call from a click). */
+  save(options?: SaveOptions): Promise<'picker' | 'link'>;
+}
+
+/** The catalog entry of `<server>/<file_id>` (or `<server>/files/<file_id>`). */
+export async function fetchFileEntry(url: string, fetchImpl: typeof fetch = (input, init) => fetch(input, init)): Promise<{ serverUrl: string; entry: FileEntry }> {
+  const { serverUrl, fileId } = parseDownloadUrl(url);
+  const response = await fetchImpl(`${serverUrl}/files/${encodeURIComponent(fileId)}`);
+  if (response.status === 404) throw new PfError('PF_ERR_FILE_NOT_FOUND', `no file ${fileId} on ${serverUrl}`);
+  if (!response.ok) throw new PfError('PF_ERR_UPSTREAM', `GET /files/${fileId}: HTTP ${response.status}`);
+  return { serverUrl, entry: fileEntryCodec.parse(await response.json(), 'PF_ERR_UPSTREAM') };
+}
+
+function requireSecureContext(): void {
+  if (typeof isSecureContext !== 'undefined' && !isSecureContext) {
+    throw new PfError('PF_ERR_CONFIG', 'peerfill needs a secure context (HTTPS, or http://localhost): this page cannot verify chunks or use browser storage over plain HTTP.');
+  }
+}
+
+/**
+ * Download `url` (`<server>/<file_id>`): checks the storage quota, opens (or resumes) the
+ * stored chunks, joins the swarm and fills the rest over HTTP. Resolves once started.
+ */
+export async function download(url: string, options: BrowserDownloadOptions = {}): Promise<BrowserDownload> {
+  requireSecureContext();
+  const { serverUrl, entry } = await fetchFileEntry(url, options.fetch);
+  let store = options.store;
+  if (!store) {
+    const opened = await openBrowserChunkStore(storeKey(serverUrl, entry.file_id), options);
+    const previous = await opened.peek().catch(() => undefined);
+    if (!previous?.isComplete) await ensureQuota(entry.size, (previous?.verifiedChunks ?? 0) * entry.chunk_size);
+    store = opened;
+  }
+  return start(serverUrl, entry, store, options);
+}
+
+/** Seed a copy the user already has (an `<input type=file>` pick); every chunk is verified first. */
+export async function seedFile(url: string, file: Blob, options: BrowserDownloadOptions = {}): Promise<BrowserDownload> {
+  requireSecureContext();
+  const { serverUrl, entry } = await fetchFileEntry(url, options.fetch);
+  if (file.size !== entry.size) throw new PfError('PF_ERR_BAD_REQUEST', `that file has ${file.size} bytes; ${entry.name} has ${entry.size}`);
+  return start(serverUrl, entry, new FileSeedStore(file), { ...options, keepSeeding: true });
+}
+
+function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: BrowserDownloadOptions): BrowserDownload {
+  const { onProgress, client: givenClient, store: _store, storage: _storage, workerUrl: _workerUrl, keepSeeding: initialKeepSeeding, ...clientOptions } = options;
+  const client = givenClient ?? createClient(clientOptions);
+  // Seeding is decided at the end (keepSeeding may change meanwhile), so the engine always stays.
+  const engine = client.download({ serverUrl, fileId: entry.file_id }, store, { ...(givenClient ? clientOptions : {}), seedAfterDoneMs: Number.POSITIVE_INFINITY });
+  let keepSeeding = initialKeepSeeding ?? false;
+  let isDone = false;
+  if (onProgress) engine.on('progress', onProgress);
+  const done = new Promise<{ sha256: string }>((resolve, reject) => {
+    engine.once('done', ({ sha256 }) => {
+      isDone = true;
+      resolve({ sha256 });
+      // After the engine has finished its own bookkeeping for 'done'.
+      if (!keepSeeding) setTimeout(() => void engine.destroy(), 0);
+    });
+    engine.once('error', reject);
+  });
+  done.catch(() => undefined);
+  void engine.start();
+  const handle: BrowserDownload = {
+    engine,
+    file: entry,
+    store,
+    done,
+    get keepSeeding() {
+      return keepSeeding;
+    },
+    set keepSeeding(value: boolean) {
+      keepSeeding = value;
+      if (!value && isDone) void engine.destroy();
+    },
+    pause: () => engine.pause(),
+    resume: () => engine.resume(),
+    stop: () => engine.destroy(),
+    async cancel() {
+      await engine.destroy();
+      if (isBrowserStore(store)) await store.remove();
+    },
+    async save(saveOptions) {
+      const manifest = engine.manifest;
+      if (!isDone || !manifest || !isBrowserStore(store)) throw new PfError('PF_ERR_BAD_REQUEST', 'the file is not complete yet');
+      return saveFile(store, manifest, saveOptions);
+    },
+  };
+  return handle;
+}
+
+function isBrowserStore(store: ChunkStore): store is BrowserChunkStore {
+  return store instanceof BackendChunkStore;
+}

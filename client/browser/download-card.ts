@@ -1,0 +1,229 @@
+import type { ProgressInfo } from '../progress.ts';
+import type { Client } from '../engine.ts';
+import { download, seedFile, type BrowserDownload } from './browser-download.ts';
+import { formatBytes, openBrowserChunkStore, storeKey } from './opfs-chunk-store.ts';
+import { parseDownloadUrl } from '../session-client.ts';
+import type { SavedDownload } from './saved-downloads.ts';
+import { saveFile } from './save.ts';
+
+export interface CardHost {
+  client: Client;
+  /** The saved entry changed (or is gone, when `entry` is undefined). */
+  persist(card: DownloadCard, entry: SavedDownload | undefined): void;
+}
+
+function element<T extends Element>(root: ParentNode, selector: string, type: new () => T): T {
+  const found = root.querySelector(selector);
+  if (!(found instanceof type)) throw new Error(`the card template lacks ${selector}`);
+  return found;
+}
+
+function formatDuration(ms: number | undefined): string {
+  if (ms === undefined) return '–';
+  const seconds = Math.ceil(ms / 1000);
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+}
+
+/**
+ * One download on the page: its card (progress split peers / CDN, speed, ETA, peers)
+ * and its controls (pause/resume, cancel, save, keep seeding). Mirrors the engine's state
+ * into `data-*` attributes too, for styling and for anyone scripting the page.
+ */
+export class DownloadCard {
+  readonly root: HTMLLIElement;
+  entry: SavedDownload;
+  readonly #host: CardHost;
+  /** A local copy being seeded (not remembered across reloads: the File cannot be). */
+  readonly #seedFrom: File | undefined;
+  #handle: BrowserDownload | undefined;
+  #starting: Promise<void> | undefined;
+  readonly #parts: {
+    bar: HTMLElement; resumed: HTMLElement; peers: HTMLElement; cdn: HTMLElement;
+    done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement;
+    status: HTMLElement; message: HTMLElement; pause: HTMLButtonElement; save: HTMLButtonElement; cancel: HTMLButtonElement; keepSeeding: HTMLInputElement;
+  };
+
+  constructor(template: HTMLTemplateElement, host: CardHost, entry: SavedDownload, seedFrom?: File) {
+    this.#host = host;
+    this.entry = entry;
+    this.#seedFrom = seedFrom;
+    const fragment = template.content.cloneNode(true);
+    if (!(fragment instanceof DocumentFragment)) throw new Error('bad card template');
+    this.root = element(fragment, 'li', HTMLLIElement);
+    const root = this.root;
+    const span = (selector: string) => element(root, selector, HTMLElement);
+    this.#parts = {
+      bar: span('.bar'), resumed: span('.bar .resumed'), peers: span('.bar .peers'), cdn: span('.bar .cdn'),
+      done: span('.done-text'), peersText: span('.peers-text'), cdnText: span('.cdn-text'), speed: span('.speed-text'), eta: span('.eta-text'),
+      peerCount: span('.peer-count'), uploaded: span('.uploaded-text'), status: span('.status-text'), message: span('.message'),
+      pause: element(root, 'button.pause', HTMLButtonElement), save: element(root, 'button.save', HTMLButtonElement),
+      cancel: element(root, 'button.cancel', HTMLButtonElement), keepSeeding: element(root, 'input.keep-seeding', HTMLInputElement),
+    };
+    const { fileId } = parseDownloadUrl(entry.url);
+    root.dataset.fileId = fileId;
+    const heading = span('.name');
+    heading.textContent = seedFrom ? `${entry.name} (seeding your copy)` : entry.name;
+    heading.id = `card-${fileId}-${seedFrom ? 'seed' : 'dl'}`;
+    root.setAttribute('aria-labelledby', heading.id);
+    this.#parts.bar.setAttribute('aria-label', `Progress of ${entry.name}`);
+    this.#parts.keepSeeding.checked = entry.keepSeeding || seedFrom !== undefined;
+    this.#parts.keepSeeding.disabled = seedFrom !== undefined;
+    this.#parts.pause.addEventListener('click', () => void this.#togglePause());
+    this.#parts.cancel.addEventListener('click', () => void this.#cancel());
+    this.#parts.save.addEventListener('click', () => void this.#save());
+    this.#parts.keepSeeding.addEventListener('change', () => void this.#setKeepSeeding(this.#parts.keepSeeding.checked));
+    this.#parts.save.hidden = seedFrom !== undefined;
+    this.#setStatus(entry.isDone ? 'done' : entry.isPaused ? 'paused' : 'starting');
+    this.#render(undefined);
+  }
+
+  /** Start (or resume from storage) unless it is paused or finished and not seeding. */
+  boot(): Promise<void> {
+    if (this.entry.isPaused || (this.entry.isDone && !this.entry.keepSeeding && !this.#seedFrom)) {
+      this.#render(undefined);
+      return Promise.resolve();
+    }
+    return this.#start();
+  }
+
+  #start(): Promise<void> {
+    this.#starting ??= (async () => {
+      this.#message('');
+      this.#setStatus(this.entry.isDone ? 'seeding' : 'starting');
+      try {
+        const options = { client: this.#host.client, keepSeeding: this.entry.keepSeeding, onProgress: (progress: ProgressInfo) => this.#render(progress) };
+        const handle = this.#seedFrom ? await seedFile(this.entry.url, this.#seedFrom, options) : await download(this.entry.url, options);
+        this.#handle = handle;
+        handle.engine.on('status', ({ status }) => this.#setStatus(status));
+        handle.engine.on('peer', () => this.#render(handle.engine.progress()));
+        handle.engine.on('error', (error) => {
+          this.#message(error.message);
+          this.#setStatus('failed');
+          this.#handle = undefined;
+        });
+        handle.done.then(
+          ({ sha256 }) => {
+            this.root.dataset.sha256 = sha256;
+            this.#update({ isDone: true, isPaused: false });
+            this.#render(handle.engine.progress());
+          },
+          () => undefined,
+        );
+        this.#setStatus(handle.engine.status);
+      } catch (error) {
+        this.#message(error instanceof Error ? error.message : String(error));
+        this.#setStatus('failed');
+      } finally {
+        this.#starting = undefined;
+      }
+    })();
+    return this.#starting;
+  }
+
+  async #togglePause(): Promise<void> {
+    const handle = this.#handle;
+    if (this.entry.isPaused) {
+      this.#update({ isPaused: false });
+      if (handle && handle.engine.status === 'paused') await handle.resume();
+      else await this.#start();
+    } else {
+      this.#update({ isPaused: true });
+      await this.#starting;
+      if (this.#handle) await this.#handle.pause();
+      this.#setStatus('paused');
+    }
+  }
+
+  async #cancel(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    if (handle) await handle.cancel();
+    else if (!this.#seedFrom) await (await openBrowserChunkStore(storeKey(parseDownloadUrl(this.entry.url).serverUrl, parseDownloadUrl(this.entry.url).fileId))).remove();
+    this.root.remove();
+    this.#host.persist(this, undefined);
+  }
+
+  async #save(): Promise<void> {
+    this.#message('');
+    try {
+      if (this.#handle) await this.#handle.save({ fileName: this.entry.name.split('/').pop() });
+      else {
+        // Finished in an earlier visit: the file is in storage, no engine needed.
+        const { serverUrl, fileId } = parseDownloadUrl(this.entry.url);
+        const store = await openBrowserChunkStore(storeKey(serverUrl, fileId));
+        const blob = await store.file();
+        await saveFile({ file: () => Promise.resolve(blob) }, { name: this.entry.name, file_id: fileId, content_type: 'application/octet-stream' });
+      }
+    } catch (error) {
+      if (error instanceof DOMException && error.name === 'AbortError') return; // the user closed the picker
+      this.#message(`Could not save: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  async #setKeepSeeding(isOn: boolean): Promise<void> {
+    this.#update({ keepSeeding: isOn });
+    if (this.#handle) this.#handle.keepSeeding = isOn;
+    const status = this.#handle?.engine.status;
+    if (isOn && this.entry.isDone && (status === undefined || status === 'stopped')) await this.#start();
+  }
+
+  #update(change: Partial<SavedDownload>): void {
+    this.entry = { ...this.entry, ...change };
+    if (!this.#seedFrom) this.#host.persist(this, this.entry);
+    this.#render(this.#handle?.engine.progress());
+  }
+
+  #setStatus(status: string): void {
+    this.root.dataset.status = status;
+    const labels: Record<string, string> = {
+      starting: 'Starting…', running: 'Downloading', paused: 'Paused', seeding: 'Done, sharing with others',
+      done: 'Done', stopped: this.entry.isDone ? 'Done' : 'Stopped', failed: 'Failed',
+    };
+    this.#parts.status.textContent = labels[status] ?? status;
+    this.#parts.pause.textContent = this.entry.isPaused ? 'Resume' : 'Pause';
+    this.#parts.pause.setAttribute('aria-pressed', String(this.entry.isPaused));
+    this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined;
+    this.#parts.save.disabled = !this.entry.isDone;
+  }
+
+  #message(text: string): void {
+    this.#parts.message.textContent = text;
+  }
+
+  #render(progress: ProgressInfo | undefined): void {
+    const total = progress?.totalBytes || this.entry.size;
+    const p = this.#parts;
+    const data = this.root.dataset;
+    if (!progress) {
+      if (this.entry.isDone) {
+        p.done.textContent = `${formatBytes(total)} of ${formatBytes(total)}`;
+        p.resumed.style.width = '100%';
+      }
+      this.#setStatus(data.status ?? 'starting');
+      return;
+    }
+    const percent = (bytes: number) => (total > 0 ? (bytes / total) * 100 : 100);
+    p.resumed.style.width = `${percent(progress.resumedBytes)}%`;
+    p.peers.style.width = `${percent(progress.fromPeersBytes)}%`;
+    p.cdn.style.width = `${percent(progress.fromHttpBytes)}%`;
+    const done = Math.round(percent(progress.verifiedBytes));
+    p.bar.setAttribute('aria-valuenow', String(done));
+    p.bar.setAttribute('aria-valuetext', `${done}%: ${formatBytes(progress.fromPeersBytes)} from peers, ${formatBytes(progress.fromHttpBytes)} from the CDN`);
+    p.done.textContent = `${formatBytes(progress.verifiedBytes)} of ${formatBytes(total)} (${done}%)`;
+    p.peersText.textContent = formatBytes(progress.fromPeersBytes);
+    p.cdnText.textContent = formatBytes(progress.fromHttpBytes);
+    p.speed.textContent = progress.downloadBytesPerSecond > 0 ? `${formatBytes(progress.downloadBytesPerSecond)}/s` : '–';
+    p.eta.textContent = progress.verifiedBytes >= total ? '–' : formatDuration(progress.etaMs);
+    p.peerCount.textContent = String(progress.peerCount);
+    p.uploaded.textContent = formatBytes(progress.uploadedBytes);
+    data.verifiedBytes = String(progress.verifiedBytes);
+    data.fromPeersBytes = String(progress.fromPeersBytes);
+    data.fromHttpBytes = String(progress.fromHttpBytes);
+    data.resumedBytes = String(progress.resumedBytes);
+    data.httpReceivedBytes = String(progress.httpReceivedBytes);
+    data.uploadedBytes = String(progress.uploadedBytes);
+    data.peerCount = String(progress.peerCount);
+  }
+}
