@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { LogController, fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -7,6 +6,7 @@ import { createOrigin, type Origin, type OriginConfig } from '../origin/index.ts
 import { createStore, createTracker, type StoreConfig, type Tracker } from '../tracker/index.ts';
 import { PfError, isPfError, type ErrorBody } from '../protocol/index.ts';
 import type { ServerConfig } from './config.ts';
+import { pagePlugin } from './page.ts';
 
 /** The composition root of `peerfill serve`: origin + tracker + web page in one fastify app. */
 export interface Server {
@@ -77,8 +77,7 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
   await app.register(origin.plugin);
   await app.register(tracker.plugin);
   app.get('/healthz', async () => ({ status: 'ok' }));
-  const page = await readFile(new URL('../client/browser/index.html', import.meta.url), 'utf8');
-  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(page));
+  await app.register(pagePlugin);
 
   let closed = false;
   return {
