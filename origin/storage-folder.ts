@@ -6,6 +6,17 @@ import type { Readable } from 'node:stream';
 import { isHiddenKey, type ReadOptions, type Storage, type StorageEntry, type StorageHandle, type StorageStat } from './storage.ts';
 
 const DEFAULT_HIGH_WATER_MARK_BYTES = 256 * 1024;
+const REVALIDATE_MS = 1000;
+const IDLE_CLOSE_MS = 2000;
+
+interface SharedFile {
+  file: FileHandle;
+  stat: StorageStat;
+  ino: number;
+  refs: number;
+  checkedAtMs: number;
+  idleTimer: NodeJS.Timeout | undefined;
+}
 /** fs methods for streams over a borrowed fd: reads are real, close leaves the fd to its owner. */
 const KEEP_FD_OPEN = {
   open: (_path: unknown, _flags: unknown, _mode: unknown, callback: (error: Error) => void) => callback(new Error('fd streams never open')),
@@ -125,7 +136,57 @@ export class FolderStorage implements Storage {
     }
   }
 
-  async open(key: string): Promise<StorageHandle | undefined> {
+  /**
+   * Open descriptors shared by concurrent requests for the same file, as nginx's
+   * open_file_cache does: a hot file costs one positional read per request instead of
+   * open + fstat + read + close. Revalidated with stat() at most every REVALIDATE_MS (a
+   * replaced or rewritten file gets a fresh descriptor) and closed IDLE_CLOSE_MS after
+   * its last request ends.
+   */
+  private readonly shared = new Map<string, SharedFile>();
+
+  async open(key: string, expected?: StorageStat): Promise<StorageHandle | undefined> {
+    let entry = this.shared.get(key);
+    // A caller that knows of other content (a rescan saw a change) forces a revalidation.
+    const isStale = entry !== undefined && expected !== undefined && expected.etag !== entry.stat.etag;
+    if (entry && (isStale || performance.now() - entry.checkedAtMs > REVALIDATE_MS)) {
+      const real = this.resolved.get(key);
+      const current = real === undefined ? undefined : await stat(real).catch(() => undefined);
+      if (current?.ino === entry.ino && current.size === entry.stat.sizeBytes && current.mtimeMs === entry.stat.mtimeMs) {
+        entry.checkedAtMs = performance.now();
+      } else {
+        this.retire(key, entry);
+        entry = undefined;
+      }
+    }
+    entry ??= await this.openShared(key);
+    if (!entry) return undefined;
+    entry.refs++;
+    if (entry.idleTimer) clearTimeout(entry.idleTimer);
+    entry.idleTimer = undefined;
+    const acquired = entry;
+    return new FolderHandle(acquired.file, acquired.stat, () => this.release(key, acquired));
+  }
+
+  private retire(key: string, entry: SharedFile): void {
+    if (this.shared.get(key) === entry) this.shared.delete(key);
+    if (entry.refs === 0) void entry.file.close().catch(() => undefined);
+  }
+
+  private release(key: string, entry: SharedFile): void {
+    entry.refs--;
+    if (entry.refs > 0) return;
+    if (this.shared.get(key) !== entry) {
+      void entry.file.close().catch(() => undefined);
+      return;
+    }
+    entry.idleTimer = setTimeout(() => {
+      if (entry.refs === 0) this.retire(key, entry);
+    }, IDLE_CLOSE_MS);
+    entry.idleTimer.unref();
+  }
+
+  private async openShared(key: string): Promise<SharedFile | undefined> {
     for (const useCache of [true, false]) {
       const real = await this.resolve(key, useCache);
       if (!real) return undefined;
@@ -143,13 +204,26 @@ export class FolderStorage implements Storage {
         this.resolved.delete(key);
         continue;
       }
-      return new FolderHandle(file, statOf(stats));
+      const entry: SharedFile = { file, stat: statOf(stats), ino: stats.ino, refs: 0, checkedAtMs: performance.now(), idleTimer: undefined };
+      const raced = this.shared.get(key);
+      if (raced) {
+        // Another request opened it meanwhile: use that one.
+        await file.close();
+        return raced;
+      }
+      this.shared.set(key, entry);
+      return entry;
     }
     return undefined;
   }
 
+  /** Closes idle shared descriptors; ones still in use close when their last request ends. */
   close(): Promise<void> {
     this.resolved.clear();
+    for (const [key, entry] of [...this.shared]) {
+      if (entry.idleTimer) clearTimeout(entry.idleTimer);
+      this.retire(key, entry);
+    }
     return Promise.resolve();
   }
 }
@@ -159,11 +233,13 @@ class FolderHandle implements StorageHandle {
   readonly mtimeMs: number;
   readonly etag: string;
   private readonly file: FileHandle;
+  private readonly release: () => void;
   private closed = false;
   private readonly streams = new Set<ReadStream>();
 
-  constructor(file: FileHandle, stats: StorageStat) {
+  constructor(file: FileHandle, stats: StorageStat, release: () => void) {
     this.file = file;
+    this.release = release;
     this.sizeBytes = stats.sizeBytes;
     this.mtimeMs = stats.mtimeMs;
     this.etag = stats.etag;
@@ -198,7 +274,7 @@ class FolderHandle implements StorageHandle {
     return buffer;
   }
 
-  /** Destroys open streams, waits until no read is in flight on the fd, then closes it. */
+  /** Destroys this request's streams, waits until none of its reads is in flight, then lets go of the fd. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -209,6 +285,6 @@ class FolderHandle implements StorageHandle {
         return closed;
       }),
     );
-    await this.file.close().catch(() => undefined);
+    this.release();
   }
 }

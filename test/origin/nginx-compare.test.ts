@@ -70,7 +70,7 @@ describe.runIf(existsSync(NGINX_BINARY))('Range behaviour compared with nginx', 
   });
 
   it.each(AGREE)('agrees with nginx on %j', async (range) => {
-    const headers = range === '' ? {} : { range };
+    const headers: Record<string, string> = range === '' ? {} : { range };
     const [theirs, ours] = await Promise.all([rawRequest(`${nginx.baseUrl}/f.bin`, { headers }), rawRequest(ourUrl, { headers })]);
     expect(summary(ours)).toEqual(summary(theirs));
     if (ours.status === 206 || ours.status === 200) expect(ours.headers['content-length']).toBe(String(ours.body.length));
