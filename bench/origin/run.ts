@@ -130,7 +130,8 @@ function reportErrors(label: string, result: LoadResult): void {
 }
 
 async function main(): Promise<void> {
-  const { stdout: nginxVersion } = await run(NGINX, ['-v']).catch((error: { stderr?: string }) => ({ stdout: error.stderr ?? '' }));
+  // `nginx -v` writes its version to stderr.
+  const { stderr: nginxVersion } = await run(NGINX, ['-v']).catch(() => ({ stderr: '' }));
   const cpu = cpus();
   console.log(`machine: ${cpu.length} cores (${cpu[0]?.model ?? 'unknown'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, node ${process.version}, ${nginxVersion.trim() || 'nginx'}`);
   console.log(`setup: one ${FILE_SIZE / 1024 ** 3} GiB file; origin = ${WORKERS} node:cluster workers; nginx = ${WORKERS} workers, sendfile on; load generator in this process (same cores)`);
