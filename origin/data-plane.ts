@@ -105,9 +105,15 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
       'cache-control': CACHE_CONTROL,
     };
     const precondition = evaluatePreconditions(request.headers, handle);
-    if (precondition !== 'proceed') {
-      res.writeHead(precondition === 'not-modified' ? 304 : 412, precondition === 'failed' ? { 'content-length': 0, 'cache-control': 'no-store' } : headers);
+    if (precondition === 'not-modified') {
+      res.writeHead(304, headers);
       res.end();
+      return;
+    }
+    if (precondition === 'failed') {
+      const body = JSON.stringify(new PfError('PF_ERR_PRECONDITION_FAILED').toBody());
+      res.writeHead(412, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(body);
       return;
     }
     const contentType = entry.manifest.content_type;

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   PF_ERR_FILE_NOT_FOUND: { status: 404, message: 'No such file' },
   PF_ERR_SESSION_NOT_FOUND: { status: 404, message: 'No such download session' },
   PF_ERR_SESSION_EXPIRED: { status: 410, message: 'The download session has expired' },
+  PF_ERR_PRECONDITION_FAILED: { status: 412, message: 'A precondition of the request failed' },
   PF_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The payload is too large' },
   PF_ERR_RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested range is not satisfiable' },
   PF_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },

@@ -94,8 +94,12 @@ export async function verifySignedPath(
   const { exp, kid, sig } = decoded.value;
   const key = keys.find((candidate) => candidate.kid === kid);
   if (!key) return 'PF_ERR_UNKNOWN_KEY';
+  const mac = base64UrlToBytes(sig);
+  // One signature, one URL: a leading zero in exp, or other padding bits in the last
+  // base64url character, spell the same values differently and count as tampering.
+  if (String(Number(exp)) !== exp || bytesToBase64Url(mac) !== sig) return 'PF_ERR_SIGNATURE_INVALID';
   const data = new TextEncoder().encode(stringToSign(method, path, Number(exp), kid));
-  const valid = await crypto.subtle.verify('HMAC', await importKey(key.secret, 'verify'), asBufferSource(base64UrlToBytes(sig)), data);
+  const valid = await crypto.subtle.verify('HMAC', await importKey(key.secret, 'verify'), asBufferSource(mac), data);
   if (!valid) return 'PF_ERR_SIGNATURE_INVALID';
   // Expiry is checked after the MAC so an attacker learns nothing from the order of checks.
   return Number(exp) < nowSeconds ? 'PF_ERR_URL_EXPIRED' : 'ok';

@@ -96,6 +96,12 @@ describe('signed URLs (WebCrypto reference)', () => {
     expect(await verifySignedPath(keys, 'GET', path, { ...query, kid: 'k2' }, 1000)).toBe('PF_ERR_SIGNATURE_INVALID');
     expect(await verifySignedPath(keys, 'GET', path, { ...query, kid: 'k9' }, 1000)).toBe('PF_ERR_UNKNOWN_KEY');
     expect(await verifySignedPath(keys, 'GET', path, {}, 1000)).toBe('PF_ERR_SIGNATURE_MISSING');
+    // Non-canonical spellings of the same signature or expiry are forgeries.
+    const last = query.sig.at(-1)!;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const sibling = alphabet[(alphabet.indexOf(last) & ~3) + ((alphabet.indexOf(last) + 1) & 3)]!;
+    expect(await verifySignedPath(keys, 'GET', path, { ...query, sig: query.sig.slice(0, -1) + sibling }, 1000)).toBe('PF_ERR_SIGNATURE_INVALID');
+    expect(await verifySignedPath(keys, 'GET', path, { ...query, exp: '0' + query.exp }, 1000)).toBe('PF_ERR_SIGNATURE_INVALID');
     // Rotation: a URL signed by the second key still verifies.
     const old = await signPath(keys[1]!, 'GET', path, 2000);
     expect(await verifySignedPath(keys, 'GET', path, old, 1000)).toBe('ok');
