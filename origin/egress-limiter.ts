@@ -9,24 +9,38 @@ const SLICE_BYTES = 64 * 1024;
  * bucket in its GCRA form: one "theoretical arrival time" instead of a token count). Requests
  * are paced in arrival order; a burst of up to `burstBytes` goes out at once.
  */
+export interface EgressClock {
+  nowMs(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+const realClock: EgressClock = {
+  nowMs: () => performance.now(),
+  sleep: (ms, signal) => sleep(ms, undefined, signal ? { signal } : undefined),
+};
+
 export class EgressLimiter {
   readonly bytesPerSecond: number;
+  readonly burstBytes: number;
   private readonly burstMs: number;
+  private readonly clock: EgressClock;
   private theoreticalArrivalMs = 0;
 
-  constructor(bytesPerSecond: number, burstBytes = Math.max(SLICE_BYTES, Math.floor(bytesPerSecond / 20))) {
+  constructor(bytesPerSecond: number, burstBytes = Math.max(SLICE_BYTES, Math.floor(bytesPerSecond / 20)), clock: EgressClock = realClock) {
     if (!(bytesPerSecond > 0)) throw new RangeError('bytesPerSecond must be positive');
     this.bytesPerSecond = bytesPerSecond;
+    this.burstBytes = burstBytes;
     this.burstMs = (burstBytes / bytesPerSecond) * 1000;
+    this.clock = clock;
   }
 
   /** Resolves when `bytes` may be sent. */
   async take(bytes: number, signal?: AbortSignal): Promise<void> {
-    const nowMs = performance.now();
+    const nowMs = this.clock.nowMs();
     const startMs = Math.max(nowMs, this.theoreticalArrivalMs);
     this.theoreticalArrivalMs = startMs + (bytes / this.bytesPerSecond) * 1000;
     const waitMs = this.theoreticalArrivalMs - nowMs - this.burstMs;
-    if (waitMs > 0) await sleep(waitMs, undefined, signal ? { signal } : undefined);
+    if (waitMs > 0) await this.clock.sleep(waitMs, signal);
   }
 
   /** A pass-through stream that paces what flows through it. */
