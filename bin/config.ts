@@ -24,6 +24,8 @@ export interface ServerConfig {
   open: boolean;
   announceIntervalSeconds: number;
   snapshotIntervalMs: number;
+  /** How often the catalog is rescanned for new or changed files (0: only on SIGHUP). */
+  rescanIntervalSeconds: number;
   logLevel: string;
 }
 
@@ -58,6 +60,7 @@ export const SERVER_OPTIONS = {
   open: { type: 'boolean' },
   'announce-interval': { type: 'string' },
   'log-level': { type: 'string' },
+  'rescan-interval': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -159,6 +162,7 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     s3,
     open: values.open === true || bool(errors, 'PEERFILL_OPEN', env.PEERFILL_OPEN, false),
     announceIntervalSeconds: integer(errors, '--announce-interval / PEERFILL_ANNOUNCE_INTERVAL_SECONDS', flagOrEnv(str('announce-interval'), env.PEERFILL_ANNOUNCE_INTERVAL_SECONDS), 120, 1, 3600),
+    rescanIntervalSeconds: integer(errors, '--rescan-interval / PEERFILL_RESCAN_INTERVAL_SECONDS', flagOrEnv(str('rescan-interval'), env.PEERFILL_RESCAN_INTERVAL_SECONDS), 60, 0, 86_400),
     snapshotIntervalMs: integer(errors, 'PEERFILL_SNAPSHOT_INTERVAL_MS', env.PEERFILL_SNAPSHOT_INTERVAL_MS, 30_000, 100, 3_600_000),
     logLevel,
   };

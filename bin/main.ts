@@ -8,6 +8,7 @@ const USAGE = `peerfill — peer-assisted hybrid CDN
 
   peerfill serve [--files DIR] [--port N] [--host H] [--data-dir DIR] [--public-url URL]
                  [--redis URL] [--egress-limit BYTES_PER_S] [--url-ttl S] [--open]
+                 [--rescan-interval S]   (SIGHUP rescans the catalog at once)
   peerfill tracker --origin URL [--port N] [--host H] [--redis URL] [--open]
   peerfill add PATH|s3://bucket/key [--data-dir DIR]
   peerfill sign FILE_ID [--expires-in SECONDS]
@@ -54,7 +55,23 @@ async function serve(config: ServerConfig): Promise<number> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = config.port === 0 ? config.serverUrl.replace(/:0$/, `:${port}`) : config.serverUrl;
   process.stdout.write(`peerfill serving ${config.s3 ? `s3://${config.s3.bucket}/${config.s3.prefix}` : config.filesDir}\n  web page: ${url}/\n`);
-  onShutdown(() => server.close(), (message) => logger.info(message));
+  // New and changed files are published without a restart: on a timer, and on SIGHUP.
+  let rescanning = false;
+  const rescan = (reason: string) => {
+    if (rescanning) return;
+    rescanning = true;
+    server.origin.refresh().then(
+      () => logger.debug({ reason }, 'catalog rescanned'),
+      (error: unknown) => logger.warn({ err: error, reason }, 'catalog rescan failed'),
+    ).finally(() => (rescanning = false));
+  };
+  const timer = config.rescanIntervalSeconds > 0 ? setInterval(() => rescan('interval'), config.rescanIntervalSeconds * 1000) : undefined;
+  timer?.unref();
+  process.on('SIGHUP', () => rescan('SIGHUP'));
+  onShutdown(async () => {
+    clearInterval(timer);
+    await server.close();
+  }, (message) => logger.info(message));
   return new Promise<number>(() => undefined);
 }
 

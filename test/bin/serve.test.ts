@@ -77,11 +77,12 @@ describe('peerfill serve (real process)', () => {
 
   it('downloads a published file through a session, byte for byte', async () => {
     const list = fileListCodec.parse(await (await fetch(`http://127.0.0.1:${port}/files`)).json());
-    expect(list.files.map((file) => file.name)).toEqual(['release 1.0.bin']);
+    expect(list.files.map((file) => file.name)).toContain('release 1.0.bin');
+    const release = list.files.find((file) => file.name === 'release 1.0.bin')!;
     const created = await fetch(`http://127.0.0.1:${port}/downloads`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ file_id: list.files[0]!.file_id }),
+      body: JSON.stringify({ file_id: release.file_id }),
     });
     expect(created.status).toBe(201);
     const session = createDownloadResponseCodec.parse(await created.json());
@@ -92,9 +93,22 @@ describe('peerfill serve (real process)', () => {
     expect(await unknown.json()).toMatchObject({ error: { code: 'PF_ERR_NOT_FOUND' } });
   });
 
+  it('publishes a file added while running, on SIGHUP', async () => {
+    await writeFile(join(dir, 'data', 'files', 'late.bin'), randomBytes(1000));
+    child.kill('SIGHUP');
+    let names: string[] = [];
+    const deadline = Date.now() + 20_000;
+    while (!names.includes('late.bin') && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      names = fileListCodec.parse(await (await fetch(`http://127.0.0.1:${port}/files`)).json()).files.map((file) => file.name);
+    }
+    expect(names).toContain('late.bin');
+  });
+
   it('signs a URL from the command line with the keys the server uses', async () => {
     const list = fileListCodec.parse(await (await fetch(`http://127.0.0.1:${port}/files`)).json());
-    const signer = collect(run(['sign', list.files[0]!.file_id, '--expires-in', '60', '--port', String(port)], dir));
+    const release = list.files.find((file) => file.name === 'release 1.0.bin')!;
+    const signer = collect(run(['sign', release.file_id, '--expires-in', '60', '--port', String(port)], dir));
     expect(await signer.exit).toBe(0);
     const url = signer.out().trim();
     const exp = Number(new URL(url).searchParams.get('exp'));
