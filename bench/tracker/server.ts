@@ -33,3 +33,5 @@ if (kind === 'bittorrent-tracker') {
   process.stderr.write(`unknown tracker kind ${kind}\n`);
   process.exit(2);
 }
+// Exit cleanly on SIGINT so `node --cpu-prof` can write its profile.
+process.once('SIGINT', () => process.exit(0));
