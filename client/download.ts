@@ -51,6 +51,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #inFlightBytes = 0;
   #wakeResolvers: Array<() => void> = [];
+  #wakeTimer: ReturnType<typeof setTimeout> | undefined;
   #status: DownloadEvents['status']['status'] = 'running';
   #isFinishing = false;
   #isDestroyed = false;
@@ -338,8 +339,9 @@ export class Download extends TypedEmitter<DownloadEvents> {
   }
 
   #unreserve(bytes: number): void {
+    const wasFull = this.#inFlightBytes + this.#options.maxInFlightBytes / 8 > this.#options.maxInFlightBytes;
     this.#inFlightBytes = Math.max(0, this.#inFlightBytes - bytes);
-    this.#wake();
+    if (wasFull) this.#wake();
   }
 
   // --- HTTP lanes ---------------------------------------------------------------
@@ -360,7 +362,10 @@ export class Download extends TypedEmitter<DownloadEvents> {
         continue;
       }
       const maxRunBytes = hasPeers ? options.httpMaxRunBytesWithPeers : options.httpMaxRunBytes;
-      const run = scheduler.nextHttpRun(lane, { laneCount, maxRunChunks: Math.max(1, Math.floor(maxRunBytes / manifest.chunk_size)), mayTakeServable: !hasPeers });
+      // Runs no longer than an even share of what is left, so every lane has work.
+      const left = scheduler.chunkCount - scheduler.have.count();
+      const maxRunChunks = Math.max(1, Math.min(Math.floor(maxRunBytes / manifest.chunk_size), Math.ceil(left / laneCount)));
+      const run = scheduler.nextHttpRun(lane, { laneCount, maxRunChunks, mayTakeServable: !hasPeers });
       if (!run) {
         this.#unreserve(manifest.chunk_size);
         await this.#idle();
@@ -399,10 +404,15 @@ export class Download extends TypedEmitter<DownloadEvents> {
     });
   }
 
+  /** Wake idle lanes on the next macrotask (never synchronously: no wake-up ping-pong). */
   #wake(): void {
-    const resolvers = this.#wakeResolvers;
-    this.#wakeResolvers = [];
-    for (const resolve of resolvers) resolve();
+    if (this.#wakeTimer !== undefined) return;
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = undefined;
+      const resolvers = this.#wakeResolvers;
+      this.#wakeResolvers = [];
+      for (const resolve of resolvers) resolve();
+    }, 0);
   }
 
   #onTick(): void {
