@@ -58,12 +58,17 @@ export class MemoryStore implements Store {
   /** Load the snapshot (if any) and start the snapshot timer. */
   async start(): Promise<void> {
     const path = this.options.snapshotPath;
-    if (!path) return;
-    await this.load(path);
+    if (path) await this.load(path);
+    // Expired sessions go on this timer even without a snapshot file, so memory stays bounded.
     this.timer = setInterval(() => {
-      if (this.dirty) void this.snapshot();
+      if (path && this.dirty) void this.snapshot();
+      else if (!path) this.sweepSessions(Date.now());
     }, this.options.snapshotIntervalMs ?? 30_000);
     this.timer.unref();
+  }
+
+  private sweepSessions(now: number): void {
+    for (const [id, stored] of this.sessions) if (stored.expiresAtMs <= now) this.sessions.delete(id);
   }
 
   private async load(path: string): Promise<void> {
@@ -108,10 +113,8 @@ export class MemoryStore implements Store {
     this.dirty = false;
     const now = Date.now();
     const sessions: { expires_at_ms: number; record: SessionRecord }[] = [];
-    for (const [id, stored] of this.sessions) {
-      if (stored.expiresAtMs <= now) this.sessions.delete(id);
-      else sessions.push({ expires_at_ms: stored.expiresAtMs, record: stored.record });
-    }
+    this.sweepSessions(now);
+    for (const stored of this.sessions.values()) sessions.push({ expires_at_ms: stored.expiresAtMs, record: stored.record });
     this.snapshotting = writeSnapshotFile(path, { written_at_ms: now, sessions })
       .catch((error: unknown) => {
         this.dirty = true;
