@@ -67,6 +67,7 @@ export const SessionStateSchema = Type.Object({
   have: HaveSchema,
   bytes_from_peers: Counter,
   bytes_from_http: Counter,
+  /** Verified bits per second, smoothed over recent updates. */
   transfer_rate_bps: Type.Number({ minimum: 0 }),
   created_at: Type.String(),
   updated_at: Type.String(),

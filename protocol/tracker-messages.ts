@@ -105,10 +105,14 @@ export const ScrapeResponseSchema = Type.Object({
     Type.String(),
     Type.Object({ complete: Type.Integer(), incomplete: Type.Integer(), downloaded: Type.Integer() }),
   ),
+  flags: Type.Optional(Type.Object({ min_request_interval: Type.Integer({ minimum: 1 }) })),
 });
 export type ScrapeResponse = Static<typeof ScrapeResponseSchema>;
 
-/** Error frame, as bittorrent-tracker sends it; `pf_code` carries our error code. */
+/**
+ * Error frame, as bittorrent-tracker sends it; `pf_code` carries our error code. Stock
+ * clients ignore a failure frame without `action` and `info_hash`, so send both when known.
+ */
 export const FailureFrameSchema = Type.Object({
   'failure reason': Type.String(),
   action: Type.Optional(Type.String()),

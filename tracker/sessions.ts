@@ -246,7 +246,8 @@ function applyReport(record: SessionRecord, report: ProgressReport, now: number)
   if (record.bytes_confirmed !== before) {
     const elapsedMs = now - record.rate_sampled_at_ms;
     if (elapsedMs > 0 && record.bytes_confirmed > before) {
-      const instant = ((record.bytes_confirmed - before) * 1000) / elapsedMs;
+      // bits per second, as the `_bps` of the contract says
+      const instant = ((record.bytes_confirmed - before) * 8 * 1000) / elapsedMs;
       record.transfer_rate_bps = record.transfer_rate_bps === 0 ? instant : RATE_SMOOTHING * instant + (1 - RATE_SMOOTHING) * record.transfer_rate_bps;
     }
     record.rate_sampled_at_ms = now;
