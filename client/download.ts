@@ -18,6 +18,8 @@ export interface DownloadEvents {
   /** A chunk passed SHA-256 and is stored. */
   chunk: { index: number; source: 'peer' | 'http'; peerIdHex?: string };
   peer: { peerIdHex: string; isConnected: boolean; peerCount: number };
+  /** A peer sent bad chunks too often and is banned for this download. */
+  ban: { peerIdHex: string; reason: string };
   /** Every chunk verified and the whole-file SHA-256 matched the manifest. */
   done: { sha256: string; progress: ProgressInfo };
   /** A fatal error: the download stopped. Per-peer problems are warnings, never this. */
@@ -250,6 +252,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       this.#wake();
     });
     swarm.on('upload', ({ bytes }) => this.#counter.addUploaded(bytes));
+    swarm.on('ban', (event) => this.emit('ban', event));
     const createWebSocket = options.createWebSocket;
     if (!createWebSocket) return this.#warn('no WebSocket implementation: peers disabled');
     const tracker = new TrackerClient({

@@ -343,6 +343,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #strike(remote: Remote, reason: string): void {
     const id = remote.peerIdHex;
     if (id === undefined) return remote.wire.close(reason);
+    if (this.#banned.has(id)) return remote.wire.close(`banned: ${reason}`);
     const strikes = (this.#strikes.get(id) ?? 0) + 1;
     this.#strikes.set(id, strikes);
     this.#options.warn('peer penalised', { peer: id, strikes, reason });
