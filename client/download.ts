@@ -60,6 +60,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
   #httpFailures = 0;
   #started: Promise<void> | undefined;
   #seedTimer: ReturnType<typeof setTimeout> | undefined;
+  #startedAtMs = Date.now();
 
   constructor(target: DownloadTarget, store: ChunkStore, options: ResolvedOptions) {
     super();
@@ -186,6 +187,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     }
     if (options.usePeers) this.#startPeers(manifest, scheduler, session);
     this.#setStatus('running');
+    this.#startedAtMs = Date.now();
     if (scheduler.isComplete()) return this.#finish();
     void this.#hashTracker.advance().catch((error: unknown) => this.#fail(error));
     this.#startLanes();
@@ -358,7 +360,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
     const manifest = this.manifest!;
     const options = this.#options;
     while (!signal.aborted && !scheduler.isComplete()) {
-      const hasPeers = scheduler.hasServingPeers();
+      // Until peers had a moment to connect, fill cautiously (short runs, fewer lanes).
+      const hasPeers = scheduler.hasServingPeers() || (this.#tracker !== undefined && Date.now() - this.#startedAtMs < options.peerGraceMs);
       const laneCount = hasPeers ? options.httpConcurrencyWithPeers : options.httpConcurrency;
       if (lane >= laneCount || !this.#reserve(manifest.chunk_size)) {
         await this.#idle();
@@ -376,7 +379,19 @@ export class Download extends TypedEmitter<DownloadEvents> {
       }
       const source = httpSource(lane);
       try {
-        await this.#filler!.fetchRun(run.start, run.count, (index, bytes) => this.#acceptChunk(index, bytes, source), signal);
+        const handOverAfter = Math.max(1, Math.floor(options.httpMaxRunBytesWithPeers / manifest.chunk_size));
+        let delivered = 0;
+        await this.#filler!.fetchRun(
+          run.start,
+          run.count,
+          async (index, bytes) => {
+            const isGood = await this.#acceptChunk(index, bytes, source);
+            // Peers appeared mid-run: hand the rest of a long run over to them.
+            if (isGood && ++delivered >= handOverAfter && scheduler.hasServingPeers()) return 'stop';
+            return isGood;
+          },
+          signal,
+        );
         this.#httpFailures = 0;
       } catch (error) {
         scheduler.releaseAll(source);

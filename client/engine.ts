@@ -56,6 +56,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     sessionUpdateIntervalMs: 30_000,
     seedAfterDoneMs: 0,
     seedOnly: false,
+    peerGraceMs: 3000,
     eagerAnnounceMs: 10_000,
     onWarning: () => undefined,
     random: Math.random,

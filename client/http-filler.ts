@@ -18,8 +18,11 @@ export interface HttpFillerOptions {
   onBytes?: (bytes: number) => void;
 }
 
-/** One delivered chunk; resolve false if it failed verification (the run is retried from it). */
-export type ChunkSink = (index: number, bytes: Uint8Array) => Promise<boolean>;
+/**
+ * One delivered chunk; resolve false if it failed verification (the run is retried from
+ * it), or 'stop' to end the run after this chunk (peers can take over the rest).
+ */
+export type ChunkSink = (index: number, bytes: Uint8Array) => Promise<boolean | 'stop'>;
 
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+)$/;
 
@@ -139,9 +142,13 @@ export class HttpFiller {
           offset += take;
           if (filled < buffer.length) continue;
           clearTimeout(idleTimer);
-          const isGood = await sink(next, buffer);
+          const verdict = await sink(next, buffer);
           armIdle();
-          if (!isGood) {
+          if (verdict === 'stop') {
+            await reader.cancel();
+            return end;
+          }
+          if (!verdict) {
             await reader.cancel();
             throw new PfError('PF_ERR_CHUNK_HASH_MISMATCH', `chunk ${next} from HTTP failed SHA-256`);
           }

@@ -56,6 +56,8 @@ export interface ClientOptions {
   sessionUpdateIntervalMs?: number;
   /** Stay and seed this long after completion; Infinity until destroy() [0]. */
   seedAfterDoneMs?: number;
+  /** After start, HTTP fills cautiously this long while peers connect [3 s]. */
+  peerGraceMs?: number;
   /** Seed only: the store must already hold the whole file, else the download fails [false]. */
   seedOnly?: boolean;
   /** Re-announce while short of peers [10 s]. */

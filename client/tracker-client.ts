@@ -51,7 +51,7 @@ export interface TrackerClientOptions {
   maxOffersPerAnnounce?: number;
   /** Re-announce this often while we want peers, bounded below by the tracker's min interval. Default 10 s. */
   eagerAnnounceMs?: number;
-  /** Forget an unanswered offer after this long. Default 50 s. */
+  /** Forget an unanswered offer after this long. Default 20 s. */
   offerTimeoutMs?: number;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
@@ -184,7 +184,10 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
     this.#event = undefined;
     this.#hasStarted = true;
     clearTimeout(this.#announceTimer);
-    const wanted = Math.min(this.#options.maxOffersPerAnnounce ?? 5, Math.max(0, this.#options.wantedPeers()));
+    // Unanswered offers hold a peer connection each (file descriptors, ICE): keep at most
+    // one announce's worth outstanding.
+    const maxOffers = this.#options.maxOffersPerAnnounce ?? 5;
+    const wanted = Math.max(0, Math.min(maxOffers - this.#offers.size, this.#options.wantedPeers() - this.#offers.size));
     const offers = await this.#createOffers(wanted);
     if (this.#isDestroyed || this.#socket?.readyState !== 1) return;
     this.#send(this.#announceBody(event, offers));
@@ -236,7 +239,7 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
             const timer = setTimeout(() => {
               this.#offers.delete(offerId);
               peer.destroy();
-            }, this.#options.offerTimeoutMs ?? 50_000);
+            }, this.#options.offerTimeoutMs ?? 20_000);
             this.#offers.set(offerId, { peer, timer });
             resolve({ offer_id: offerId, offer: sdp });
           });
@@ -269,7 +272,7 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
     const peer = this.#options.createPeer(false);
     const timer = setTimeout(() => {
       peer.destroy();
-    }, this.#options.offerTimeoutMs ?? 50_000);
+    }, this.#options.offerTimeoutMs ?? 20_000);
     peer.once('error', () => clearTimeout(timer));
     peer.once('signal', (data: unknown) => {
       const answer = toSdp(data, 'answer');
@@ -301,7 +304,7 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
     if (!this.#options.acceptsPeer(peerIdHex)) return void pending.peer.destroy();
     const timer = setTimeout(() => {
       pending.peer.destroy();
-    }, this.#options.offerTimeoutMs ?? 50_000);
+    }, this.#options.offerTimeoutMs ?? 20_000);
     pending.peer.once('connect', () => {
       clearTimeout(timer);
       this.emit('connection', { channel: pending.peer, isInitiator: true, peerIdHex });
