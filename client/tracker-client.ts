@@ -225,6 +225,7 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
             peer.destroy();
             resolve(undefined);
           }, 10_000);
+          giveUp.unref?.();
           peer.once('error', () => {
             clearTimeout(giveUp);
             resolve(undefined);
@@ -232,7 +233,8 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
           peer.once('signal', (data: unknown) => {
             clearTimeout(giveUp);
             const sdp = toSdp(data, 'offer');
-            if (!sdp) {
+            // Destroyed while this offer was being made: nothing would ever clear it.
+            if (!sdp || this.#isDestroyed) {
               peer.destroy();
               return resolve(undefined);
             }

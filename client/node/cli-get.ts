@@ -114,6 +114,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
       say(`${renderProgressLine(progress)}\n`);
     }
   });
+  download.on('chunk', ({ index, source }) => emit('chunk', { index, source }));
   download.on('peer', ({ peerIdHex, isConnected, peerCount }) => emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount }));
 
   const signals = io.signals ?? process;
