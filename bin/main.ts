@@ -153,8 +153,16 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Exit once the command is done and its output written: library timers (simple-peer's
+ * ICE-complete timer survives destroy()) must not keep a finished download waiting. */
+async function exitWhenFlushed(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write('', () => resolve()))));
+  process.exit(code);
+}
+
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  const code = await main(process.argv.slice(2));
+  await exitWhenFlushed(code);
 } catch (error) {
   if (error instanceof ConfigError) {
     process.stderr.write(`peerfill: ${error.message}\n`);

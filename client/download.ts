@@ -42,6 +42,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
   readonly #options: ResolvedOptions;
   readonly #api: SessionClient;
   readonly #counter = new ProgressCounter();
+  /** Chunks being written right now: a second verified copy must not be stored or counted again. */
+  readonly #storing = new Set<number>();
   #session: ResumeData | undefined;
   #downloadUrl = '';
   #scheduler: Scheduler | undefined;
@@ -316,11 +318,16 @@ export class Download extends TypedEmitter<DownloadEvents> {
       this.#wake();
       return false;
     }
-    if (scheduler.have.get(index) || this.#isDestroyed) {
+    if (scheduler.have.get(index) || this.#storing.has(index) || this.#isDestroyed) {
       scheduler.release(index, source);
       return true;
     }
-    await this.#store.put(index, bytes);
+    this.#storing.add(index);
+    try {
+      await this.#store.put(index, bytes);
+    } finally {
+      this.#storing.delete(index);
+    }
     const others = scheduler.complete(index, source);
     for (const other of others) if (isPeerSource(other)) this.#swarm?.cancelChunk(index, other);
     const fromPeer = isPeerSource(source);
