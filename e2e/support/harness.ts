@@ -57,8 +57,8 @@ export interface E2eServer {
   files: TestFile[];
   /** Bytes the origin's signed data plane (`/d/`) wrote to sockets, headers included. */
   originBytes(): number;
-  /** Every `/d/` request's Range header, in arrival order. */
-  ranges: string[];
+  /** Every `/d/` request (path without query, Range header), in arrival order. */
+  ranges: Array<{ path: string; range: string; status?: number }>;
   close(): Promise<void>;
 }
 
@@ -85,15 +85,17 @@ export async function startServer(files: Array<{ name: string; bytes: Uint8Array
   );
   const server = await buildServer(config, createLogger(config.logLevel));
   let originBytes = 0;
-  const ranges: string[] = [];
-  server.app.server.on('request', (request: { url?: string; headers: Record<string, string | string[] | undefined>; socket: Socket }, response: { once(event: 'close', listener: () => void): void }) => {
+  const ranges: Array<{ path: string; range: string; status?: number }> = [];
+  server.app.server.on('request', (request: { url?: string; headers: Record<string, string | string[] | undefined>; socket: Socket }, response: { statusCode: number; once(event: 'close', listener: () => void): void }) => {
     if (!request.url?.startsWith('/d/')) return;
     const range = request.headers.range;
-    ranges.push(typeof range === 'string' ? range : '');
+    const entry: { path: string; range: string; status?: number } = { path: request.url.split('?')[0] ?? '', range: typeof range === 'string' ? range : '' };
+    ranges.push(entry);
     const socket = request.socket;
     const before = socket.bytesWritten;
     response.once('close', () => {
       originBytes += socket.bytesWritten - before;
+      entry.status = response.statusCode;
     });
   });
   await server.app.listen({ host: E2E_HOST, port });
