@@ -49,6 +49,8 @@ export const FileEntrySchema = Type.Object({
 export type FileEntry = Static<typeof FileEntrySchema>;
 export const FileListSchema = Type.Object({ files: Type.Array(FileEntrySchema) });
 export type FileList = Static<typeof FileListSchema>;
+export const fileEntryCodec = createCodec(FileEntrySchema);
+export const fileListCodec = createCodec(FileListSchema);
 
 /** Smallest power of two in [256 KiB, 16 MiB] giving at most TARGET_MAX_CHUNKS chunks. */
 export function chooseChunkSize(sizeBytes: number): number {

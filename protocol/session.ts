@@ -4,6 +4,9 @@ import { FileIdSchema, InfoHashSchema, Sha256HexSchema } from './manifest.ts';
 
 /** Download sessions: the REST bodies of `/downloads`. */
 
+/** `sha256:<hex>` of the whole file. */
+export const ChecksumSchema = Type.String({ pattern: '^sha256:[0-9a-f]{64}$' });
+
 export const SessionIdSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' });
 export const ClientIdSchema = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' });
 /** base64url bitfield of verified chunks, MSB-first (see protocol/bitfield.ts). */
@@ -29,7 +32,7 @@ export const CreateDownloadResponseSchema = Type.Object({
   session_token: Type.String({ minLength: 32 }),
   download_url: Type.String(),
   file_size: Type.Integer({ minimum: 0 }),
-  checksum: Type.String({ description: 'sha256:<hex> of the whole file' }),
+  checksum: ChecksumSchema,
   content_type: Type.String(),
   expires_at: Type.String({ description: 'RFC 3339; when the download URL expires' }),
   manifest_url: Type.String(),
@@ -90,5 +93,4 @@ export const ProgressSchema = Type.Object({
 export type Progress = Static<typeof ProgressSchema>;
 export const progressCodec = createCodec(ProgressSchema);
 
-export const ChecksumSchema = Type.String({ pattern: '^sha256:[0-9a-f]{64}$' });
 export { Sha256HexSchema };
