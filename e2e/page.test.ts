@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MiB, cardNumber, cardSelector, launchChromium, openTab, randomFile, requireTestNetwork, saveAndHash, startServer, type E2eServer } from './support/harness.ts';
+import { buildBrowserAssets } from '../bin/page.ts';
+import { MiB, cardNumber, cardSelector, launchChromium, openTab, randomFile, requireTestNetwork, saveAndHash, sha256Hex, startServer, type E2eServer } from './support/harness.ts';
 
 describe('the page, one tab', () => {
   let server: E2eServer;
@@ -15,6 +17,16 @@ describe('the page, one tab', () => {
   afterAll(async () => {
     await browser?.close();
     await server?.close();
+  });
+
+  it('builds a lean bundle in memory (sizes reported)', async () => {
+    const assets = await buildBrowserAssets();
+    console.log(`browser bundle: ${(assets.scriptBytes / 1024).toFixed(1)} KiB minified, ${(assets.scriptGzipBytes / 1024).toFixed(1)} KiB gzipped, files: ${[...assets.files.keys()].join(' ')}`);
+    const scripts = [...assets.files.entries()].filter(([path]) => path.endsWith('.js'));
+    // No Node built-in reaches the browser: the two shims stand in for events/process.
+    for (const [path, asset] of scripts) expect(asset.bytes.toString('utf8'), path).not.toMatch(/require\(["'](node:)?(crypto|fs|stream|util|events|buffer)["']\)/);
+    // The worker carries only the OPFS code, not the engine.
+    expect(assets.files.get('/assets/opfs-worker.js')!.bytes.length).toBeLessThan(16 * 1024);
   });
 
   it('serves the page and the bundle with content types and cache headers', async () => {
@@ -50,4 +62,80 @@ describe('the page, one tab', () => {
       await context.close();
     }
   });
+});
+
+/** The README's embedding example, run as written (with the server's URL and a file id filled in). */
+export const README_EXAMPLE = `
+import { download } from 'SERVER/assets/peerfill.js';
+
+const dl = await download('SERVER/FILE_ID', {
+  keepSeeding: false,
+  onProgress: (p) => { document.title = \`\${Math.floor((100 * p.verifiedBytes) / p.totalBytes)}%\`; },
+});
+const { sha256 } = await dl.done; // every chunk and the whole file verified
+const button = document.createElement('button');
+button.textContent = 'Save ' + dl.file.name;
+button.onclick = () => dl.save(); // the save picker where available, else a download link
+document.body.append(button);
+`;
+
+describe('the embeddable API', () => {
+  let server: E2eServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    requireTestNetwork();
+    server = await startServer([randomFile('embedded.bin', 2 * MiB + 777)]);
+    browser = await launchChromium(server.url);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('the README example downloads, verifies and saves the file', async () => {
+    const file = server.files[0]!;
+    const { page, context } = await openTab(browser, server.url);
+    try {
+      const code = README_EXAMPLE.replaceAll('SERVER', server.url).replace('FILE_ID', file.fileId);
+      await page.addScriptTag({ type: 'module', content: code });
+      const save = page.getByRole('button', { name: `Save ${file.name}` });
+      await save.waitFor({ timeout: 30_000 });
+      expect(await page.title()).toBe('100%');
+      const [saved] = await Promise.all([page.waitForEvent('download'), save.click()]);
+      expect(saved.suggestedFilename()).toBe(file.name);
+      expect(sha256Hex(await readFile(await saved.path()))).toBe(file.sha256);
+    } finally {
+      await context.close();
+    }
+  });
+
+  for (const storage of ['opfs-async', 'indexeddb'] as const) {
+    it(`stores, resumes and saves through the ${storage} fallback`, async () => {
+      const file = server.files[0]!;
+      const { page, context } = await openTab(browser, server.url);
+      try {
+        const run = `(async () => {
+          const api = await import('/assets/peerfill.js');
+          const dl = await api.download(location.origin + '/${file.fileId}', { storage: '${storage}' });
+          await dl.done;
+          const kind = dl.store.backend.kind;
+          const again = await api.openBrowserChunkStore(api.storeKey(location.origin, '${file.fileId}'), { storage: '${storage}' });
+          const record = await again.peek();
+          window.savedFile = await again.file();
+          return { kind, record };
+        })()`;
+        const result = await page.evaluate(run);
+        expect(result).toEqual({ kind: storage, record: { verifiedChunks: 9, isComplete: true } });
+        // The saved Blob, hashed where it lives.
+        const savedSha256 = await page.evaluate(
+          `window.savedFile.arrayBuffer().then((buffer) => crypto.subtle.digest('SHA-256', buffer)).then((digest) => Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join(''))`,
+        );
+        expect(savedSha256).toBe(file.sha256);
+      } finally {
+        await context.close();
+      }
+    });
+  }
 });
