@@ -6,6 +6,7 @@ import { createOrigin, type Origin, type OriginConfig } from '../origin/index.ts
 import { createStore, createTracker, type StoreConfig, type Tracker } from '../tracker/index.ts';
 import { PfError, isPfError, type ErrorBody } from '../protocol/index.ts';
 import type { ServerConfig } from './config.ts';
+import { installCors } from './cors.ts';
 import { pagePlugin } from './page.ts';
 
 /** The composition root of `peerfill serve`: origin + tracker + web page in one fastify app. */
@@ -74,6 +75,7 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
   const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
   const app = fastify({ loggerInstance: httpLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
   installErrorHandler(app, logger);
+  installCors(app);
   await app.register(origin.plugin);
   await app.register(tracker.plugin);
   app.get('/healthz', async () => ({ status: 'ok' }));

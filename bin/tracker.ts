@@ -3,6 +3,7 @@ import { LogController, fastify, type FastifyBaseLogger } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createRemoteDirectory, createSigningMinter, createStore, createTracker } from '../tracker/index.ts';
 import { ConfigError, loadServerConfig } from './config.ts';
+import { installCors } from './cors.ts';
 import { createLogger } from './logger.ts';
 import { installErrorHandler, trackerUrlFor } from './serve.ts';
 
@@ -41,6 +42,7 @@ export async function runTracker(
   const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
   const app = fastify({ loggerInstance: httpLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
   installErrorHandler(app, logger);
+  installCors(app);
   await app.register(tracker.plugin);
   app.get('/healthz', async (_request, reply) =>
     store.isAvailable() ? { status: 'ok' } : reply.status(503).send({ status: 'degraded', store: store.kind }),

@@ -93,6 +93,26 @@ describe('peerfill serve (real process)', () => {
     expect(await unknown.json()).toMatchObject({ error: { code: 'PF_ERR_NOT_FOUND' } });
   });
 
+  it('lets publishers on other origins use the API and the data plane (CORS)', async () => {
+    const preflight = await fetch(`http://127.0.0.1:${port}/downloads`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://publisher.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('PATCH');
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('authorization');
+    const list = fileListCodec.parse(await (await fetch(`http://127.0.0.1:${port}/files`, { headers: { origin: 'https://publisher.example' } })).json());
+    const created = createDownloadResponseCodec.parse(
+      await (await fetch(`http://127.0.0.1:${port}/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ file_id: list.files[0]!.file_id }) })).json(),
+    );
+    const ranged = await fetch(created.download_url, { headers: { origin: 'https://publisher.example', range: 'bytes=0-99' } });
+    expect(ranged.status).toBe(206);
+    expect(ranged.headers.get('access-control-allow-origin')).toBe('*');
+    expect(ranged.headers.get('access-control-expose-headers')).toContain('content-range');
+    await ranged.arrayBuffer();
+  });
+
   it('publishes a file added while running, on SIGHUP', async () => {
     await writeFile(join(dir, 'data', 'files', 'late.bin'), randomBytes(1000));
     child.kill('SIGHUP');
