@@ -24,6 +24,8 @@ export interface SwarmOptions {
   uploadSlots: number;
   chokeIntervalMs: number;
   banAfterBadChunks: number;
+  /** Close a peer that sends no block for this long while we wait on it [5 s]. */
+  peerSilenceTimeoutMs?: number;
   warn: (message: string, details?: Record<string, unknown>) => void;
 }
 
@@ -47,6 +49,8 @@ interface Remote {
   uploader: Uploader;
   downloadRate: RateMeter;
   uploadRate: RateMeter;
+  /** Last block received, or when we started waiting on it (requests sent while none were outstanding). */
+  lastBlockAtMs: number;
 }
 
 /**
@@ -62,6 +66,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #optimisticId: string | undefined;
   #ticks = 0;
   #chokeTimer: ReturnType<typeof setInterval> | undefined;
+  #silenceTimer: ReturnType<typeof setInterval> | undefined;
   #isDestroyed = false;
   #isPaused = false;
 
@@ -69,6 +74,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     super();
     this.#options = options;
     this.#chokeTimer = setInterval(() => this.#rechoke(), options.chokeIntervalMs);
+    this.#silenceTimer = setInterval(() => this.#closeSilent(), 1000);
   }
 
   get peerCount(): number {
@@ -113,6 +119,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
       assemblies: new Map(),
       downloadRate: new RateMeter(),
       uploadRate: new RateMeter(),
+      lastBlockAtMs: Date.now(),
       uploader: new Uploader(wire, {
         has: (index) => this.#options.scheduler.have.get(index),
         chunkLength: (index) => chunkLength(this.#options.manifest, index),
@@ -200,6 +207,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     if (this.#isDestroyed) return;
     this.#isDestroyed = true;
     clearInterval(this.#chokeTimer);
+    clearInterval(this.#silenceTimer);
     for (const remote of [...this.#remotes]) remote.wire.close('swarm destroyed');
   }
 
@@ -260,6 +268,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #onPiece(remote: Remote, index: number, offset: number, bytes: Uint8Array): void {
     if (!remote.source) return this.#violation(remote, 'piece before handshake');
     remote.downloadRate.add(bytes.length);
+    remote.lastBlockAtMs = Date.now();
     this.emit('download', { bytes: bytes.length });
     const assembly = remote.assemblies.get(index);
     // A block we cancelled may still arrive; anything else unasked is ignored too.
@@ -304,9 +313,9 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #fill(remote: Remote): void {
     if (this.#isPaused || this.#isDestroyed || !remote.source || remote.wire.isClosed || remote.wire.peerChoking) return;
     const { scheduler, maxBlocksPerPeer, maxChunksPerPeer, manifest } = this.#options;
+    if (outstandingBlocks(remote) === 0) remote.lastBlockAtMs = Date.now();
     for (;;) {
-      let outstanding = 0;
-      for (const assembly of remote.assemblies.values()) outstanding += assembly.outstanding;
+      const outstanding = outstandingBlocks(remote);
       if (outstanding >= maxBlocksPerPeer) return;
       const open = [...remote.assemblies.values()].find((assembly) => assembly.hasUnaskedBlocks);
       if (open) {
@@ -336,6 +345,18 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     }
     remote.assemblies.clear();
     this.fillAll();
+  }
+
+  /**
+   * A peer that died without closing (kill -9, lost network) keeps its connection until
+   * ICE gives up, tens of seconds later; meanwhile HTTP leaves it every chunk it "has".
+   */
+  #closeSilent(): void {
+    const limitMs = this.#options.peerSilenceTimeoutMs ?? 5000;
+    const now = Date.now();
+    for (const remote of [...this.#remotes]) {
+      if (outstandingBlocks(remote) > 0 && now - remote.lastBlockAtMs > limitMs) remote.wire.close(`silent: no block for ${Math.round((now - remote.lastBlockAtMs) / 1000)} s`);
+    }
   }
 
   // --- penalties and choking ----------------------------------------------------
@@ -382,4 +403,10 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
       }
     }
   }
+}
+
+function outstandingBlocks(remote: Remote): number {
+  let outstanding = 0;
+  for (const assembly of remote.assemblies.values()) outstanding += assembly.outstanding;
+  return outstanding;
 }
