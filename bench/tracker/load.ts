@@ -1,37 +1,55 @@
-// Load generator, in its own process: `node --import tsx load.ts <json options>`.
-// Mode "throughput": every peer announces (with one offer) again as soon as it is answered,
-// for a fixed time; prints answered announces/s and reply-latency percentiles.
-// Mode "hold": opens N peers, each announces once; prints HELD, waits for stdin to close.
+// Load generator, one of several processes: `node --import tsx load.ts <json options>`.
+// Opens its share of the peers and prints READY, then obeys commands on stdin, one a line:
+//   start   - throughput: every peer announces (with one offer) again as soon as it is answered;
+//             hold: every peer announces once ("started"), then HELD is printed
+//   measure - start counting answered announces and reply latencies
+//   stop    - print RESULT (throughput) and exit
+// stdin closing also ends the process.
+//
+// client "raw" (default) speaks RFC 6455 over a plain net.Socket: each peer's announce is one
+// pre-built, masked (all-zero mask key) frame written as is, and replies are recognised
+// without decoding JSON. That keeps the generator's cost per announce far below a server's,
+// so the bench measures the server. client "ws" uses the `ws` package, as a real client would
+// (several times more CPU per announce; it saturated its core before either server did).
 import WebSocket from 'ws';
+import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
 import { Type } from '@sinclair/typebox';
 import { createCodec, parseJson } from '../../protocol/index.ts';
 
 export const LoadOptionsSchema = Type.Object({
   mode: Type.Union([Type.Literal('throughput'), Type.Literal('hold')]),
+  client: Type.Union([Type.Literal('raw'), Type.Literal('ws')]),
   url: Type.String(),
   peers: Type.Integer({ minimum: 1, maximum: 100_000 }),
-  swarms: Type.Integer({ minimum: 1 }),
-  durationMs: Type.Integer({ minimum: 100, maximum: 120_000 }),
+  /** This generator's first peer index (peers of all generators are numbered 0..total-1). */
+  firstPeer: Type.Integer({ minimum: 0 }),
+  /** The swarms (hex info_hashes), the same list in every generator. */
+  swarms: Type.Array(Type.String({ pattern: '^[0-9a-f]{40}$' }), { minItems: 1 }),
   sourceAddresses: Type.Integer({ minimum: 1, maximum: 250 }),
 });
 
 const parsed = parseJson(process.argv[2] ?? '');
 const options = createCodec(LoadOptionsSchema).parse(parsed.ok ? parsed.value : undefined);
+const target = new URL(options.url);
 const binary = (bytes: Buffer) => bytes.toString('latin1');
-const swarms = Array.from({ length: options.swarms }, () => binary(randomBytes(20)));
+const swarms = options.swarms.map((hex) => binary(Buffer.from(hex, 'hex')));
 const sdp = { type: 'offer', sdp: `v=0\r\no=- ${'1'.repeat(19)} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:${'p'.repeat(24)}\r\na=fingerprint:sha-256 ${'AB:'.repeat(31)}AB\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n` };
 
 interface Peer {
-  ws: WebSocket;
-  message: string;
+  send(): void;
   sentAtNs: bigint;
   running: boolean;
+  close(): void;
 }
 
 let answered = 0;
 let measuring = false;
-const latenciesUs: number[] = [];
+let measureStartedNs = 0n;
+let started = false;
+/** Reply latencies in 0.1 ms buckets: bucket -> count (merged by the runner). */
+const latencyBuckets = new Map<number, number>();
 let failures = 0;
 
 function announceFrame(infoHash: string, peerId: string, event: string, withOffer: boolean): string {
@@ -40,79 +58,166 @@ function announceFrame(infoHash: string, peerId: string, event: string, withOffe
   return JSON.stringify(frame);
 }
 
-async function open(index: number): Promise<Peer> {
-  const localAddress = `127.0.0.${2 + (index % options.sourceAddresses)}`;
+function onReply(peer: Peer): void {
+  if (measuring) {
+    answered++;
+    const bucket = Number((process.hrtime.bigint() - peer.sentAtNs) / 100_000n);
+    latencyBuckets.set(bucket, (latencyBuckets.get(bucket) ?? 0) + 1);
+  }
+  if (options.mode === 'throughput' && peer.running) peer.send();
+}
+
+/** A client WebSocket frame (FIN, text) with an all-zero mask key, so the payload goes as is. */
+function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text, 'utf8');
+  const length = payload.length;
+  const header = length < 126 ? Buffer.from([0x81, 0x80 | length]) : length < 65_536 ? Buffer.from([0x81, 0x80 | 126, length >> 8, length & 0xff]) : undefined;
+  if (!header) throw new Error('frame too large for this generator');
+  return Buffer.concat([header, Buffer.alloc(4), payload]);
+}
+
+const INTERVAL = Buffer.from('"interval"');
+const FAILURE = Buffer.from('failure reason');
+
+function openRaw(localAddress: string, message: string): Promise<Peer> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect({ host: target.hostname, port: Number(target.port), localAddress, noDelay: true });
+    const frame = maskedTextFrame(message);
+    let buffer: Buffer = Buffer.alloc(0);
+    let upgraded = false;
+    const peer: Peer = {
+      sentAtNs: 0n,
+      running: true,
+      send() {
+        peer.sentAtNs = process.hrtime.bigint();
+        socket.write(frame);
+      },
+      close: () => socket.destroy(),
+    };
+    socket.on('error', (error) => (upgraded ? failures++ : reject(error)));
+    socket.on('connect', () => {
+      socket.write(`GET ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk]);
+      if (!upgraded) {
+        const end = buffer.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!buffer.subarray(0, 12).toString('latin1').endsWith(' 101')) {
+          reject(new Error(`upgrade refused: ${buffer.subarray(0, end).toString('latin1').split('\r\n', 1)[0]}`));
+          socket.destroy();
+          return;
+        }
+        upgraded = true;
+        buffer = buffer.subarray(end + 4);
+        resolve(peer);
+      }
+      // Server frames are never masked.
+      let offset = 0;
+      while (buffer.length - offset >= 2) {
+        const opcode = buffer[offset]! & 0x0f;
+        let length = buffer[offset + 1]! & 0x7f;
+        let start = offset + 2;
+        if (length === 126) {
+          if (buffer.length - offset < 4) break;
+          length = buffer.readUInt16BE(offset + 2);
+          start = offset + 4;
+        } else if (length === 127) {
+          if (buffer.length - offset < 10) break;
+          length = Number(buffer.readBigUInt64BE(offset + 2));
+          start = offset + 10;
+        }
+        const end = start + length;
+        if (end > buffer.length) break;
+        offset = end;
+        if (opcode === 0x8) {
+          failures++;
+          socket.destroy();
+          return;
+        }
+        if (opcode !== 0x1) continue;
+        // Relayed offers arrive too; only the announce reply (it has "interval") counts.
+        const payload = buffer.subarray(start, end);
+        if (payload.indexOf(INTERVAL) >= 0) onReply(peer);
+        else if (payload.indexOf(FAILURE) >= 0) failures++;
+      }
+      buffer = offset === buffer.length ? Buffer.alloc(0) : buffer.subarray(offset);
+    });
+  });
+}
+
+async function openWs(localAddress: string, message: string): Promise<Peer> {
   const ws = new WebSocket(options.url, { localAddress, perMessageDeflate: false });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
   });
-  const infoHash = swarms[index % swarms.length]!;
-  const peerId = binary(randomBytes(20));
-  const peer: Peer = { ws, message: announceFrame(infoHash, peerId, 'update', options.mode === 'throughput'), sentAtNs: 0n, running: true };
+  const peer: Peer = {
+    sentAtNs: 0n,
+    running: true,
+    send() {
+      peer.sentAtNs = process.hrtime.bigint();
+      ws.send(message);
+    },
+    close: () => ws.terminate(),
+  };
   ws.on('error', () => failures++);
   ws.on('message', (data: Buffer) => {
-    const text = data.toString('utf8');
-    // Relayed offers arrive too; only the announce reply (it has "interval") counts.
-    if (!text.includes('"interval"')) {
-      if (text.includes('failure reason')) failures++;
-      return;
-    }
-    if (measuring) {
-      answered++;
-      latenciesUs.push(Number((process.hrtime.bigint() - peer.sentAtNs) / 1000n));
-    }
-    if (options.mode === 'throughput' && peer.running) send(peer);
+    const body = data.toString('utf8');
+    if (body.includes('"interval"')) onReply(peer);
+    else if (body.includes('failure reason')) failures++;
   });
   return peer;
 }
 
-function send(peer: Peer): void {
-  peer.sentAtNs = process.hrtime.bigint();
-  peer.ws.send(peer.message);
+function open(index: number): Promise<Peer> {
+  const localAddress = `127.0.0.${2 + (index % options.sourceAddresses)}`;
+  const infoHash = swarms[index % swarms.length]!;
+  const message = announceFrame(infoHash, binary(randomBytes(20)), options.mode === 'hold' ? 'started' : 'update', options.mode === 'throughput');
+  return options.client === 'raw' ? openRaw(localAddress, message) : openWs(localAddress, message);
 }
 
 async function openAll(): Promise<Peer[]> {
   const peers: Peer[] = [];
   const concurrency = 256;
   for (let start = 0; start < options.peers; start += concurrency) {
-    const batch = await Promise.all(Array.from({ length: Math.min(concurrency, options.peers - start) }, (_, i) => open(start + i)));
+    const batch = await Promise.all(Array.from({ length: Math.min(concurrency, options.peers - start) }, (_, i) => open(options.firstPeer + start + i)));
     peers.push(...batch);
   }
   return peers;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 const peers = await openAll();
-if (options.mode === 'hold') {
-  // Each peer joins its swarm once.
-  measuring = true;
-  for (const peer of peers) {
-    peer.message = peer.message.replace('"event":"update"', '"event":"started"');
-    send(peer);
+process.stdout.write('READY\n');
+const lines = createInterface({ input: process.stdin });
+lines.on('close', () => process.exit(0));
+lines.on('line', (command) => {
+  if (command === 'start' && !started) {
+    started = true;
+    if (options.mode === 'hold') {
+      measuring = true;
+      for (const peer of peers) peer.send();
+      void waitForHold();
+    } else {
+      for (const peer of peers) peer.send();
+    }
+  } else if (command === 'measure') {
+    answered = 0;
+    latencyBuckets.clear();
+    measuring = true;
+    measureStartedNs = process.hrtime.bigint();
+  } else if (command === 'stop') {
+    measuring = false;
+    const seconds = Number(process.hrtime.bigint() - measureStartedNs) / 1e9;
+    for (const peer of peers) peer.running = false;
+    process.stdout.write(`RESULT ${JSON.stringify({ peers: peers.length, answered, seconds, latencyBuckets: [...latencyBuckets], failures })}\n`);
+    for (const peer of peers) peer.close();
+    process.exit(0);
   }
+});
+
+async function waitForHold(): Promise<void> {
   const deadline = Date.now() + 120_000;
   while (answered < peers.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   process.stdout.write(`HELD ${JSON.stringify({ peers: peers.length, answered, failures })}\n`);
-  process.stdin.resume();
-  process.stdin.on('end', () => process.exit(0));
-} else {
-  for (const peer of peers) send(peer);
-  // Warm up, then measure a fixed window.
-  await new Promise((resolve) => setTimeout(resolve, 2000));
-  measuring = true;
-  const startedNs = process.hrtime.bigint();
-  await new Promise((resolve) => setTimeout(resolve, options.durationMs));
-  measuring = false;
-  const seconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
-  for (const peer of peers) peer.running = false;
-  latenciesUs.sort((a, b) => a - b);
-  process.stdout.write(
-    `RESULT ${JSON.stringify({ peers: peers.length, answered, announcesPerSecond: answered / seconds, p50Ms: percentile(latenciesUs, 50) / 1000, p99Ms: percentile(latenciesUs, 99) / 1000, failures })}\n`,
-  );
-  for (const peer of peers) peer.ws.terminate();
-  process.exit(0);
 }
