@@ -71,7 +71,9 @@ export class Uploader {
           return;
         }
         const request = this.#queue.shift()!;
-        const bytes = await this.#options.read(request.index, request.offset, request.length);
+        // A failed local read (disk error, store closed at shutdown) skips the block: the
+        // requester moves the chunk elsewhere. Never an unhandled rejection (it ends the process).
+        const bytes = await this.#options.read(request.index, request.offset, request.length).catch(() => undefined);
         if (!bytes || this.#wire.isClosed || this.#wire.amChoking) continue;
         this.#wire.piece(request.index, request.offset, bytes);
         this.#options.onUpload?.(bytes.length);
