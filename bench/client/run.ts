@@ -1,0 +1,129 @@
+// HTTP-only download of one big file from a real `peerfill serve` (loopback):
+// `peerfill get --no-peers` (per-chunk SHA-256, whole-file SHA-256, state file: all on)
+// against `aria2c -x8 -s8` and `curl`, interleaved, each repeated. Prints wall time,
+// throughput and peak RSS with ratios vs aria2c; every output's SHA-256 is checked and a
+// failed download is printed as a failure.
+//   node --import tsx bench/client/run.ts
+//   PF_BENCH_SIZE_MIB (2048)  PF_BENCH_ROUNDS (3)  PF_BENCH_TOOLS (peerfill,aria2c,curl)
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { BENCH_KEYS, CLI, MiB, freePort, loadNow, machineLine, median, sha256File, spread, startServe, timed, writeTestFile, type TimedResult } from './procs.ts';
+
+const SIZE_BYTES = Number(process.env.PF_BENCH_SIZE_MIB ?? 2048) * MiB;
+const ROUNDS = Number(process.env.PF_BENCH_ROUNDS ?? 3);
+const TOOLS = (process.env.PF_BENCH_TOOLS ?? 'peerfill,aria2c,curl').split(',');
+const LIMIT_MS = 10 * 60_000;
+const run = promisify(execFile);
+
+interface Sample {
+  tool: string;
+  round: number;
+  isOk: boolean;
+  wallMs: number;
+  peakRssBytes: number | undefined;
+  detail: string;
+  load: string;
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'pf-bench-client-'));
+const filesDir = join(dir, 'files');
+const dataDir = join(dir, 'data');
+const outDir = join(dir, 'out');
+await mkdir(filesDir);
+await mkdir(outDir);
+let stopServer: (() => Promise<void>) | undefined;
+const cleanup = async () => {
+  await stopServer?.();
+  await rm(dir, { recursive: true, force: true });
+};
+process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
+
+try {
+  console.log(`bench/client: ${SIZE_BYTES / MiB} MiB over HTTP on loopback, ${ROUNDS} rounds interleaved; ${machineLine()}`);
+  const sha = await writeTestFile(join(filesDir, 'big.bin'), SIZE_BYTES);
+  const port = await freePort();
+  const server = await startServe({ filesDir, dataDir, port });
+  stopServer = server.stop;
+  const { files } = (await (await fetch(`${server.url}/files`)).json()) as { files: Array<{ file_id: string; chunk_size?: number }> };
+  const fileId = files[0]!.file_id;
+  const manifest = (await (await fetch(`${server.url}/files/${fileId}/manifest`)).json()) as { chunk_size: number; chunks: string[] };
+  const signed = await run(process.execPath, [CLI, 'sign', fileId, '--files', filesDir, '--data-dir', dataDir, '--port', String(port), '--expires-in', '86400'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PEERFILL_SIGNING_KEYS: BENCH_KEYS },
+  });
+  const signedUrl = signed.stdout.trim();
+  console.log(`server ${server.url}, file ${fileId}, ${manifest.chunks.length} chunks of ${manifest.chunk_size / MiB} MiB; signed URL from \`peerfill sign\` (query not printed)`);
+
+  const commands: Record<string, (out: string) => [string, string[]]> = {
+    peerfill: (out) => [process.execPath, [CLI, 'get', `${server.url}/${fileId}`, '-o', out, '--no-peers', '--json']],
+    aria2c: (out) => ['aria2c', ['-x8', '-s8', '-q', '--allow-overwrite=true', '--auto-file-renaming=false', '-d', outDir, '-o', out.slice(outDir.length + 1), signedUrl]],
+    curl: (out) => ['curl', ['-sS', '-f', '-o', out, signedUrl]],
+  };
+  const samples: Sample[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Rotate the order so no tool always runs first (cold) or last.
+    const order = TOOLS.map((_, i) => TOOLS[(i + round - 1) % TOOLS.length]!);
+    for (const tool of order) {
+      const out = join(outDir, `${tool}-${round}.bin`);
+      const [command, args] = commands[tool]!(out);
+      const load = loadNow();
+      const result: TimedResult = await timed(command, args, { limitMs: LIMIT_MS });
+      const got = await sha256File(out);
+      const isOk = result.exitCode === 0 && got === sha;
+      let detail = '';
+      if (tool === 'peerfill') {
+        const done = result.stdout.split('\n').find((line) => line.startsWith('{"event":"done"'));
+        detail = done ? `engine reported sha256 ${(JSON.parse(done) as { sha256: string }).sha256.slice(0, 12)}` : 'no done event';
+      }
+      if (!isOk) detail = `FAILED: exit ${result.exitCode}, sha256 ${got?.slice(0, 12) ?? 'missing'} (want ${sha.slice(0, 12)}); ${result.stderrTail.replace(/\s+/g, ' ').slice(-300)}`;
+      const sample = { tool, round, isOk, wallMs: result.wallMs, peakRssBytes: result.peakRssBytes, detail, load };
+      samples.push(sample);
+      console.log(
+        `round ${round} ${tool.padEnd(8)} ${isOk ? 'ok    ' : 'FAILED'} wall ${(result.wallMs / 1000).toFixed(2).padStart(6)} s  ${(SIZE_BYTES / MiB / (result.wallMs / 1000)).toFixed(0).padStart(5)} MiB/s  peak RSS ${((result.peakRssBytes ?? 0) / 1e6).toFixed(0).padStart(4)} MB  load ${load}  ${detail}`,
+      );
+      await rm(out, { force: true });
+    }
+  }
+
+  const summary = TOOLS.map((tool) => {
+    const mine = samples.filter((s) => s.tool === tool);
+    const ok = mine.filter((s) => s.isOk);
+    return {
+      tool,
+      failures: mine.length - ok.length,
+      walls: ok.map((s) => s.wallMs / 1000),
+      rss: ok.map((s) => (s.peakRssBytes ?? 0) / 1e6),
+    };
+  });
+  const aria = summary.find((s) => s.tool === 'aria2c');
+  const ariaWall = aria && aria.walls.length > 0 ? median(aria.walls) : undefined;
+  const ariaRss = aria && aria.rss.length > 0 ? median(aria.rss) : undefined;
+  console.log(`\nsummary (median of successful runs, spread min..max), ${SIZE_BYTES / MiB} MiB:`);
+  console.log(`tool      ok/runs  wall s (spread)          MiB/s   peak RSS MB (spread)   wall vs aria2c  RSS vs aria2c`);
+  for (const s of summary) {
+    if (s.walls.length === 0) {
+      console.log(`${s.tool.padEnd(9)} 0/${s.failures}     every run FAILED`);
+      continue;
+    }
+    const wall = median(s.walls);
+    const rss = median(s.rss);
+    console.log(
+      `${s.tool.padEnd(9)} ${`${s.walls.length}/${s.walls.length + s.failures}`.padEnd(8)} ${wall.toFixed(2).padStart(6)} (${spread(s.walls, (v) => v.toFixed(2))})`.padEnd(43) +
+        `${(SIZE_BYTES / MiB / wall).toFixed(0).padStart(5)}   ${rss.toFixed(0).padStart(5)} (${spread(s.rss, (v) => v.toFixed(0))})`.padEnd(31) +
+        `${ariaWall ? `${(wall / ariaWall).toFixed(2)}x` : '-'}`.padStart(8) +
+        `${ariaRss ? `${(rss / ariaRss).toFixed(2)}x` : '-'}`.padStart(15),
+    );
+  }
+  const ours = summary.find((s) => s.tool === 'peerfill');
+  if (ours && ours.walls.length > 0 && ariaWall) {
+    const wallRatio = median(ours.walls) / ariaWall;
+    const rss = median(ours.rss);
+    console.log(`targets: wall ${wallRatio.toFixed(2)}x aria2c (target <= 1.00: ${wallRatio <= 1 ? 'met' : 'NOT met'}); peak RSS ${rss.toFixed(0)} MB (target <= 150: ${Math.max(...ours.rss) <= 150 ? 'met in every run' : rss <= 150 ? 'met at the median' : 'NOT met'})`);
+  }
+  console.log(`load average at the end: ${machineLine().replace(/^.*load average /, '')}`);
+  if (samples.some((s) => !s.isOk)) process.exitCode = 1;
+} finally {
+  await cleanup();
+}
