@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDownloadResponseCodec } from '../../protocol/index.ts';
 import { freePort, patternBytes, startS3, tempDir, type S3Fixture } from '../origin/fixtures.ts';
+import { waitFor } from '../support/net.ts';
 
 /**
  * S3-direct: the origin publishes a bucket and hands out S3 SigV4 presigned GetObject URLs;
  * clients fetch bytes from S3 itself (s3rver here), never through the origin.
  */
 const CLI = new URL('../../bin/peerfill.mjs', import.meta.url).pathname;
-const FILE_BYTES = 12 * 1024 * 1024 + 12345;
+const FILE_BYTES = 32 * 1024 * 1024 + 12345;
 
 interface Proc {
   child: ChildProcessWithoutNullStreams;
@@ -31,14 +32,6 @@ function run(args: string[], cwd: string, env: Record<string, string>): Proc {
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
   return { child, lines, out: () => out, exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
-}
-
-async function waitFor(predicate: () => boolean, what: string, limitMs = 60_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe('S3-direct downloads (presigned GetObject URLs, s3rver)', () => {

@@ -2,25 +2,15 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDownloadResponseCodec, FileListSchema, createCodec } from '../../protocol/index.ts';
+import { freePort } from '../support/net.ts';
+import { waitFor } from '../support/net.ts';
 
 const CLI = new URL('../../bin/peerfill.mjs', import.meta.url).pathname;
 const fileListCodec = createCodec(FileListSchema);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 function run(args: string[], cwd: string, env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
   return spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, PEERFILL_LOG_LEVEL: 'warn', ...env } });
@@ -33,14 +23,6 @@ function collect(child: ChildProcessWithoutNullStreams): { out: () => string; er
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { out: () => out, err: () => err, exit };
-}
-
-async function waitFor(predicate: () => boolean, what: string, limitMs = 30_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('peerfill serve (real process)', () => {
