@@ -1,40 +1,32 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
+import { killProcess, runCli, type CliLine, type CliProcess } from './fixtures/cli.ts';
 import { testBytes } from './fixtures/fake-server.ts';
 import { startTestServer, type TestServer } from './fixtures/server.ts';
 
 const MiB = 1024 * 1024;
-const CLI = new URL('../../bin/peerfill.mjs', import.meta.url).pathname;
 let dir: string | undefined;
 let server: TestServer | undefined;
-let child: ChildProcess | undefined;
+let child: CliProcess | undefined;
 afterEach(async () => {
-  child?.kill('SIGKILL');
+  await killProcess(child);
   await server?.close();
   server = undefined;
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-type Line = Record<string, unknown> & { event: string };
-
 /** Run `peerfill get` in a child process; `onLine` may return true to SIGKILL it. */
-function runGet(args: string[], onLine: (line: Line) => boolean): Promise<{ code: number | null; lines: Line[] }> {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CLI, 'get', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    const lines: Line[] = [];
-    createInterface({ input: proc.stdout }).on('line', (text) => {
-      const line = JSON.parse(text) as Line;
-      lines.push(line);
+async function runGet(args: string[], onLine: (line: CliLine) => boolean): Promise<{ code: number | null; lines: CliLine[] }> {
+  child = runCli(['get', ...args, '--json'], {
+    onLine: (line, proc) => {
       if (onLine(line)) proc.kill('SIGKILL');
-    });
-    proc.on('exit', (code) => resolve({ code, lines }));
+    },
   });
+  const code = await child.exit;
+  return { code, lines: child.lines() };
 }
 
 describe('peerfill get: kill -9 mid-download, then resume', () => {
