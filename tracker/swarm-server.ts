@@ -6,6 +6,7 @@ import { parseJson, trackerRequestCodec, type TrackerRequest } from '../protocol
 import { Rejection, failureFrame, type AnnounceHandler } from './announce.ts';
 import type { ResolvedTrackerConfig } from './config.ts';
 import type { TrackerMetrics } from './metrics.ts';
+import { SendBatch } from './send-batch.ts';
 import type { Store } from './store.ts';
 import { SwarmSocket, type LocalSwarms } from './swarm-socket.ts';
 
@@ -21,6 +22,7 @@ const MAX_DROPPED_IN_A_ROW = 200;
 export class SwarmServer {
   readonly sockets = new Set<SwarmSocket>();
   private readonly wss: WebSocketServer;
+  private readonly batch = new SendBatch();
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastStorePruneMs = Date.now();
   private closing = false;
@@ -47,12 +49,12 @@ export class SwarmServer {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, socket));
     return true;
   }
 
-  private onConnection(ws: WebSocket): void {
-    const socket = new SwarmSocket(ws, this.config, Date.now());
+  private onConnection(ws: WebSocket, stream: Duplex): void {
+    const socket = new SwarmSocket(ws, stream, this.batch, this.config, Date.now());
     this.sockets.add(socket);
     ws.on('message', (data, isBinary) => this.onMessage(socket, data, isBinary));
     ws.on('error', (error) => this.deps.logger.debug({ socket: socket.id, err: error.message }, 'socket error'));

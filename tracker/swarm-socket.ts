@@ -1,5 +1,8 @@
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { TrackerLimits } from './config.ts';
+import type { HeldFrames, SendBatch } from './send-batch.ts';
+import { encodeTextFrames } from './ws-frames.ts';
 
 /** Frames queued on a socket beyond this are dropped: a reader this slow gets nothing more. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -8,7 +11,7 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
  * One WebSocket connection: the peer_ids it owns, the swarms it is in, its message budget
  * (token bucket) and its last activity. Everything here is bounded by TrackerLimits.
  */
-export class SwarmSocket {
+export class SwarmSocket implements HeldFrames {
   private static nextId = 1;
   readonly id = SwarmSocket.nextId++;
   readonly peerIds = new Set<string>();
@@ -23,9 +26,15 @@ export class SwarmSocket {
   private refilledAtMs: number;
   private rateLimitReportedAtMs = 0;
   droppedInARow = 0;
+  /** Frames sent this event-loop turn, written together by `flush`. */
+  private outgoing: string[] = [];
+  private outgoingChars = 0;
 
   constructor(
     readonly ws: WebSocket,
+    /** The upgraded TCP socket under `ws`: frames are written to it directly, batched. */
+    private readonly stream: Duplex,
+    private readonly batch: SendBatch,
     private readonly limits: TrackerLimits,
     nowMs: number,
   ) {
@@ -53,13 +62,32 @@ export class SwarmSocket {
     return true;
   }
 
+  /** Queue one text frame; it goes out at the end of this event-loop turn. */
   send(text: string): boolean {
-    if (this.closed || this.ws.readyState !== this.ws.OPEN || this.ws.bufferedAmount > MAX_BUFFERED_BYTES) return false;
-    this.ws.send(text);
+    if (this.closed || this.ws.readyState !== this.ws.OPEN || this.ws.bufferedAmount + this.outgoingChars > MAX_BUFFERED_BYTES) return false;
+    if (this.outgoing.length === 0) this.batch.hold(this);
+    this.outgoing.push(text);
+    this.outgoingChars += text.length;
     return true;
   }
 
+  /**
+   * Write the frames queued this turn as one write. `ws` frames nothing of ours (no
+   * compression, no fragments), so writing beside it keeps the stream valid; frames still
+   * queued once the socket is closing are dropped, as `ws` drops sends after close.
+   */
+  flush(): void {
+    const texts = this.outgoing;
+    if (texts.length === 0) return;
+    this.outgoing = [];
+    this.outgoingChars = 0;
+    if (this.closed || this.ws.readyState !== this.ws.OPEN || !this.stream.writable) return;
+    this.stream.write(encodeTextFrames(texts));
+  }
+
   close(code: number, reason: string): void {
+    // Whatever was sent before closing goes before the close frame.
+    this.flush();
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
   }
 }
