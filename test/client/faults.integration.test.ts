@@ -10,7 +10,8 @@ import { nodeClientOptions } from '../../client/node/node-runtime.ts';
 import { readStateFile } from '../../client/node/state-file.ts';
 import type { ProgressInfo } from '../../client/progress.ts';
 import { sessionStateCodec } from '../../protocol/index.ts';
-import { killProcess, runCli, waitFor, type CliProcess } from './fixtures/cli.ts';
+import { waitFor } from '../support/net.ts';
+import { killProcess, runCli, type CliProcess } from './fixtures/cli.ts';
 import { testBytes } from './fixtures/fake-server.ts';
 import { startTestServer, type TestServer, type TestServerOptions } from './fixtures/server.ts';
 
