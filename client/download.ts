@@ -155,7 +155,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.manifest = manifest;
     if (this.#isDestroyed) return;
 
-    const have = await this.#store.open(manifest, (index, bytes) => verifyChunk(manifest, index, bytes));
+    const have = await this.#store.open(manifest, (index, bytes) => verifyChunk(manifest, index, bytes, this.#options.hashChunk));
     if (have.length !== chunkCount(manifest.size, manifest.chunk_size)) throw new PfError('PF_ERR_INTERNAL', 'the store returned a bitfield of the wrong length');
     for (let index = 0; index < have.length; index++) if (have.get(index)) this.#counter.resumedBytes += chunkLength(manifest, index);
     this.#counter.verifiedBytes = this.#counter.resumedBytes;
@@ -311,7 +311,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       scheduler.release(index, source);
       return true;
     }
-    const isGood = await verifyChunk(manifest, index, bytes);
+    const isGood = await verifyChunk(manifest, index, bytes, this.#options.hashChunk);
     if (!isGood) {
       scheduler.release(index, source);
       this.#warn('chunk failed SHA-256', { index, source });

@@ -1,4 +1,4 @@
-import { bytesToHex } from '../protocol/index.ts';
+import { bytesToHex, sha256Hex } from '../protocol/index.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { Download, type DownloadTarget } from './download.ts';
 import type { ClientOptions, ResolvedOptions } from './options.ts';
@@ -37,6 +37,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     usePeers: true,
     fetch: (input, init) => fetch(input, init),
     createFileHasher: createPortableFileHasher,
+    hashChunk: sha256Hex,
     maxPeers: 20,
     httpConcurrency: 4,
     httpConcurrencyWithPeers: 2,

@@ -1,6 +1,6 @@
 import type SimplePeer from 'simple-peer';
 import type { WebSocketFactory } from './tracker-client.ts';
-import type { FileHasherFactory } from './verify.ts';
+import type { ChunkHasher, FileHasherFactory } from './verify.ts';
 
 /** Options of `createClient`. Every field is optional; defaults in brackets. */
 export interface ClientOptions {
@@ -20,6 +20,8 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** Incremental whole-file SHA-256 [portable TypeScript implementation]. */
   createFileHasher?: FileHasherFactory;
+  /** SHA-256 of one chunk, lower-case hex [WebCrypto; Node passes node:crypto, which hashes in place without a copy]. */
+  hashChunk?: ChunkHasher;
   /** Connection budget, well under a browser's limit [20]. */
   maxPeers?: number;
   /** Parallel HTTP Range requests with no peer serving us [4]. */

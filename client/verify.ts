@@ -4,13 +4,16 @@ import { chunkRange, sha256Hex, type Manifest } from '../protocol/index.ts';
  * SHA-256 of one chunk against the manifest (WebCrypto, so it runs everywhere).
  * Nothing is stored as done or offered to a peer before this returns true.
  */
-export async function verifyChunk(manifest: Manifest, index: number, bytes: Uint8Array): Promise<boolean> {
+export async function verifyChunk(manifest: Manifest, index: number, bytes: Uint8Array, hashChunk: ChunkHasher = sha256Hex): Promise<boolean> {
   const expected = manifest.chunks[index];
   if (expected === undefined) return false;
   const { start, end } = chunkRange(manifest, index);
   if (bytes.length !== end - start) return false;
-  return (await sha256Hex(bytes)) === expected;
+  return (await hashChunk(bytes)) === expected;
 }
+
+/** SHA-256 of one buffer, lower-case hex. */
+export type ChunkHasher = (bytes: Uint8Array) => Promise<string> | string;
 
 /** Byte length of chunk `index`. */
 export function chunkLength(manifest: Pick<Manifest, 'size' | 'chunk_size'>, index: number): number {

@@ -46,18 +46,18 @@ try {
   const sha = await writeTestFile(join(filesDir, 'big.bin'), SIZE_BYTES);
   const port = await freePort();
   const server = await startServe({ filesDir, dataDir, port });
-  stopServer = server.stop;
+  stopServer = () => server.stop();
   const { files } = (await (await fetch(`${server.url}/files`)).json()) as { files: Array<{ file_id: string; chunk_size?: number }> };
   const fileId = files[0]!.file_id;
   const manifest = (await (await fetch(`${server.url}/files/${fileId}/manifest`)).json()) as { chunk_size: number; chunks: string[] };
-  const signed = await run(process.execPath, [CLI, 'sign', fileId, '--files', filesDir, '--data-dir', dataDir, '--port', String(port), '--expires-in', '86400'], {
+  const signed = await run(process.execPath, [CLI, 'sign', '--files', filesDir, '--data-dir', dataDir, '--port', String(port), '--expires-in', '86400', '--', fileId], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PEERFILL_SIGNING_KEYS: BENCH_KEYS },
   });
   const signedUrl = signed.stdout.trim();
   console.log(`server ${server.url}, file ${fileId}, ${manifest.chunks.length} chunks of ${manifest.chunk_size / MiB} MiB; signed URL from \`peerfill sign\` (query not printed)`);
 
   const commands: Record<string, (out: string) => [string, string[]]> = {
-    peerfill: (out) => [process.execPath, [CLI, 'get', `${server.url}/${fileId}`, '-o', out, '--no-peers', '--json']],
+    peerfill: (out) => [process.execPath, [CLI, 'get', `${server.url}/files/${fileId}`, '-o', out, '--no-peers', '--json']],
     aria2c: (out) => ['aria2c', ['-x8', '-s8', '-q', '--allow-overwrite=true', '--auto-file-renaming=false', '-d', outDir, '-o', out.slice(outDir.length + 1), signedUrl]],
     curl: (out) => ['curl', ['-sS', '-f', '-o', out, signedUrl]],
   };

@@ -14,6 +14,11 @@ export function createNodeFileHasher(): FileHasher {
   };
 }
 
+/** node:crypto's one-shot SHA-256: hashes the chunk in place on this thread; WebCrypto copies it and queues a job per chunk. */
+export function nodeHashChunk(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
 /** `ws` behind the WebSocket subset the tracker client uses (Node 20 has no global one). */
 export function createNodeWebSocket(url: string): WebSocketLike {
   const socket = new WebSocket(url, { perMessageDeflate: false });
@@ -43,5 +48,6 @@ export function nodeClientOptions(options: { usePeers?: boolean } = {}): ClientO
     wrtc: usePeers ? loadNodeWrtc() : undefined,
     createWebSocket: createNodeWebSocket,
     createFileHasher: createNodeFileHasher,
+    hashChunk: nodeHashChunk,
   };
 }
