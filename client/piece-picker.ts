@@ -83,7 +83,8 @@ export class PiecePicker {
    * starts in the middle of the largest gap of candidates, which keeps independent
    * clients (and lanes) away from each other's frontiers. `startOffset` is where a lane
    * begins when it has no cursor yet. With `avoidServable`, chunks a peer can serve are
-   * not candidates.
+   * not candidates; with `avoidAvailable`, neither are chunks any connected peer has (even one
+   * choking us now): a peer will have them for us sooner or later, and HTTP is the scarce source.
    */
   pickHttpRun(options: {
     isFree: (index: number) => boolean;
@@ -91,13 +92,14 @@ export class PiecePicker {
     startOffset: number;
     maxRunChunks: number;
     avoidServable: boolean;
+    avoidAvailable?: boolean;
     /** Chunks HTTP must take even though a peer could serve them (the peers missed deadlines). */
     isForcedHttp?: (index: number) => boolean;
   }): { start: number; count: number } | undefined {
     const n = this.chunkCount;
     if (n === 0) return undefined;
-    const isCandidate = (index: number) =>
-      options.isFree(index) && (!options.avoidServable || this.#servable[index] === 0 || (options.isForcedHttp?.(index) ?? false));
+    const counts = options.avoidAvailable ? this.#availability : options.avoidServable ? this.#servable : undefined;
+    const isCandidate = (index: number) => options.isFree(index) && (!counts || counts[index] === 0 || (options.isForcedHttp?.(index) ?? false));
     let start: number | undefined;
     if (options.cursor !== undefined && options.cursor < n && isCandidate(options.cursor)) {
       start = options.cursor;

@@ -146,23 +146,27 @@ export class Scheduler {
   }
 
   /**
-   * Assign a run of adjacent chunks to HTTP lane `lane`. Chunks that an unchoking peer
-   * can serve are left to peers unless `mayTakeServable`; when nothing else is left, a
-   * chunk stuck on one other source is duplicated (endgame).
+   * Assign a run of adjacent chunks to HTTP lane `lane`. Chunks no connected peer has come
+   * first. Unless `mayTakeServable`, chunks that an unchoking peer can serve are left to
+   * peers, and so are chunks only a choking peer has while the serving peers still have
+   * work for us (chokes rotate; the origin's bytes are the scarce ones). When nothing else
+   * is left, a chunk stuck on one other source is duplicated (endgame).
    */
   nextHttpRun(lane: number, options: { laneCount: number; maxRunChunks: number; mayTakeServable: boolean }): { start: number; count: number } | undefined {
     const n = this.chunkCount;
-    const pick = (avoidServable: boolean) =>
+    const pick = (avoid: 'available' | 'servable' | 'none') =>
       this.picker.pickHttpRun({
         isFree: (index) => this.#isFree(index),
         cursor: this.#cursors.get(lane),
         startOffset: this.#httpStartOffset + Math.floor((lane * n) / Math.max(1, options.laneCount)),
         maxRunChunks: options.maxRunChunks,
-        avoidServable,
+        avoidServable: avoid !== 'none',
+        avoidAvailable: avoid === 'available',
         isForcedHttp: (index) => this.isExcludedFromAllPeers(index),
       });
-    let run = pick(true);
-    if (!run && options.mayTakeServable) run = pick(false);
+    let run = this.#peers.size > 0 ? pick('available') : undefined;
+    if (!run && (options.mayTakeServable || !this.#servingPeersHaveWork())) run = pick('servable');
+    if (!run && options.mayTakeServable) run = pick('none');
     if (!run) {
       const [index] = this.#endgamePicks(httpSource(lane), 1, () => true, true);
       if (index === undefined) return undefined;
@@ -234,6 +238,15 @@ export class Scheduler {
   }
 
   // --- internals -----------------------------------------------------------
+
+  /** Whether some peer that is unchoking us has a free chunk we need. */
+  #servingPeersHaveWork(): boolean {
+    for (const peer of this.#peers.values()) {
+      if (!peer.isUnchokingUs) continue;
+      for (let index = 0; index < this.chunkCount; index++) if (peer.bitfield.get(index) && this.#isFree(index)) return true;
+    }
+    return false;
+  }
 
   #isFree(index: number): boolean {
     return !this.have.get(index) && !this.#assignments.has(index);
