@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import {
-  binaryStringToHex,
   hexToBinaryString,
   isPfError,
   type AnnounceRequest,
@@ -15,7 +14,9 @@ import type { RejectReason, TrackerMetrics } from './metrics.ts';
 import type { PublishedHashes } from './published-hashes.ts';
 import type { Relay } from './relay.ts';
 import type { SessionService } from './sessions.ts';
-import type { Store, SwarmCounts } from './store.ts';
+import { binaryIdToHex } from './binary-id.ts';
+import { runSteps, settle, type Awaiting, type Steps } from './steps.ts';
+import type { PeerRecord, RemovePeerResult, Store, SwarmCounts, SwarmOps, UpsertPeerResult } from './store.ts';
 import type { LocalSwarms, SwarmSocket } from './swarm-socket.ts';
 
 export interface AnnounceDeps {
@@ -56,41 +57,49 @@ export function failureFrame(rejection: Rejection, infoHash?: string): FailureFr
  * The announce and scrape actions of the WebTorrent tracker protocol, as bittorrent-tracker's
  * server answers them: a response with interval and counts, then one offer to each of up to
  * numwant random peers; answers go to `to_peer_id` with no response of their own.
+ *
+ * An announce is a step function (steps.ts): with a store that answers synchronously (the
+ * memory store) it runs start to finish without a promise; with Redis it awaits each call.
  */
 export class AnnounceHandler {
-  constructor(private readonly deps: AnnounceDeps) {}
+  private readonly ops: SwarmOps;
+  private readonly announceCounters = new Map<string, { inc(): void }>();
 
-  async announce(socket: SwarmSocket, request: AnnounceRequest): Promise<void> {
-    const { config, local, metrics } = this.deps;
-    const infoHash = binaryStringToHex(request.info_hash);
-    const peerId = binaryStringToHex(request.peer_id);
+  constructor(private readonly deps: AnnounceDeps) {
+    this.ops = deps.store.sync ?? deps.store;
+  }
+
+  /** Handle one announce; undefined when it was handled synchronously (a refusal then throws). */
+  announce(socket: SwarmSocket, request: AnnounceRequest): Promise<void> | undefined {
+    return runSteps(this.announceSteps(socket, request));
+  }
+
+  private *announceSteps(socket: SwarmSocket, request: AnnounceRequest): Steps {
+    const { config, local } = this.deps;
+    const infoHash = binaryIdToHex(request.info_hash);
+    const peerId = binaryIdToHex(request.peer_id);
     const now = Date.now();
 
     const owner = local.owners.get(peerId);
     if (owner && owner !== socket) throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to another connection');
     if (!owner) {
       if (socket.peerIds.size >= config.maxPeerIdsPerSocket) throw new Rejection('too_many_peer_ids', 'PF_ERR_RATE_LIMITED', 'too many peer_ids on one connection');
-      // Bind before the first await, so two sockets racing for one peer_id cannot both win.
+      // Bind before the first store call, so two sockets racing for one peer_id cannot both win.
       local.owners.set(peerId, socket);
       socket.peerIds.add(peerId);
     }
-    if (!(await this.deps.published.isAllowed(infoHash, now))) {
+    if (!(yield* settle(this.deps.published.isAllowed(infoHash, now)))) {
       throw new Rejection('unknown_info_hash', 'PF_ERR_FILE_NOT_FOUND', 'info_hash is not published on this tracker');
     }
 
     if (request.answer !== undefined || request.to_peer_id !== undefined) {
-      await this.answer(request, infoHash, peerId);
+      yield* this.answer(request, infoHash, peerId);
       return;
     }
 
     const event = request.event ?? 'update';
-    let counts: SwarmCounts;
-    if (event === 'stopped') {
-      counts = await this.stop(infoHash, peerId);
-    } else {
-      counts = await this.join(socket, request, infoHash, peerId, now);
-    }
-    metrics.announces.inc({ event });
+    const counts = event === 'stopped' ? yield* this.stop(infoHash, peerId) : yield* this.join(socket, request, infoHash, peerId, now);
+    this.countAnnounce(event);
     const response: AnnounceResponse = {
       action: 'announce',
       info_hash: request.info_hash,
@@ -101,12 +110,19 @@ export class AnnounceHandler {
     };
     socket.send(JSON.stringify(response));
 
-    if (event !== 'stopped' && request.offers && request.offers.length > 0) await this.relayOffers(request, infoHash, peerId);
+    if (event !== 'stopped' && request.offers && request.offers.length > 0) yield* this.relayOffers(request, infoHash, peerId);
     if (request.pf_session !== undefined) this.updateSession(request, infoHash, event);
   }
 
-  private async join(socket: SwarmSocket, request: AnnounceRequest, infoHash: string, peerId: string, now: number): Promise<SwarmCounts> {
-    const { config, local, store, trackerId } = this.deps;
+  /** prom-client hashes a label object on every inc(); one child per event skips that. */
+  private countAnnounce(event: string): void {
+    let counter = this.announceCounters.get(event);
+    if (!counter) this.announceCounters.set(event, (counter = this.deps.metrics.announces.labels(event)));
+    counter.inc();
+  }
+
+  private *join(socket: SwarmSocket, request: AnnounceRequest, infoHash: string, peerId: string, now: number): Generator<Awaiting, SwarmCounts, void> {
+    const { config, local, trackerId } = this.deps;
     const existing = local.get(infoHash, peerId);
     if (!existing && socket.memberships.size >= config.maxSwarmsPerSocket) {
       throw new Rejection('too_many_swarms', 'PF_ERR_RATE_LIMITED', 'too many swarms on one connection');
@@ -114,34 +130,36 @@ export class AnnounceHandler {
     // Once complete, always complete (a restarted Redis relearns it from our own records).
     const complete = request.left === 0 || request.event === 'completed' || (existing?.complete ?? false);
     local.add(infoHash, peerId, socket, complete, now);
+    let result: UpsertPeerResult;
     try {
-      const result = await store.upsertPeer(infoHash, { peerId, owner: trackerId, complete }, now);
-      if (!result.ok) {
-        local.remove(infoHash, peerId);
-        throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
-      }
-      return result.counts;
+      result = yield* settle(this.ops.upsertPeer(infoHash, { peerId, owner: trackerId, complete }, now));
     } catch (error) {
       if (!isPfError(error) || error.code !== 'PF_ERR_STORE_UNAVAILABLE') throw error;
       // Degraded: this process still introduces its own peers to each other.
       this.deps.metrics.rejects.inc({ reason: 'store_unavailable' });
       return local.counts(infoHash);
     }
+    if (!result.ok) {
+      local.remove(infoHash, peerId);
+      throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
+    }
+    return result.counts;
   }
 
   /** An explicit `stopped`: refused if the peer_id belongs to another process. */
-  private async stop(infoHash: string, peerId: string): Promise<SwarmCounts> {
-    const { local, store, trackerId } = this.deps;
+  private *stop(infoHash: string, peerId: string): Generator<Awaiting, SwarmCounts, void> {
+    const { local, trackerId } = this.deps;
+    let result: RemovePeerResult;
     try {
-      const result = await store.removePeer(infoHash, peerId, trackerId);
-      if (!result.ok) throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
-      local.remove(infoHash, peerId);
-      return result.counts;
+      result = yield* settle(this.ops.removePeer(infoHash, peerId, trackerId));
     } catch (error) {
       if (!isPfError(error)) throw error;
       local.remove(infoHash, peerId);
       return local.counts(infoHash);
     }
+    if (!result.ok) throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
+    local.remove(infoHash, peerId);
+    return result.counts;
   }
 
   /** Leave one swarm (close, expiry). Never throws. */
@@ -150,19 +168,20 @@ export class AnnounceHandler {
     await this.deps.store.removePeer(infoHash, peerId, this.deps.trackerId).catch(() => undefined);
   }
 
-  private async relayOffers(request: AnnounceRequest, infoHash: string, peerId: string): Promise<void> {
-    const { config, local, store, relay, trackerId } = this.deps;
+  private *relayOffers(request: AnnounceRequest, infoHash: string, peerId: string): Steps {
+    const { config, local, relay, trackerId } = this.deps;
     const offers = request.offers ?? [];
     const count = Math.min(offers.length, config.maxOffersPerAnnounce, config.maxNumwant, request.numwant ?? offers.length);
     let targets: { peerId: string; owner: string }[];
     try {
-      targets = await store.randomPeers(infoHash, count, peerId);
+      targets = yield* settle(this.ops.randomPeers(infoHash, count, peerId));
     } catch {
       targets = local.random(infoHash, count, peerId).map((id) => ({ peerId: id, owner: trackerId }));
     }
-    for (const [index, target] of targets.entries()) {
-      const offer = offers[index];
-      if (!offer) break;
+    const length = Math.min(targets.length, offers.length);
+    for (let index = 0; index < length; index++) {
+      const target = targets[index]!;
+      const offer = offers[index]!;
       relay.deliver(infoHash, target.peerId, target.owner, {
         action: 'announce',
         info_hash: request.info_hash,
@@ -173,21 +192,30 @@ export class AnnounceHandler {
     }
   }
 
-  private async answer(request: AnnounceRequest, infoHash: string, peerId: string): Promise<void> {
-    const { local, store, relay, trackerId } = this.deps;
+  /** A store lookup where a failing store counts as "not known there". */
+  private *peerRecord(infoHash: string, peerId: string): Generator<Awaiting, PeerRecord | undefined, void> {
+    try {
+      return yield* settle(this.ops.getPeer(infoHash, peerId));
+    } catch {
+      return undefined;
+    }
+  }
+
+  private *answer(request: AnnounceRequest, infoHash: string, peerId: string): Steps {
+    const { local, relay, trackerId } = this.deps;
     if (request.answer === undefined || request.to_peer_id === undefined || request.offer_id === undefined) {
       throw new Rejection('invalid_message', 'PF_ERR_TRACKER_MESSAGE_INVALID', 'an answer needs answer, to_peer_id and offer_id');
     }
-    const toPeerId = binaryStringToHex(request.to_peer_id);
+    const toPeerId = binaryIdToHex(request.to_peer_id);
     const known = local.get(infoHash, peerId);
     if (known) known.lastSeenMs = Date.now();
     else {
       // Not ours locally: it must not be a live peer of another process either.
-      const record = await store.getPeer(infoHash, peerId).catch(() => undefined);
+      const record = yield* this.peerRecord(infoHash, peerId);
       if (record && record.owner !== trackerId) throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
     }
     let owner: string | undefined = local.get(infoHash, toPeerId) ? trackerId : undefined;
-    if (!owner) owner = (await store.getPeer(infoHash, toPeerId).catch(() => undefined))?.owner;
+    if (!owner) owner = (yield* this.peerRecord(infoHash, toPeerId))?.owner;
     if (!owner) throw new Rejection('unknown_to_peer', 'PF_ERR_NOT_FOUND', 'no peer with that to_peer_id');
     relay.deliver(infoHash, toPeerId, owner, {
       action: 'announce',
@@ -216,7 +244,7 @@ export class AnnounceHandler {
       // bittorrent-tracker would list every swarm; we answer for this socket's own swarms.
       hashes = [...new Set([...socket.memberships].map((key) => key.slice(0, 40)))];
     } else {
-      hashes = (typeof request.info_hash === 'string' ? [request.info_hash] : request.info_hash).map(binaryStringToHex);
+      hashes = (typeof request.info_hash === 'string' ? [request.info_hash] : request.info_hash).map(binaryIdToHex);
     }
     hashes = hashes.slice(0, config.maxScrapeHashes);
     const response: ScrapeResponse & { flags: { min_request_interval: number } } = {

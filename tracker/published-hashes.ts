@@ -1,4 +1,5 @@
 import type { FileDirectory } from '../protocol/index.ts';
+import type { Maybe } from './steps.ts';
 
 const MAX_ENTRIES = 10_000;
 const POSITIVE_TTL_MS = 60_000;
@@ -16,10 +17,15 @@ export class PublishedHashes {
     private readonly open: boolean,
   ) {}
 
-  async isAllowed(infoHash: string, nowMs: number): Promise<boolean> {
+  /** Synchronous when open or cached (the announce path then needs no promise). */
+  isAllowed(infoHash: string, nowMs: number): Maybe<boolean> {
     if (this.open) return true;
     const cached = this.cache.get(infoHash);
     if (cached && cached.expiresAtMs > nowMs) return cached.allowed;
+    return this.lookUp(infoHash, nowMs);
+  }
+
+  private async lookUp(infoHash: string, nowMs: number): Promise<boolean> {
     const file = await this.directory.getByInfoHash(infoHash);
     const allowed = file !== undefined && file.manifest.info_hash === infoHash;
     this.cache.delete(infoHash);

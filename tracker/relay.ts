@@ -28,11 +28,15 @@ export type SignalFrame = RelayedOffer | RelayedAnswer;
  */
 export class Relay {
   private unsubscribe: (() => Promise<void>) | undefined;
+  /** prom-client hashes a label object on every inc(); the local path keeps its children. */
+  private readonly localCounters: Record<'offer' | 'answer', { inc(): void }>;
 
   constructor(
     private readonly trackerId: string,
     private readonly deps: { store: Store; local: LocalSwarms; metrics: TrackerMetrics; logger: Logger },
-  ) {}
+  ) {
+    this.localCounters = { offer: deps.metrics.relayedSignals.labels('offer', 'local'), answer: deps.metrics.relayedSignals.labels('answer', 'local') };
+  }
 
   async start(): Promise<void> {
     this.unsubscribe = await this.deps.store.subscribe(this.trackerId, (message) => this.onRemote(message));
@@ -47,7 +51,7 @@ export class Relay {
     const kind = 'offer' in frame ? 'offer' : 'answer';
     if (owner === this.trackerId) {
       const peer = this.deps.local.get(infoHash, toPeerId);
-      if (peer?.socket.send(JSON.stringify(frame))) this.deps.metrics.relayedSignals.inc({ kind, via: 'local' });
+      if (peer?.socket.send(JSON.stringify(frame))) this.localCounters[kind].inc();
       return;
     }
     this.deps.store.publish(owner, JSON.stringify({ to: toPeerId, frame })).then(

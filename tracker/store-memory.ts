@@ -5,7 +5,7 @@ import { PfError, createCodec } from '../protocol/index.ts';
 import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
 import { readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
 import { SwarmTable } from './swarm-table.ts';
-import type { PeerRecord, RemovePeerResult, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
+import type { PeerRecord, RemovePeerResult, SessionUpdate, Store, SwarmCounts, SyncSwarmOps, UpsertPeerResult } from './store.ts';
 
 export interface MemoryStoreOptions {
   /** Where sessions are snapshotted; none = no persistence. */
@@ -136,12 +136,9 @@ export class MemoryStore implements Store {
     }
   }
 
-  private swarm(infoHash: string): SwarmTable | undefined {
-    return this.swarms.get(infoHash);
-  }
-
-  upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): Promise<UpsertPeerResult> {
-    return this.settle(() => {
+  readonly sync: SyncSwarmOps = {
+    upsertPeer: (infoHash, peer, nowMs) => {
+      this.assertOpen();
       let swarm = this.swarms.get(infoHash);
       const existing = swarm?.get(peer.peerId);
       if (existing && existing.owner !== peer.owner) return { ok: false, reason: 'owned_elsewhere', owner: existing.owner };
@@ -153,38 +150,54 @@ export class MemoryStore implements Store {
       const complete = peer.complete || (existing?.complete ?? false);
       const isNew = swarm.set({ peerId: peer.peerId, owner: peer.owner, complete, lastSeenMs: nowMs });
       return { ok: true, counts: swarm.counts(), isNew };
-    });
-  }
-
-  removePeer(infoHash: string, peerId: string, owner: string): Promise<RemovePeerResult> {
-    return this.settle((): RemovePeerResult => {
-      const swarm = this.swarm(infoHash);
+    },
+    removePeer: (infoHash, peerId, owner) => {
+      this.assertOpen();
+      const swarm = this.swarms.get(infoHash);
       if (!swarm) return { ok: true, counts: { complete: 0, incomplete: 0 } };
       const existing = swarm.get(peerId);
       if (existing && existing.owner !== owner) return { ok: false, reason: 'owned_elsewhere', owner: existing.owner };
       swarm.delete(peerId);
       if (swarm.size === 0) this.swarms.delete(infoHash);
       return { ok: true, counts: swarm.counts() };
-    });
+    },
+    getPeer: (infoHash, peerId) => {
+      this.assertOpen();
+      const record = this.swarms.get(infoHash)?.get(peerId);
+      return record && { ...record };
+    },
+    randomPeers: (infoHash, count, excludePeerId) => {
+      this.assertOpen();
+      return this.swarms.get(infoHash)?.random(count, excludePeerId) ?? [];
+    },
+    counts: (infoHash) => {
+      this.assertOpen();
+      return this.swarms.get(infoHash)?.counts() ?? { complete: 0, incomplete: 0 };
+    },
+  };
+
+  private assertOpen(): void {
+    if (this.closed) throw new PfError('PF_ERR_STORE_UNAVAILABLE', 'store is closed');
+  }
+
+  upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): Promise<UpsertPeerResult> {
+    return this.settle(() => this.sync.upsertPeer(infoHash, peer, nowMs));
+  }
+
+  removePeer(infoHash: string, peerId: string, owner: string): Promise<RemovePeerResult> {
+    return this.settle(() => this.sync.removePeer(infoHash, peerId, owner));
   }
 
   getPeer(infoHash: string, peerId: string): Promise<PeerRecord | undefined> {
-    return this.settle(() => {
-      const record = this.swarm(infoHash)?.get(peerId);
-      return record && { ...record };
-    });
+    return this.settle(() => this.sync.getPeer(infoHash, peerId));
   }
 
   randomPeers(infoHash: string, count: number, excludePeerId: string): Promise<PeerRecord[]> {
-    return this.settle(() => {
-      return this.swarm(infoHash)?.random(count, excludePeerId) ?? [];
-    });
+    return this.settle(() => this.sync.randomPeers(infoHash, count, excludePeerId));
   }
 
   counts(infoHash: string): Promise<SwarmCounts> {
-    return this.settle(() => {
-      return this.swarm(infoHash)?.counts() ?? { complete: 0, incomplete: 0 };
-    });
+    return this.settle(() => this.sync.counts(infoHash));
   }
 
   prunePeers(cutoffMs: number): Promise<number> {

@@ -1,4 +1,5 @@
 import type { SessionRecord } from './session-record.ts';
+import type { Maybe } from './steps.ts';
 
 /** One peer's membership of one swarm. peer_id and info_hash are lower-case hex. */
 export interface PeerRecord {
@@ -20,6 +21,24 @@ export type RemovePeerResult = { ok: true; counts: SwarmCounts } | { ok: false; 
 
 export type SessionUpdate = (current: SessionRecord) => SessionRecord | undefined;
 
+/** The swarm calls of a Store, with the same contracts, answered synchronously. */
+export interface SyncSwarmOps {
+  upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): UpsertPeerResult;
+  removePeer(infoHash: string, peerId: string, owner: string): RemovePeerResult;
+  getPeer(infoHash: string, peerId: string): PeerRecord | undefined;
+  randomPeers(infoHash: string, count: number, excludePeerId: string): PeerRecord[];
+  counts(infoHash: string): SwarmCounts;
+}
+
+/** Swarm calls that answer now or later: a Store is one, and so are its SyncSwarmOps. */
+export interface SwarmOps {
+  upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): Maybe<UpsertPeerResult>;
+  removePeer(infoHash: string, peerId: string, owner: string): Maybe<RemovePeerResult>;
+  getPeer(infoHash: string, peerId: string): Maybe<PeerRecord | undefined>;
+  randomPeers(infoHash: string, count: number, excludePeerId: string): Maybe<PeerRecord[]>;
+  counts(infoHash: string): Maybe<SwarmCounts>;
+}
+
 /**
  * All shared tracker state: swarm membership, download sessions and the relay bus
  * between tracker processes. Implementations throw PfError PF_ERR_STORE_UNAVAILABLE
@@ -27,6 +46,12 @@ export type SessionUpdate = (current: SessionRecord) => SessionRecord | undefine
  */
 export interface Store {
   readonly kind: 'memory' | 'redis';
+  /**
+   * The swarm calls without promises, for a store in this process: the announce path uses
+   * them when present, so an announce costs no promise or microtask. They throw where the
+   * async calls would reject.
+   */
+  readonly sync?: SyncSwarmOps;
 
   /**
    * Add or refresh a peer. A peer_id that a live record gives to another owner (process)

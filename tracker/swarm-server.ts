@@ -92,21 +92,35 @@ export class SwarmServer {
       return this.reject(socket, rejection);
     }
     const request = decoded.value;
-    socket.pending++;
-    socket.queue = socket.queue.then(() => this.handle(socket, request)).finally(() => socket.pending--);
+    if (socket.pending > 0) {
+      // An earlier frame of this socket waits on the store: keep the order.
+      socket.pending++;
+      socket.queue = socket.queue.then(() => (socket.closed ? undefined : this.dispatch(socket, request))).finally(() => socket.pending--);
+      return;
+    }
+    const pending = this.dispatch(socket, request);
+    if (pending) {
+      socket.pending++;
+      socket.queue = pending.finally(() => socket.pending--);
+    }
   }
 
-  private async handle(socket: SwarmSocket, request: TrackerRequest): Promise<void> {
-    if (socket.closed) return;
+  /** Handle one frame: synchronously when the store allows, else the returned promise settles when done. Never rejects. */
+  private dispatch(socket: SwarmSocket, request: TrackerRequest): Promise<void> | undefined {
     try {
-      if (request.action === 'announce') await this.deps.handler.announce(socket, request);
-      else await this.deps.handler.scrape(socket, request);
+      const pending = request.action === 'announce' ? this.deps.handler.announce(socket, request) : this.deps.handler.scrape(socket, request);
+      return pending?.catch((error: unknown) => this.fail(socket, request, error));
     } catch (error) {
-      const infoHash = request.action === 'announce' ? request.info_hash : undefined;
-      if (error instanceof Rejection) return this.reject(socket, error, infoHash);
-      this.deps.logger.error({ socket: socket.id, err: error }, 'tracker message failed');
-      this.reject(socket, new Rejection('store_unavailable', 'PF_ERR_STORE_UNAVAILABLE', 'the tracker could not handle this message'), infoHash);
+      this.fail(socket, request, error);
+      return undefined;
     }
+  }
+
+  private fail(socket: SwarmSocket, request: TrackerRequest, error: unknown): void {
+    const infoHash = request.action === 'announce' ? request.info_hash : undefined;
+    if (error instanceof Rejection) return this.reject(socket, error, infoHash);
+    this.deps.logger.error({ socket: socket.id, err: error }, 'tracker message failed');
+    this.reject(socket, new Rejection('store_unavailable', 'PF_ERR_STORE_UNAVAILABLE', 'the tracker could not handle this message'), infoHash);
   }
 
   private onClose(socket: SwarmSocket): void {

@@ -27,7 +27,7 @@ export class SwarmSocket implements HeldFrames {
   private rateLimitReportedAtMs = 0;
   droppedInARow = 0;
   /** Frames sent this event-loop turn, written together by `flush`. */
-  private outgoing: string[] = [];
+  private readonly outgoing: string[] = [];
   private outgoingChars = 0;
 
   constructor(
@@ -64,7 +64,8 @@ export class SwarmSocket implements HeldFrames {
 
   /** Queue one text frame; it goes out at the end of this event-loop turn. */
   send(text: string): boolean {
-    if (this.closed || this.ws.readyState !== this.ws.OPEN || this.ws.bufferedAmount + this.outgoingChars > MAX_BUFFERED_BYTES) return false;
+    // stream.writableLength is ws's bufferedAmount without compression, read directly.
+    if (this.closed || this.ws.readyState !== this.ws.OPEN || this.stream.writableLength + this.outgoingChars > MAX_BUFFERED_BYTES) return false;
     if (this.outgoing.length === 0) this.batch.hold(this);
     this.outgoing.push(text);
     this.outgoingChars += text.length;
@@ -79,10 +80,10 @@ export class SwarmSocket implements HeldFrames {
   flush(): void {
     const texts = this.outgoing;
     if (texts.length === 0) return;
-    this.outgoing = [];
+    if (!this.closed && this.ws.readyState === this.ws.OPEN && this.stream.writable) this.stream.write(encodeTextFrames(texts));
+    // Reused: one array per socket, not one per turn.
+    texts.length = 0;
     this.outgoingChars = 0;
-    if (this.closed || this.ws.readyState !== this.ws.OPEN || !this.stream.writable) return;
-    this.stream.write(encodeTextFrames(texts));
   }
 
   close(code: number, reason: string): void {

@@ -50,17 +50,41 @@ async function flushRedis(): Promise<void> {
   await client.quit();
 }
 
-const kinds: { name: string; config: () => StoreConfig; reset: () => Promise<void> }[] = [
+/** The store with its swarm calls answered through `store.sync`, so the contract covers those too. */
+function viaSyncCalls(store: Store): Store {
+  const sync = store.sync;
+  if (!sync) throw new Error(`the ${store.kind} store has no synchronous swarm calls`);
+  const call = <T>(operation: () => T): Promise<T> => {
+    try {
+      return Promise.resolve(operation());
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  };
+  // Everything else (sessions, pub/sub, close) is the store's own, through the prototype.
+  const wrapped = Object.create(store) as Store;
+  return Object.assign(wrapped, {
+    upsertPeer: (...args: Parameters<Store['upsertPeer']>) => call(() => sync.upsertPeer(...args)),
+    removePeer: (...args: Parameters<Store['removePeer']>) => call(() => sync.removePeer(...args)),
+    getPeer: (...args: Parameters<Store['getPeer']>) => call(() => sync.getPeer(...args)),
+    randomPeers: (...args: Parameters<Store['randomPeers']>) => call(() => sync.randomPeers(...args)),
+    counts: (...args: Parameters<Store['counts']>) => call(() => sync.counts(...args)),
+  });
+}
+
+const kinds: { name: string; config: () => StoreConfig; reset: () => Promise<void>; wrap?: (store: Store) => Store }[] = [
   { name: 'memory', config: () => ({ kind: 'memory' }), reset: () => Promise.resolve() },
+  { name: 'memory, synchronous swarm calls', config: () => ({ kind: 'memory' }), reset: () => Promise.resolve(), wrap: viaSyncCalls },
   { name: 'redis', config: () => ({ kind: 'redis', url: redis.url }), reset: flushRedis },
 ];
 
-describe.each(kinds)('Store contract: $name', ({ config, reset }) => {
+describe.each(kinds)('Store contract: $name', ({ config, reset, wrap }) => {
   let store: Store;
   let infoHash: string;
   beforeEach(async () => {
     await reset();
     store = await createStore(config(), { logger });
+    if (wrap) store = wrap(store);
     infoHash = hex(20);
     return async () => {
       await store.close();
@@ -169,5 +193,20 @@ describe.each(kinds)('Store contract: $name', ({ config, reset }) => {
     await store.publish('owner-a', 'after');
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(received).toEqual(['hello', 'world']);
+  });
+});
+
+describe('memory store, synchronous swarm calls', () => {
+  it('throw PF_ERR_STORE_UNAVAILABLE once closed, where the async calls reject', async () => {
+    const store = await createStore({ kind: 'memory' }, { logger });
+    await store.close();
+    let thrown: unknown;
+    try {
+      store.sync!.counts(hex(20));
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({ code: 'PF_ERR_STORE_UNAVAILABLE' });
+    await expect(store.counts(hex(20))).rejects.toMatchObject({ code: 'PF_ERR_STORE_UNAVAILABLE' });
   });
 });
