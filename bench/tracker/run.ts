@@ -101,6 +101,21 @@ const cpuSeconds = (pid: number) => {
   return times.user + times.system;
 };
 
+/** Busy and total jiffies of the given cpus, from /proc/stat (softirq work counts too). */
+function coreTimes(cpus: number[]): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const match = /^cpu(\d+) (.*)$/.exec(line);
+    if (!match || !cpus.includes(Number(match[1]))) continue;
+    const fields = match[2]!.trim().split(/\s+/).map(Number);
+    const sum = fields.slice(0, 8).reduce((x, y) => x + y, 0);
+    total += sum;
+    busy += sum - fields[3]! - fields[4]!; // minus idle and iowait
+  }
+  return { busy, total };
+}
+
 function rssBytes(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) * 1024 : Number.NaN;
@@ -122,6 +137,8 @@ interface Throughput {
   /** Of serverCpuPercent, the kernel's share (syscalls, loopback TCP). */
   serverSystemPercent: number;
   generatorCpuPercent: number;
+  /** How busy the generators' cores were, whoever used them: near 100% means they were the limit. */
+  generatorCoresBusyPercent: number;
   perServerCpuSecond: number;
   loadAverage: string;
 }
@@ -136,6 +153,7 @@ interface Hold {
 
 type Kind = 'peerfill' | 'bittorrent-tracker';
 const GENERATOR_CPUS = cores > 1 ? `1-${cores - 1}` : '0';
+const generatorCpuList = cores > 1 ? Array.from({ length: cores - 1 }, (_, i) => i + 1) : [0];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function percentileOf(buckets: Map<number, number>, total: number, p: number): number {
@@ -192,7 +210,7 @@ async function measureThroughput(kind: Kind): Promise<Throughput> {
       const results = generators.map((generator) => waitForLine(generator, 'RESULT', 60_000 + SECONDS * 2000));
       command(generators, 'start');
       await sleep(2000); // warm-up
-      const cpuAt = () => ({ server: cpuSeconds(server.pid!), serverSystem: cpuTimes(server.pid!).system, generators: generators.reduce((sum, generator) => sum + cpuSeconds(generator.pid!), 0), wallNs: process.hrtime.bigint() });
+      const cpuAt = () => ({ server: cpuSeconds(server.pid!), serverSystem: cpuTimes(server.pid!).system, generators: generators.reduce((sum, generator) => sum + cpuSeconds(generator.pid!), 0), cores: coreTimes(generatorCpuList), wallNs: process.hrtime.bigint() });
       const before = cpuAt();
       command(generators, 'measure');
       await sleep(SECONDS * 1000);
@@ -217,6 +235,7 @@ async function measureThroughput(kind: Kind): Promise<Throughput> {
         serverCpuPercent,
         serverSystemPercent: (100 * (after.serverSystem - before.serverSystem)) / wallSeconds,
         generatorCpuPercent: (100 * (after.generators - before.generators)) / wallSeconds,
+        generatorCoresBusyPercent: (100 * (after.cores.busy - before.cores.busy)) / Math.max(1, after.cores.total - before.cores.total),
         perServerCpuSecond: announcesPerSecond / Math.max(0.01, serverCpuPercent / 100),
         loadAverage,
       };
@@ -257,7 +276,7 @@ console.log(
 );
 const rounds: Record<Kind, Throughput[]> = { peerfill: [], 'bittorrent-tracker': [] };
 const roundLine = (kind: Kind, round: number, t: Throughput) =>
-  `round ${round} ${kind.padEnd(19)} ${t.announcesPerSecond.toFixed(0).padStart(7)} announces/s  p50 ${t.p50Ms.toFixed(1).padStart(7)} ms  p99 ${t.p99Ms.toFixed(1).padStart(7)} ms  server CPU ${t.serverCpuPercent.toFixed(0).padStart(3)}% (sys ${t.serverSystemPercent.toFixed(0).padStart(2)}%)  generators CPU ${t.generatorCpuPercent.toFixed(0).padStart(3)}%  ${t.perServerCpuSecond.toFixed(0).padStart(7)} per server CPU-s  failures ${t.failures}  loadavg ${t.loadAverage}`;
+  `round ${round} ${kind.padEnd(19)} ${t.announcesPerSecond.toFixed(0).padStart(7)} announces/s  p50 ${t.p50Ms.toFixed(1).padStart(7)} ms  p99 ${t.p99Ms.toFixed(1).padStart(7)} ms  server CPU ${t.serverCpuPercent.toFixed(0).padStart(3)}% (sys ${t.serverSystemPercent.toFixed(0).padStart(2)}%)  generators CPU ${t.generatorCpuPercent.toFixed(0).padStart(3)}% (their cores busy ${t.generatorCoresBusyPercent.toFixed(0).padStart(3)}%)  ${t.perServerCpuSecond.toFixed(0).padStart(7)} per server CPU-s  failures ${t.failures}  loadavg ${t.loadAverage}`;
 for (let round = 1; round <= ROUNDS; round++) {
   // Alternate who goes first, so neither always gets the quieter moment.
   const order: Kind[] = round % 2 === 1 ? ['peerfill', 'bittorrent-tracker'] : ['bittorrent-tracker', 'peerfill'];
