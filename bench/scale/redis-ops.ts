@@ -168,6 +168,21 @@ async function main(): Promise<void> {
     }
     const patched = delta(before, await commandStats(redis));
 
+    // Phase 4: update announces that carry the session's progress (pf_* fields).
+    const carriers = Math.min(SESSIONS, PEERS);
+    before = await commandStats(redis);
+    for (let i = 0; i < carriers; i++) {
+      const manifest = manifests[i % SWARMS]!;
+      await announce(sockets[i]!, {
+        action: 'announce', info_hash: hexToBinaryString(manifest.info_hash), peer_id: randomPeerId(i), event: 'update', numwant: 0,
+        uploaded: 0, downloaded: 524288, left: manifest.size - 524288,
+        pf_session: sessions[i]!.id, pf_bytes_confirmed: 524288, pf_from_peers: 262144, pf_from_http: 262144,
+      });
+    }
+    // Session writes from announces are applied after the reply: let them land.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const carried = delta(before, await commandStats(redis));
+
     // Capacity of one Redis core for the dominant commands, measured here.
     const dominant = [...new Set([...started.keys(), ...updates.keys(), ...patched.keys()])].filter((name) => ['evalsha', 'eval', 'get', 'set', 'zadd', 'hset', 'publish', 'exec', 'multi', 'watch', 'expire', 'pexpire'].includes(name));
     const bench = execFileSync('redis-benchmark', ['-p', String(redisServer.port), '-n', '200000', '-c', '50', '--csv', '-t', 'get,set,zadd,hset'], { encoding: 'utf8', timeout: 120_000 });
@@ -179,6 +194,7 @@ async function main(): Promise<void> {
       '',
       `announce started + 1 offer   ${(total(started) / PEERS).toFixed(2)} commands   (${describe(started, PEERS)})`,
       `announce update              ${(total(updates) / (PEERS * UPDATES)).toFixed(2)} commands   (${describe(updates, PEERS * UPDATES)})`,
+      `announce update + pf_session ${(total(carried) / carriers).toFixed(2)} commands   (${describe(carried, carriers)})`,
       `POST /downloads              ${(total(created) / SESSIONS).toFixed(2)} commands   (${describe(created, SESSIONS)})`,
       `PATCH /downloads/:id         ${(total(patched) / (SESSIONS * UPDATES)).toFixed(2)} commands   (${describe(patched, SESSIONS * UPDATES)})`,
       '',
