@@ -13,6 +13,9 @@ import { sleep } from './sleep.ts';
 import { TrackerClient } from './tracker-client.ts';
 import { chunkLength, verifyChunk } from './verify.ts';
 
+/** HTTP duplicates a peer's chunk in endgame only after the peer has had it this long. */
+const HTTP_ENDGAME_MIN_AGE_MS = 3000;
+
 export interface DownloadEvents {
   progress: ProgressInfo;
   /** A chunk passed SHA-256 and is stored. */
@@ -164,6 +167,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       chunkCount: have.length,
       have,
       random: options.random,
+      httpEndgameMinAgeMs: HTTP_ENDGAME_MIN_AGE_MS,
       peerDeadlineMs: (index) => Math.max(options.peerDeadlineMinMs, (chunkLength(manifest, index) / options.peerMinBytesPerSecond) * 1000),
     });
     this.#scheduler = scheduler;

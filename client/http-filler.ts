@@ -79,6 +79,16 @@ export class HttpFiller {
     }
   }
 
+  /**
+   * Give up the rest of a response. Cancelling the reader alone can leave undici's socket
+   * open and unread, so the origin's response (and its graceful close) waits on it forever;
+   * aborting the request closes the connection.
+   */
+  async #drop(reader: ReadableStreamDefaultReader<Uint8Array>, controller: AbortController): Promise<void> {
+    controller.abort();
+    await reader.cancel().catch(() => undefined);
+  }
+
   #refresh(): Promise<string> {
     this.#refreshing ??= this.#options.refreshUrl().finally(() => {
       this.#refreshing = undefined;
@@ -145,11 +155,11 @@ export class HttpFiller {
           const verdict = await sink(next, buffer);
           armIdle();
           if (verdict === 'stop') {
-            await reader.cancel();
+            await this.#drop(reader, controller);
             return end;
           }
           if (!verdict) {
-            await reader.cancel();
+            await this.#drop(reader, controller);
             throw new PfError('PF_ERR_CHUNK_HASH_MISMATCH', `chunk ${next} from HTTP failed SHA-256`);
           }
           onChunkOk();

@@ -26,6 +26,8 @@ export interface SchedulerOptions {
   peerDeadlineMs: (index: number) => number;
   /** At most this many sources per chunk; more than one only in endgame. */
   maxSourcesPerChunk?: number;
+  /** HTTP duplicates a chunk a peer is fetching only once that peer has had it this long [0]. */
+  httpEndgameMinAgeMs?: number;
   nowMs?: () => number;
   random?: () => number;
 }
@@ -268,12 +270,16 @@ export class Scheduler {
     if (max <= 0) return [];
     for (let index = 0; index < this.chunkCount; index++) if (this.#isFree(index) && (isHttp || sourceHas(index))) return [];
     const candidates: Array<{ index: number; startedAtMs: number }> = [];
+    const startedBeforeMs = this.#options.nowMs() - (isHttp ? (this.#options.httpEndgameMinAgeMs ?? 0) : 0);
     for (const [index, list] of this.#assignments) {
       if (list.length >= this.#options.maxSourcesPerChunk || list.some((a) => a.source === source)) continue;
       if (!sourceHas(index) || this.#isExcluded(index, source)) continue;
       // HTTP lanes duplicate only peer work; two lanes on one chunk gain nothing.
       if (isHttp && list.every((a) => !isPeerSource(a.source))) continue;
-      candidates.push({ index, startedAtMs: Math.min(...list.map((a) => a.startedAtMs)) });
+      const startedAtMs = Math.min(...list.map((a) => a.startedAtMs));
+      // HTTP bytes are the scarce ones: a peer chunk that is merely in flight is not stuck.
+      if (startedAtMs > startedBeforeMs) continue;
+      candidates.push({ index, startedAtMs });
     }
     candidates.sort((a, b) => a.startedAtMs - b.startedAtMs);
     return candidates.slice(0, max).map((c) => c.index);

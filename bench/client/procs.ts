@@ -63,7 +63,7 @@ export interface ServeProcess {
 }
 
 /** `peerfill serve` as its own process; resolves once /files lists `expectFiles` files. */
-export async function startServe(options: { filesDir: string; dataDir: string; host?: string; port: number; egressBytesPerSecond?: number; publicUrl?: string; extraEnv?: Record<string, string>; wrap?: string[] }): Promise<ServeProcess> {
+export async function startServe(options: { expectFiles?: number; filesDir: string; dataDir: string; host?: string; port: number; egressBytesPerSecond?: number; publicUrl?: string; extraEnv?: Record<string, string>; wrap?: string[] }): Promise<ServeProcess> {
   const host = options.host ?? '127.0.0.1';
   const args = [CLI, 'serve', '--files', options.filesDir, '--data-dir', options.dataDir, '--host', host, '--port', String(options.port), '--log-level', 'warn', '--announce-interval', '5'];
   if (options.egressBytesPerSecond) args.push('--egress-limit', String(options.egressBytesPerSecond));
@@ -84,7 +84,7 @@ export async function startServe(options: { filesDir: string; dataDir: string; h
     }
     try {
       const body = (await (await fetch(`${url}/files`)).json()) as { files?: unknown[] };
-      if ((body.files?.length ?? 0) > 0) break;
+      if ((body.files?.length ?? 0) >= (options.expectFiles ?? 1)) break;
     } catch {
       // not listening yet
     }

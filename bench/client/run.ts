@@ -6,7 +6,7 @@
 //   node --import tsx bench/client/run.ts
 //   PF_BENCH_SIZE_MIB (2048)  PF_BENCH_ROUNDS (3)  PF_BENCH_TOOLS (peerfill,aria2c,curl)
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -28,6 +28,22 @@ interface Sample {
   load: string;
 }
 
+/** Write `sizeBytes` in 4 MiB blocks and fdatasync: the disk's durable write time. */
+async function durableWriteMs(path: string, sizeBytes: number): Promise<number> {
+  const block = Buffer.alloc(4 * MiB, 7);
+  const started = performance.now();
+  const file = await open(path, 'w');
+  try {
+    for (let offset = 0; offset < sizeBytes; offset += block.length) await file.write(block, 0, Math.min(block.length, sizeBytes - offset));
+    await file.datasync();
+  } finally {
+    await file.close();
+  }
+  const ms = performance.now() - started;
+  await rm(path, { force: true });
+  return ms;
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'pf-bench-client-'));
 const filesDir = join(dir, 'files');
 const dataDir = join(dir, 'data');
@@ -44,11 +60,14 @@ process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
 try {
   console.log(`bench/client: ${SIZE_BYTES / MiB} MiB over HTTP on loopback, ${ROUNDS} rounds interleaved; ${machineLine()}`);
   const sha = await writeTestFile(join(filesDir, 'big.bin'), SIZE_BYTES);
+  // A one-chunk file: the fixed RSS of a `peerfill get` process, whatever the file size.
+  await writeTestFile(join(filesDir, 'tiny.bin'), 100_000);
   const port = await freePort();
-  const server = await startServe({ filesDir, dataDir, port });
+  const server = await startServe({ filesDir, dataDir, port, expectFiles: 2 });
   stopServer = () => server.stop();
-  const { files } = (await (await fetch(`${server.url}/files`)).json()) as { files: Array<{ file_id: string; chunk_size?: number }> };
-  const fileId = files[0]!.file_id;
+  const { files } = (await (await fetch(`${server.url}/files`)).json()) as { files: Array<{ file_id: string; name: string }> };
+  const fileId = files.find((f) => f.name === 'big.bin')!.file_id;
+  const tinyId = files.find((f) => f.name === 'tiny.bin')!.file_id;
   const manifest = (await (await fetch(`${server.url}/files/${fileId}/manifest`)).json()) as { chunk_size: number; chunks: string[] };
   const signed = await run(process.execPath, [CLI, 'sign', '--files', filesDir, '--data-dir', dataDir, '--port', String(port), '--expires-in', '86400', '--', fileId], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PEERFILL_SIGNING_KEYS: BENCH_KEYS },
@@ -56,6 +75,15 @@ try {
   const signedUrl = signed.stdout.trim();
   console.log(`server ${server.url}, file ${fileId}, ${manifest.chunks.length} chunks of ${manifest.chunk_size / MiB} MiB; signed URL from \`peerfill sign\` (query not printed)`);
 
+  // Floors: what a durable write of the file costs on this disk (peerfill fsyncs data before
+  // its state file records it, and before publishing OUT; aria2c and curl do not), and the
+  // peak RSS of a get that moves almost nothing.
+  const diskMs = await durableWriteMs(join(outDir, 'disk-probe.bin'), SIZE_BYTES);
+  const tiny = await timed(process.execPath, [CLI, 'get', `${server.url}/files/${tinyId}`, '-o', join(outDir, 'tiny.bin'), '--no-peers'], { limitMs: 60_000 });
+  await rm(join(outDir, 'tiny.bin'), { force: true });
+  console.log(
+    `floors: writing ${SIZE_BYTES / MiB} MiB + fdatasync on this disk ${(diskMs / 1000).toFixed(2)} s (${(SIZE_BYTES / MiB / (diskMs / 1000)).toFixed(0)} MiB/s); peak RSS of \`peerfill get\` of a 100 kB file ${((tiny.peakRssBytes ?? 0) / 1e6).toFixed(0)} MB (exit ${tiny.exitCode}); load ${loadNow()}`,
+  );
   const commands: Record<string, (out: string) => [string, string[]]> = {
     peerfill: (out) => [process.execPath, [CLI, 'get', `${server.url}/files/${fileId}`, '-o', out, '--no-peers', '--json']],
     aria2c: (out) => ['aria2c', ['-x8', '-s8', '-q', '--allow-overwrite=true', '--auto-file-renaming=false', '-d', outDir, '-o', out.slice(outDir.length + 1), signedUrl]],

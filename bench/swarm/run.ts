@@ -6,7 +6,7 @@
 // own network namespace, re-runs itself inside it and deletes it at the end.
 //   node --import tsx bench/swarm/run.ts
 //   PF_SWARM_CLIENTS (8)  PF_SWARM_SIZE_MIB (256)  PF_SWARM_EGRESS_MIBPS (32)  PF_SWARM_ROUNDS (2)
-//   PF_SWARM_MODES (swarm,http)
+//   PF_SWARM_MODES (swarm,http)  PF_SWARM_ROUND_LIMIT_S (300)  PF_SWARM_CLIENT_NODE_ARGS
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request as httpRequest, Agent, type Server } from 'node:http';
@@ -21,6 +21,8 @@ const SIZE_BYTES = Number(process.env.PF_SWARM_SIZE_MIB ?? 256) * MiB;
 const EGRESS_BYTES_PER_SECOND = Number(process.env.PF_SWARM_EGRESS_MIBPS ?? 32) * MiB;
 const ROUNDS = Number(process.env.PF_SWARM_ROUNDS ?? 2);
 const MODES = (process.env.PF_SWARM_MODES ?? 'swarm,http').split(',') as Array<'swarm' | 'http'>;
+/** Extra node flags for the clients, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (PF_SWARM_CLIENT_NODE_ARGS). */
+const CLIENT_NODE_ARGS = (process.env.PF_SWARM_CLIENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const ROUND_LIMIT_MS = Number(process.env.PF_SWARM_ROUND_LIMIT_S ?? 300) * 1000;
 
 function ip(...args: string[]): void {
@@ -150,7 +152,7 @@ async function runRound(mode: 'swarm' | 'http', round: number, dirs: { filesDir:
     const settled = Array.from({ length: CLIENTS }, (_, index) => {
       const out = join(dirs.outDir, `${mode}-${round}-${index}.bin`);
       const args = [CLI, 'get', `${server.url}/files/${fileId}`, '-o', out, '--json', ...(mode === 'http' ? ['--no-peers'] : ['--seed', '600'])];
-      const child = track(spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' }, stdio: ['ignore', 'pipe', 'pipe'] }));
+      const child = track(spawn(process.execPath, [...CLIENT_NODE_ARGS, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' }, stdio: ['ignore', 'pipe', 'pipe'] }));
       children.push(child);
       const spawnedAt = performance.now();
       const result: ClientResult = { index, isOk: false, completionMs: undefined, fromPeersBytes: 0, fromHttpBytes: 0, httpReceivedBytes: 0, uploadedBytes: 0, maxPeers: 0, detail: '' };

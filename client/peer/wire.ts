@@ -19,6 +19,16 @@ export interface WireEvents {
 }
 
 /**
+ * Wire output is gathered for one turn of the event loop and sent as one data-channel
+ * message up to about this size: every send into a data channel costs a call across
+ * threads in @roamhq/wrtc (and a piece was two sends, header then block), which dominated
+ * a swarm client's CPU. The wire is a byte stream, so message boundaries do not matter.
+ */
+const MAX_BATCH_BYTES = 64 * 1024;
+/** The channel's buffered amount is read at most this often (it is a cross-thread call too). */
+const BUFFERED_AMOUNT_MAX_AGE_MS = 2;
+
+/**
  * bittorrent-protocol's Wire over a simple-peer data channel. The typings of Wire are
  * loose (`any` in places), so this is the one place that touches it; everything leaves
  * here as checked numbers and Uint8Arrays.
@@ -27,6 +37,11 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   readonly #wire: Wire.Wire;
   readonly #channel: SimplePeer.Instance;
   #isClosed = false;
+  #batch: Uint8Array[] = [];
+  #batchBytes = 0;
+  #flushTimer: ReturnType<typeof setImmediate> | undefined;
+  #bufferedBytes = 0;
+  #bufferedReadAtMs = -Infinity;
 
   constructor(channel: SimplePeer.Instance) {
     super();
@@ -36,7 +51,7 @@ export class PeerWire extends TypedEmitter<WireEvents> {
     // Manual plumbing instead of pipe(): the data channel's own buffer is what we watch
     // for backpressure (see backlogBytes), and a closed side must close the other.
     wire.on('data', (data: unknown) => {
-      if (data instanceof Uint8Array && !this.#isClosed) channel.write(data);
+      if (data instanceof Uint8Array && !this.#isClosed) this.#enqueue(data);
     });
     channel.on('data', (data: unknown) => {
       if (data instanceof Uint8Array && !this.#isClosed) wire.write(data);
@@ -78,7 +93,39 @@ export class PeerWire extends TypedEmitter<WireEvents> {
 
   /** Bytes queued towards the peer and not yet on the wire: the upload backpressure signal. */
   get backlogBytes(): number {
-    return this.#channel.bufferSize + this.#channel.writableLength;
+    const nowMs = performance.now();
+    if (nowMs - this.#bufferedReadAtMs >= BUFFERED_AMOUNT_MAX_AGE_MS) {
+      this.#bufferedBytes = this.#channel.bufferSize;
+      this.#bufferedReadAtMs = nowMs;
+    }
+    return this.#batchBytes + this.#bufferedBytes + this.#channel.writableLength;
+  }
+
+  #enqueue(data: Uint8Array): void {
+    this.#batch.push(data);
+    this.#batchBytes += data.length;
+    if (this.#batchBytes >= MAX_BATCH_BYTES) this.#flush();
+    else this.#flushTimer ??= setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    if (this.#flushTimer !== undefined) clearImmediate(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const batch = this.#batch;
+    const size = this.#batchBytes;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    if (this.#isClosed || batch.length === 0) return;
+    let bytes = batch[0]!;
+    if (batch.length > 1) {
+      bytes = new Uint8Array(size);
+      let offset = 0;
+      for (const part of batch) {
+        bytes.set(part, offset);
+        offset += part.length;
+      }
+    }
+    this.#channel.write(bytes);
   }
 
   handshake(infoHashHex: string, peerIdHex: string): void {
@@ -143,6 +190,9 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   close(reason: string): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
+    if (this.#flushTimer !== undefined) clearImmediate(this.#flushTimer);
+    this.#batch = [];
+    this.#batchBytes = 0;
     this.#wire.destroy();
     this.#channel.destroy();
     this.emit('close', { reason });
