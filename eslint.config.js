@@ -22,6 +22,20 @@ export default tseslint.config(
     },
   },
   {
+    // The engine core and protocol/ run in browsers too: no Node-only globals there.
+    files: ['client/**/*.ts', 'protocol/**/*.ts'],
+    ignores: ['client/node/**'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        ...['setImmediate', 'clearImmediate', 'Buffer', 'process', 'require', '__dirname', 'global'].map((name) => ({
+          name,
+          message: 'client/ core and protocol/ run in browsers: use a portable API (queueMicrotask, Uint8Array, globalThis).',
+        })),
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: { ...globals.node }, parserOptions: { projectService: false } },

@@ -39,7 +39,8 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   #isClosed = false;
   #batch: Uint8Array[] = [];
   #batchBytes = 0;
-  #flushTimer: ReturnType<typeof setImmediate> | undefined;
+  /** A flush is queued for the end of this synchronous burst (portable: no setImmediate in browsers). */
+  #isFlushQueued = false;
   #bufferedBytes = 0;
   #bufferedReadAtMs = -Infinity;
 
@@ -105,12 +106,16 @@ export class PeerWire extends TypedEmitter<WireEvents> {
     this.#batch.push(data);
     this.#batchBytes += data.length;
     if (this.#batchBytes >= MAX_BATCH_BYTES) this.#flush();
-    else this.#flushTimer ??= setImmediate(() => this.#flush());
+    else if (!this.#isFlushQueued) {
+      this.#isFlushQueued = true;
+      queueMicrotask(() => {
+        this.#isFlushQueued = false;
+        this.#flush();
+      });
+    }
   }
 
   #flush(): void {
-    if (this.#flushTimer !== undefined) clearImmediate(this.#flushTimer);
-    this.#flushTimer = undefined;
     const batch = this.#batch;
     const size = this.#batchBytes;
     this.#batch = [];
@@ -190,7 +195,6 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   close(reason: string): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
-    if (this.#flushTimer !== undefined) clearImmediate(this.#flushTimer);
     this.#batch = [];
     this.#batchBytes = 0;
     this.#wire.destroy();
