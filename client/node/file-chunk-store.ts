@@ -1,6 +1,7 @@
 import { open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { Bitfield, chunkCount, chunkRange, type Manifest } from '../../protocol/index.ts';
 import type { ChunkStore, ResumeData } from '../chunk-store.ts';
+import { readAt, readVerifiedChunk } from './chunk-file-read.ts';
 import { readStateFile, removeStateFile, syncDirectory, writeStateFile, type StateBody } from './state-file.ts';
 
 export interface FileChunkStoreOptions {
@@ -94,7 +95,7 @@ export class FileChunkStore implements ChunkStore {
           rechecked++;
           const { start, end } = chunkRange(manifest, index);
           if (end > previousSize) continue;
-          const bytes = await this.#readAt(start, end - start);
+          const bytes = await readAt(this.#handle, start, end - start);
           if (await verify(index, bytes)) this.#verified.set(index);
         }
       }
@@ -122,12 +123,8 @@ export class FileChunkStore implements ChunkStore {
     }, this.#options.flushIntervalMs ?? 200);
   }
 
-  async read(index: number, offset: number, length: number): Promise<Uint8Array | undefined> {
-    const manifest = this.#manifest;
-    if (!manifest || !this.#handle || !this.#verified.get(index)) return undefined;
-    const { start, end } = chunkRange(manifest, index);
-    if (offset < 0 || length < 0 || start + offset + length > end) return undefined;
-    return this.#readAt(start + offset, length);
+  read(index: number, offset: number, length: number): Promise<Uint8Array | undefined> {
+    return readVerifiedChunk(this.#handle, this.#manifest, this.#verified, index, offset, length);
   }
 
   /** Data fsync, then the state that records it: never the other way round. */
@@ -179,16 +176,6 @@ export class FileChunkStore implements ChunkStore {
     return body;
   }
 
-  async #readAt(position: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    let filled = 0;
-    while (filled < length) {
-      const { bytesRead } = await this.#handle!.read(out, filled, length - filled, position + filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return filled === length ? out : out.subarray(0, filled);
-  }
 
   #requireOpen(): Manifest {
     if (!this.#manifest || !this.#handle) throw new Error('FileChunkStore is not open');

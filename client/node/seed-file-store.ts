@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Bitfield, PfError, chunkCount, chunkRange, type Manifest } from '../../protocol/index.ts';
 import type { ChunkStore, ResumeData } from '../chunk-store.ts';
+import { readAt, readVerifiedChunk } from './chunk-file-read.ts';
 
 /**
  * A complete local file offered to the swarm (`peerfill seed`). Every chunk is checked
@@ -25,7 +26,7 @@ export class SeedFileStore implements ChunkStore {
     if (size !== manifest.size) return this.#verified.clone();
     for (let index = 0; index < count; index++) {
       const { start, end } = chunkRange(manifest, index);
-      const bytes = await this.#readAt(start, end - start);
+      const bytes = await readAt(this.#handle, start, end - start);
       if (await verify(index, bytes)) this.#verified.set(index);
     }
     return this.#verified.clone();
@@ -35,12 +36,8 @@ export class SeedFileStore implements ChunkStore {
     return Promise.reject(new PfError('PF_ERR_INTERNAL', 'a seed store is read-only'));
   }
 
-  async read(index: number, offset: number, length: number): Promise<Uint8Array | undefined> {
-    const manifest = this.#manifest;
-    if (!manifest || !this.#handle || !this.#verified.get(index)) return undefined;
-    const { start, end } = chunkRange(manifest, index);
-    if (offset < 0 || length < 0 || start + offset + length > end) return undefined;
-    return this.#readAt(start + offset, length);
+  read(index: number, offset: number, length: number): Promise<Uint8Array | undefined> {
+    return readVerifiedChunk(this.#handle, this.#manifest, this.#verified, index, offset, length);
   }
 
   flush(): Promise<void> {
@@ -64,14 +61,4 @@ export class SeedFileStore implements ChunkStore {
     this.#handle = undefined;
   }
 
-  async #readAt(position: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    let filled = 0;
-    while (filled < length) {
-      const { bytesRead } = await this.#handle!.read(out, filled, length - filled, position + filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return filled === length ? out : out.subarray(0, filled);
-  }
 }
