@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
+import { fillPattern } from '../support/bytes.ts';
 import { freePort } from '../support/net.ts';
 export { freePort };
 
@@ -15,15 +16,7 @@ export async function tempDir(label: string): Promise<{ path: string; cleanup: (
 
 /** Deterministic pseudo-random bytes (so failures reproduce). */
 export function patternBytes(length: number, seed = 1): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return fillPattern(Buffer.allocUnsafe(length), seed);
 }
 
 export async function writeFiles(root: string, files: Record<string, Uint8Array | string>): Promise<void> {
