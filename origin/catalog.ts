@@ -5,6 +5,7 @@ import { PfError, type FileDirectory, type Manifest, type PublishedFile } from '
 import { contentTypeFor } from './content-type.ts';
 import type { ManifestBuilder } from './manifest-builder.ts';
 import { ManifestCache } from './manifest-cache.ts';
+import type { SourceBytes } from './pooled-read.ts';
 import { baseName, type Storage, type StorageStat } from './storage.ts';
 
 /** A published file: where its bytes are, what they were when hashed, and its manifest. */
@@ -163,7 +164,7 @@ export class Catalog implements FileDirectory {
           name,
           contentType,
           sizeBytes: stat.sizeBytes,
-          read: async (signal): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> => {
+          read: async (signal): Promise<SourceBytes> => {
             const handle = await storage.open(key, stat);
             if (!handle) throw new PfError('PF_ERR_FILE_NOT_FOUND');
             if (handle.etag !== stat.etag) {
@@ -175,6 +176,8 @@ export class Catalog implements FileDirectory {
               const nothing: Uint8Array[] = [];
               return nothing;
             }
+            // Positional reads into the builder's own buffers allocate nothing per read.
+            if (handle.readInto) return { readInto: handle.readInto.bind(handle), close: () => handle.close() };
             const stream = await handle.createReadStream(0, stat.sizeBytes - 1, { signal, highWaterMarkBytes: 1024 * 1024 });
             // Ended, failed or destroyed: the handle is released either way.
             finished(stream, () => void handle.close());

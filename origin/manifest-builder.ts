@@ -4,7 +4,6 @@ import { Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import {
   MANIFEST_VERSION,
-  PfError,
   Sha256HexSchema,
   chooseChunkSize,
   chunkCount,
@@ -12,14 +11,16 @@ import {
   createCodec,
   type Manifest,
 } from '../protocol/index.ts';
+import { BufferPool, isPositionalReader, readInBuffers, type SourceBytes } from './pooled-read.ts';
 
-/** What the builder reads: the file's metadata and a stream of all its bytes, in order. */
+/** What the builder reads: the file's metadata and all its bytes, in order. */
 export interface ManifestSource {
   fileId: string;
   name: string;
   contentType: string;
   sizeBytes: number;
-  read(signal: AbortSignal): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
+  /** A positional reader is closed by the builder when the build ends. */
+  read(signal: AbortSignal): Promise<SourceBytes>;
 }
 
 export interface ManifestBuilderOptions {
@@ -30,46 +31,35 @@ export interface ManifestBuilderOptions {
   logger: Logger;
 }
 
-/** Bytes handed to workers and not yet hashed: the memory bound of a build. */
-const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+/** Read buffers of a build (reused, never reallocated): the memory bound of a build. */
+const POOL_BUFFERS = 4;
+const INLINE_POOL_BUFFERS = 2;
+/** At most one chunk, so that a buffer never straddles two chunks (chunk sizes are powers of two). */
+const READ_BUFFER_BYTES = 1024 * 1024;
 const DEFAULT_INLINE_MAX_BYTES = 8 * 1024 * 1024;
 
 const WorkerReplyCodec = createCodec(
   Type.Object({
     build: Type.Integer(),
-    id: Type.Integer({ minimum: 0 }),
-    digests: Type.Array(Type.Object({ chunk: Type.Integer({ minimum: 0 }), sha256: Sha256HexSchema })),
+    chunk: Type.Integer({ minimum: 0 }),
+    /** Present when the buffer held the chunk's last bytes. */
+    sha256: Type.Optional(Sha256HexSchema),
+    /** The buffer, handed back. */
+    bytes: Type.Uint8Array(),
   }),
 );
-
-interface Segment {
-  chunk: number;
-  offset: number;
-  length: number;
-  last: boolean;
-}
 
 interface BuildState {
   build: number;
   chunks: (string | undefined)[];
-  inFlight: Map<number, number>;
-  inFlightBytes: number;
-  wake: (() => void) | undefined;
-  failure: Error | undefined;
-}
-
-/** An ArrayBuffer that this view alone covers (transferable), copying only when it must. */
-function ownedBuffer(view: Uint8Array): ArrayBuffer {
-  if (view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength) return view.buffer;
-  const copy = new Uint8Array(view.byteLength);
-  copy.set(view);
-  return copy.buffer;
+  pool: BufferPool;
 }
 
 /**
  * Streaming manifest builder with bounded memory: the main thread reads and runs the
- * full-file SHA-256 while worker threads hash the chunks, so a build uses two cores and
- * holds at most MAX_IN_FLIGHT_BYTES plus one read buffer. Builds run one at a time.
+ * full-file SHA-256 while worker threads hash the chunks, so a build uses two cores. The
+ * bytes go through POOL_BUFFERS buffers of READ_BUFFER_BYTES, transferred to a worker and
+ * back, so a build holds a few MiB whatever the file size. Builds run one at a time.
  */
 export class ManifestBuilder {
   private readonly workerCount: number;
@@ -79,7 +69,6 @@ export class ManifestBuilder {
   private state: BuildState | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private buildSeq = 0;
-  private messageSeq = 0;
 
   constructor(options: ManifestBuilderOptions) {
     this.workerCount = Math.max(1, Math.floor(options.hashWorkers ?? 1));
@@ -104,11 +93,17 @@ export class ManifestBuilder {
     const startedMs = performance.now();
     const chunkSize = chooseChunkSize(source.sizeBytes);
     const count = chunkCount(source.sizeBytes, chunkSize);
-    const stream = await source.read(signal);
-    const { sha256, chunks } =
-      source.sizeBytes <= this.inlineMaxBytes
-        ? await this.hashInline(stream, source.sizeBytes, chunkSize, count, signal)
-        : await this.hashWithWorkers(stream, source.sizeBytes, chunkSize, count, signal);
+    const bytes = await source.read(signal);
+    let hashed: { sha256: string; chunks: string[] };
+    try {
+      hashed =
+        source.sizeBytes <= this.inlineMaxBytes
+          ? await this.hashInline(bytes, source.sizeBytes, chunkSize, signal)
+          : await this.hashWithWorkers(bytes, source.sizeBytes, chunkSize, count, signal);
+    } finally {
+      if (isPositionalReader(bytes)) await bytes.close();
+    }
+    if (hashed.chunks.length !== count) throw new Error('a chunk digest is missing');
     const unsigned = {
       v: MANIFEST_VERSION,
       file_id: source.fileId,
@@ -116,37 +111,30 @@ export class ManifestBuilder {
       size: source.sizeBytes,
       content_type: source.contentType,
       chunk_size: chunkSize,
-      chunks,
-      sha256,
+      chunks: hashed.chunks,
+      sha256: hashed.sha256,
     } as const;
     const manifest: Manifest = { ...unsigned, info_hash: await computeInfoHash(unsigned) };
     this.logger.debug({ fileId: source.fileId, sizeBytes: source.sizeBytes, ms: Math.round(performance.now() - startedMs) }, 'manifest built');
     return manifest;
   }
 
-  private async hashInline(stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, chunkSize: number, count: number, signal: AbortSignal) {
+  private async hashInline(bytes: SourceBytes, size: number, chunkSize: number, signal: AbortSignal) {
+    const pool = new BufferPool(INLINE_POOL_BUFFERS, Math.min(READ_BUFFER_BYTES, chunkSize));
     const full = createHash('sha256');
     const chunks: string[] = [];
     let chunkHash: Hash = createHash('sha256');
     let offset = 0;
-    for await (const piece of stream) {
-      signal.throwIfAborted();
-      if (offset + piece.byteLength > size) throw new PfError('PF_ERR_UPSTREAM', 'the file grew while it was hashed');
-      full.update(piece);
-      let position = 0;
-      while (position < piece.byteLength) {
-        const chunkEnd = Math.min((Math.floor((offset + position) / chunkSize) + 1) * chunkSize, size);
-        const length = Math.min(piece.byteLength - position, chunkEnd - (offset + position));
-        chunkHash.update(piece.subarray(position, position + length));
-        position += length;
-        if (offset + position === chunkEnd) {
-          chunks.push(chunkHash.digest('hex'));
-          chunkHash = createHash('sha256');
-        }
+    for await (const buffer of readInBuffers(bytes, size, pool, signal)) {
+      full.update(buffer);
+      chunkHash.update(buffer);
+      offset += buffer.byteLength;
+      pool.release(buffer);
+      if (offset % chunkSize === 0 || offset === size) {
+        chunks.push(chunkHash.digest('hex'));
+        chunkHash = createHash('sha256');
       }
-      offset += piece.byteLength;
     }
-    if (offset !== size || chunks.length !== count) throw new PfError('PF_ERR_UPSTREAM', 'the file shrank while it was hashed');
     return { sha256: full.digest('hex'), chunks };
   }
 
@@ -166,10 +154,7 @@ export class ManifestBuilder {
     if (!this.workers.includes(worker)) return;
     this.workers = this.workers.filter((candidate) => candidate !== worker);
     this.logger.error({ err: error }, 'hash worker failed');
-    if (this.state) {
-      this.state.failure = error;
-      this.state.wake?.();
-    }
+    this.state?.pool.fail(error);
   }
 
   private onReply(message: unknown): void {
@@ -177,77 +162,32 @@ export class ManifestBuilder {
     const decoded = WorkerReplyCodec.decode(message);
     if (!state || (decoded.ok && decoded.value.build !== state.build)) return;
     if (!decoded.ok) {
-      state.failure = new Error(`bad hash worker reply: ${decoded.errors.join('; ')}`);
-    } else {
-      for (const { chunk, sha256 } of decoded.value.digests) state.chunks[chunk] = sha256;
-      state.inFlightBytes -= state.inFlight.get(decoded.value.id) ?? 0;
-      state.inFlight.delete(decoded.value.id);
+      state.pool.fail(new Error(`bad hash worker reply: ${decoded.errors.join('; ')}`));
+      return;
     }
-    state.wake?.();
+    const { chunk, sha256, bytes } = decoded.value;
+    if (sha256 !== undefined) state.chunks[chunk] = sha256;
+    state.pool.release(bytes);
   }
 
-  private async waitUntil(state: BuildState, done: () => boolean, signal: AbortSignal): Promise<void> {
-    while (!done()) {
-      if (state.failure) throw state.failure;
-      signal.throwIfAborted();
-      let onAbort: (() => void) | undefined;
-      await new Promise<void>((resolve) => {
-        state.wake = resolve;
-        onAbort = () => resolve();
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-      if (onAbort) signal.removeEventListener('abort', onAbort);
-      state.wake = undefined;
-    }
-    if (state.failure) throw state.failure;
-  }
-
-  private async hashWithWorkers(stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, chunkSize: number, count: number, signal: AbortSignal) {
+  private async hashWithWorkers(bytes: SourceBytes, size: number, chunkSize: number, count: number, signal: AbortSignal) {
     const workers = this.ensureWorkers();
     const build = ++this.buildSeq;
-    const state: BuildState = { build, chunks: new Array<string | undefined>(count), inFlight: new Map(), inFlightBytes: 0, wake: undefined, failure: undefined };
+    const pool = new BufferPool(POOL_BUFFERS, Math.min(READ_BUFFER_BYTES, chunkSize));
+    const state: BuildState = { build, chunks: new Array<string | undefined>(count), pool };
     this.state = state;
     const full = createHash('sha256');
     let offset = 0;
     try {
-      for await (const piece of stream) {
-        if (offset + piece.byteLength > size) throw new PfError('PF_ERR_UPSTREAM', 'the file grew while it was hashed');
-        full.update(piece);
-        // Split the piece at chunk boundaries; chunk i belongs to worker i % workers.length.
-        const groups = new Map<number, Segment[]>();
-        let position = 0;
-        while (position < piece.byteLength) {
-          const chunk = Math.floor((offset + position) / chunkSize);
-          const chunkEnd = Math.min((chunk + 1) * chunkSize, size);
-          const length = Math.min(piece.byteLength - position, chunkEnd - (offset + position));
-          const workerIndex = chunk % workers.length;
-          const group = groups.get(workerIndex) ?? [];
-          group.push({ chunk, offset: position, length, last: offset + position + length === chunkEnd });
-          groups.set(workerIndex, group);
-          position += length;
-        }
-        offset += piece.byteLength;
-        for (const [workerIndex, segments] of groups) {
-          let buffer: ArrayBuffer;
-          let rebased = segments;
-          if (groups.size === 1) {
-            buffer = ownedBuffer(piece);
-          } else {
-            const first = segments[0]!.offset;
-            const last = segments[segments.length - 1]!;
-            // A copy (Buffer#slice would share memory, and the transfer would detach it).
-            buffer = new Uint8Array(piece.subarray(first, last.offset + last.length)).buffer;
-            rebased = segments.map((segment) => ({ ...segment, offset: segment.offset - first }));
-          }
-          const id = ++this.messageSeq;
-          state.inFlight.set(id, buffer.byteLength);
-          state.inFlightBytes += buffer.byteLength;
-          workers[workerIndex]!.postMessage({ build, id, buffer, segments: rebased }, [buffer]);
-        }
-        await this.waitUntil(state, () => state.inFlightBytes <= MAX_IN_FLIGHT_BYTES, signal);
+      for await (const buffer of readInBuffers(bytes, size, pool, signal)) {
+        full.update(buffer);
+        // A buffer never straddles chunks; chunk i belongs to worker i % workers.length.
+        const chunk = Math.floor(offset / chunkSize);
+        offset += buffer.byteLength;
+        const isLast = offset === Math.min((chunk + 1) * chunkSize, size);
+        workers[chunk % workers.length]!.postMessage({ build, chunk, bytes: buffer, isLast }, [buffer.buffer]);
       }
-      if (offset !== size) throw new PfError('PF_ERR_UPSTREAM', 'the file shrank while it was hashed');
-      await this.waitUntil(state, () => state.inFlight.size === 0, signal);
+      await pool.until(() => pool.isIdle, signal);
     } finally {
       this.state = undefined;
     }

@@ -265,13 +265,19 @@ class FolderHandle implements StorageHandle {
 
   async read(start: number, lengthBytes: number): Promise<Buffer> {
     const buffer = Buffer.allocUnsafe(lengthBytes);
+    if ((await this.readInto(buffer, start)) < lengthBytes) throw new Error('the file shrank while it was read');
+    return buffer;
+  }
+
+  async readInto(target: Uint8Array, start: number): Promise<number> {
+    if (this.closed) throw new Error('handle closed');
     let filled = 0;
-    while (filled < lengthBytes) {
-      const { bytesRead } = await this.file.read(buffer, filled, lengthBytes - filled, start + filled);
-      if (bytesRead === 0) throw new Error('the file shrank while it was read');
+    while (filled < target.byteLength) {
+      const { bytesRead } = await this.file.read(target, filled, target.byteLength - filled, start + filled);
+      if (bytesRead === 0) break;
       filled += bytesRead;
     }
-    return buffer;
+    return filled;
   }
 
   /** Destroys this request's streams, waits until none of its reads is in flight, then lets go of the fd. */

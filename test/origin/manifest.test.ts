@@ -77,6 +77,57 @@ describe('ManifestBuilder', () => {
     }
   });
 
+  /** A positional reader over `bytes` that hands out at most `maxReadBytes` per call, as a file read may. */
+  const positionalSource = (bytes: Buffer, maxReadBytes: number) => {
+    const reader = {
+      isClosed: false,
+      readInto: (target: Uint8Array, position: number) => {
+        const piece = bytes.subarray(position, position + Math.min(target.byteLength, maxReadBytes));
+        target.set(piece);
+        return Promise.resolve(piece.byteLength);
+      },
+      close: () => {
+        reader.isClosed = true;
+        return Promise.resolve();
+      },
+    };
+    return { reader, source: { ...source(bytes, 1), read: () => Promise.resolve(reader) } };
+  };
+
+  it.each([
+    { workers: 1, inlineMaxBytes: 0 },
+    { workers: 2, inlineMaxBytes: 0 },
+    { workers: 1, inlineMaxBytes: Number.MAX_SAFE_INTEGER },
+  ])('hashes the same from a positional reader, and closes it (%o)', async ({ workers, inlineMaxBytes }) => {
+    // Several chunks, so the reads go through the pool's buffers many times over.
+    const bytes = patternBytes(9 * MIN_CHUNK_SIZE_BYTES + 777, 6);
+    const builder = new ManifestBuilder({ hashWorkers: workers, inlineMaxBytes, logger: silent });
+    try {
+      const { reader, source: positional } = positionalSource(bytes, 300_007);
+      const manifest = await builder.build(positional);
+      expect(manifest.sha256).toBe(sha256(bytes));
+      expect(manifest.chunks).toEqual(expectedChunks(bytes, manifest.chunk_size));
+      expect(reader.isClosed).toBe(true);
+      expect(await builder.build(source(bytes, 65_536))).toEqual(manifest);
+    } finally {
+      await builder.close();
+    }
+  });
+
+  it('fails, and closes the reader, when a positional source ends early', async () => {
+    const builder = new ManifestBuilder({ logger: silent, inlineMaxBytes: 0 });
+    try {
+      const bytes = patternBytes(3 * MIN_CHUNK_SIZE_BYTES, 2);
+      const { reader, source: positional } = positionalSource(bytes, 1 << 20);
+      await expect(builder.build({ ...positional, sizeBytes: bytes.length + 1 })).rejects.toThrow(/shrank/);
+      expect(reader.isClosed).toBe(true);
+      // The builder is still usable afterwards.
+      expect((await builder.build(source(bytes, 4096))).sha256).toBe(sha256(bytes));
+    } finally {
+      await builder.close();
+    }
+  });
+
   it('a 1 KB file is one short chunk; an empty file has none', async () => {
     const builder = new ManifestBuilder({ logger: silent, inlineMaxBytes: 0 });
     try {

@@ -90,7 +90,7 @@ describe.each(backends)('storage contract: $name', (backend) => {
     expect(await fixture.storage.open(fixture.keyFor('nope.txt'))).toBeUndefined();
   });
 
-  it('reads exact inclusive ranges, through streams and the small-read path', async () => {
+  it('reads exact inclusive ranges, through streams and the small-read and positional paths', async () => {
     const handle = await fixture.storage.open(fixture.keyFor('dir/b.bin'));
     expect(handle).toBeDefined();
     try {
@@ -104,6 +104,15 @@ describe.each(backends)('storage contract: $name', (backend) => {
         }
         expect(Buffer.concat(chunks).equals(BIG.subarray(start, end + 1))).toBe(true);
         if (handle!.read) expect((await handle!.read(start, end - start + 1)).equals(BIG.subarray(start, end + 1))).toBe(true);
+      }
+      if (handle!.readInto) {
+        // As many bytes as fit, fewer at the end of the file, none past it.
+        const target = Buffer.alloc(100_000);
+        expect(await handle!.readInto(target, 1000)).toBe(target.length);
+        expect(target.equals(BIG.subarray(1000, 101_000))).toBe(true);
+        expect(await handle!.readInto(target, BIG.length - 10)).toBe(10);
+        expect(target.subarray(0, 10).equals(BIG.subarray(BIG.length - 10))).toBe(true);
+        expect(await handle!.readInto(target, BIG.length)).toBe(0);
       }
     } finally {
       await handle!.close();
