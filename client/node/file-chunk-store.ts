@@ -2,11 +2,17 @@ import { open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { Bitfield, chunkCount, chunkRange, type Manifest } from '../../protocol/index.ts';
 import type { ChunkStore, ResumeData } from '../chunk-store.ts';
 import { readAt, readVerifiedChunk } from './chunk-file-read.ts';
-import { readStateFile, removeStateFile, syncDirectory, writeStateFile, type StateBody } from './state-file.ts';
+import { currentBootId, readStateFile, removeStateFile, syncDirectory, writeStateFile, type StateBody } from './state-file.ts';
 
 export interface FileChunkStoreOptions {
-  /** Least time between two state flushes (data fsync + state replace). Default 200 ms. */
+  /** Least time between two state flushes. Default 200 ms. */
   flushIntervalMs?: number;
+  /**
+   * 'boot' (default where the kernel names its boot, i.e. Linux): no fsync; the state records
+   * the boot id, and a state from another boot has its chunks re-verified. 'fsync': data
+   * fsync before every state replace, and the finished file fsynced before it is published.
+   */
+  durability?: 'boot' | 'fsync';
   /** A flush made `chunks` verified chunks durable. */
   onSaved?: (chunks: number) => void;
   /** Why the state file was not trusted and chunks were re-verified. */
@@ -15,9 +21,13 @@ export interface FileChunkStoreOptions {
 
 /**
  * Chunks written at their offsets into `OUT.part`, with `OUT.part.state` beside it. The
- * state is flushed only after the data it records is fsynced, so after a crash it never
- * claims a chunk that is not on disk; a torn, stale or foreign state file is not trusted,
- * and the chunks it claims are re-verified against the manifest. finalize() renames to OUT.
+ * state is replaced only after the data it records is written, so it never claims a chunk
+ * that is not in the file: with 'fsync', durably (each flush waits for the disk); with
+ * 'boot' (the default on Linux), for as long as the machine stays up — a killed process
+ * loses nothing, and a state written before a reboot (or a power cut) is not trusted: the
+ * chunks it claims are re-verified, like those of a torn, stale or foreign state file.
+ * Waiting for the disk cost 6 s per 2 GiB on the bench machine, twice what the download
+ * does otherwise; curl and aria2c do not fsync either. finalize() renames to OUT.
  */
 export class FileChunkStore implements ChunkStore {
   readonly outPath: string;
@@ -32,6 +42,8 @@ export class FileChunkStore implements ChunkStore {
   #flushing: Promise<void> | undefined;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #isFinalized = false;
+  /** Set by open() in 'boot' mode: flushes skip fsync and the state carries this id. */
+  #bootId: string | undefined;
 
   constructor(outPath: string, options: FileChunkStoreOptions = {}) {
     this.outPath = outPath;
@@ -59,6 +71,7 @@ export class FileChunkStore implements ChunkStore {
     const count = chunkCount(manifest.size, manifest.chunk_size);
     this.#verified = new Bitfield(count);
     const previousSize = await stat(this.partPath).then((s) => s.size, () => undefined);
+    this.#bootId = this.#options.durability === 'fsync' ? undefined : await currentBootId();
     this.#handle = await open(this.partPath, previousSize === undefined ? 'w+' : 'r+');
     if (previousSize !== manifest.size) await this.#handle.truncate(manifest.size);
 
@@ -73,6 +86,7 @@ export class FileChunkStore implements ChunkStore {
       else if (body.info_hash !== manifest.info_hash) rejection = 'state is for another manifest (foreign)';
       else if (body.size !== manifest.size || body.chunk_size !== manifest.chunk_size) rejection = 'state sizes differ from the manifest';
       else if (previousSize !== manifest.size) rejection = 'the .part file changed size since the state was written (stale)';
+      else if (body.boot_id !== undefined && body.boot_id !== this.#bootId) rejection = 'written without fsync before the machine restarted: unflushed chunks may be lost';
       if (rejection === undefined) {
         this.#verified = bits ?? new Bitfield(count);
       } else {
@@ -127,7 +141,7 @@ export class FileChunkStore implements ChunkStore {
     return readVerifiedChunk(this.#handle, this.#manifest, this.#verified, index, offset, length);
   }
 
-  /** Data fsync, then the state that records it: never the other way round. */
+  /** The data (fsynced unless in 'boot' mode), then the state that records it: never the other way round. */
   flush(): Promise<void> {
     if (this.#flushing) return this.#flushing.then(() => (this.#isDirty ? this.flush() : undefined));
     if (!this.#isDirty || !this.#handle || this.#isFinalized) return Promise.resolve();
@@ -135,8 +149,8 @@ export class FileChunkStore implements ChunkStore {
       while (this.#isDirty && this.#handle) {
         this.#isDirty = false;
         const snapshot = this.#verified.clone();
-        await this.#handle.datasync();
-        await writeStateFile(this.statePath, this.#stateBody(snapshot));
+        if (this.#bootId === undefined) await this.#handle.datasync();
+        await writeStateFile(this.statePath, this.#stateBody(snapshot), this.#bootId === undefined);
         this.#options.onSaved?.(snapshot.count());
       }
     })().finally(() => {
@@ -150,13 +164,14 @@ export class FileChunkStore implements ChunkStore {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     await this.flush();
-    await this.#handle!.sync();
+    const isDurable = this.#bootId === undefined;
+    if (isDurable) await this.#handle!.sync();
     await this.#handle!.close();
     this.#handle = undefined;
     this.#isFinalized = true;
     await rename(this.partPath, this.outPath);
     await removeStateFile(this.statePath);
-    await syncDirectory(this.outPath.replace(/[/\\][^/\\]*$/, '') || '.');
+    if (isDurable) await syncDirectory(this.outPath.replace(/[/\\][^/\\]*$/, '') || '.');
     // Keep serving peers from the published file.
     this.#handle = await open(this.outPath, 'r');
   }
@@ -172,6 +187,7 @@ export class FileChunkStore implements ChunkStore {
   #stateBody(verified: Bitfield): StateBody {
     const manifest = this.#manifest!;
     const body: StateBody = { v: 1, info_hash: manifest.info_hash, size: manifest.size, chunk_size: manifest.chunk_size, have: verified.toBase64Url() };
+    if (this.#bootId !== undefined) body.boot_id = this.#bootId;
     if (this.#resume) body.resume = this.#resume;
     return body;
   }

@@ -8,7 +8,9 @@ import type { ResumeData } from '../chunk-store.ts';
 /**
  * The state file beside `OUT.part`: which chunks are verified (for which manifest) and
  * the session to resume. Its own SHA-256 detects a torn or edited file; it is replaced
- * atomically (tmp + fsync + rename + directory fsync), always after the data it describes.
+ * atomically (tmp + rename), always after the data it describes is written. `boot_id` says
+ * which boot of the machine wrote it without fsync (see file-chunk-store.ts); without one,
+ * the data and the state were fsynced.
  */
 const STATE_VERSION = 1;
 
@@ -28,6 +30,7 @@ const StateBodySchema = Type.Object({
   size: Type.Optional(Type.Integer({ minimum: 0 })),
   chunk_size: Type.Optional(Type.Integer({ minimum: 1 })),
   have: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]*$' })),
+  boot_id: Type.Optional(Type.String({ maxLength: 64 })),
   resume: Type.Optional(ResumeDataSchema),
 });
 export type StateBody = {
@@ -36,6 +39,7 @@ export type StateBody = {
   size?: number;
   chunk_size?: number;
   have?: string;
+  boot_id?: string;
   resume?: ResumeData;
 };
 const stateFileCodec = createCodec(Type.Object({ body: StateBodySchema, sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }) }));
@@ -67,19 +71,34 @@ export async function readStateFile(path: string): Promise<StateRead> {
   return { kind: 'valid', body };
 }
 
-/** Replace the state file atomically and durably. */
-export async function writeStateFile(path: string, body: StateBody): Promise<void> {
+/**
+ * Replace the state file atomically; with `durable`, also fsync it and its directory. Without,
+ * the replace is still atomic for every reader on this boot of the machine (a killed process
+ * loses nothing the kernel accepted), which is what `boot_id` records.
+ */
+export async function writeStateFile(path: string, body: StateBody, durable = true): Promise<void> {
   const tmpPath = `${path}.tmp`;
   const text = JSON.stringify({ body, sha256: checksum(body) });
   const handle = await open(tmpPath, 'w');
   try {
     await handle.writeFile(text, 'utf8');
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }
   await rename(tmpPath, path);
-  await syncDirectory(dirname(path));
+  if (durable) await syncDirectory(dirname(path));
+}
+
+/**
+ * This boot of the machine (Linux), or undefined where the kernel does not say. Page-cache
+ * writes survive a killed process but not a crash of the machine; a state written without
+ * fsync is trusted only on the boot that wrote it.
+ */
+export async function currentBootId(): Promise<string | undefined> {
+  const text = await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => undefined);
+  const id = text?.trim();
+  return id && /^[0-9a-f-]{8,64}$/.test(id) ? id : undefined;
 }
 
 export async function removeStateFile(path: string): Promise<void> {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +91,42 @@ describe('FileChunkStore', () => {
     expect(checked.sort()).toEqual([0, 1]);
     // Same bytes, so the chunks do verify against the new manifest.
     expect(have.count()).toBe(2);
+  });
+
+  it('a state written without fsync on another boot of the machine is not trusted: its chunks are re-verified', async () => {
+    const out = join(dir, 'g.bin');
+    await writeSome(out, [0, 3]);
+    const state = await readStateFile(`${out}.part.state`);
+    if (state.kind !== 'valid') throw new Error('expected a valid state');
+    expect(state.body.boot_id).toMatch(/^[0-9a-f-]{8,}$/);
+    // Same file, same chunks, but recorded by a boot that is over: a power cut may have lost
+    // page-cache data, so chunk 3's bytes are zeroed on disk as such a loss would leave them.
+    const body = { ...state.body, boot_id: '00000000-0000-0000-0000-000000000000' };
+    await writeFile(`${out}.part.state`, JSON.stringify({ body, sha256: createHash('sha256').update(JSON.stringify(body)).digest('hex') }));
+    const part = await readFile(`${out}.part`);
+    part.fill(0, CHUNK * 3, CHUNK * 4);
+    await writeFile(`${out}.part`, part);
+    const reasons: string[] = [];
+    const { checked, verify } = countingVerify(manifest);
+    const have = await new FileChunkStore(out, { onStateRejected: (reason) => reasons.push(reason) }).open(manifest, verify);
+    expect(reasons[0]).toMatch(/machine restarted/);
+    expect(checked.sort()).toEqual([0, 3]);
+    expect([0, 1, 2, 3, 4].map((i) => have.get(i))).toEqual([true, false, false, false, false]);
+  });
+
+  it("'fsync' durability records no boot id, and its state is trusted on any boot", async () => {
+    const out = join(dir, 'h.bin');
+    const store = new FileChunkStore(out, { flushIntervalMs: 1, durability: 'fsync' });
+    await store.open(manifest, (i, b) => verifyChunk(manifest, i, b));
+    await store.put(1, chunk(1));
+    await store.flush();
+    await store.close();
+    const state = await readStateFile(`${out}.part.state`);
+    expect(state.kind === 'valid' && state.body.boot_id).toBe(undefined);
+    const { checked, verify } = countingVerify(manifest);
+    const have = await new FileChunkStore(out).open(manifest, verify);
+    expect(checked).toEqual([]);
+    expect(have.get(1)).toBe(true);
   });
 
   it('a .part without any state file is scanned, never trusted', async () => {
