@@ -12,7 +12,10 @@ export interface ChunkStore {
    * use it rather than report unchecked chunks.
    */
   open(manifest: Manifest, verify: (index: number, bytes: Uint8Array) => Promise<boolean>): Promise<Bitfield>;
-  /** Store a verified chunk. Resolves once written (durability is batched; see flush). */
+  /**
+   * Store a verified chunk. Resolves once written (durability is batched; see flush). The
+   * caller reuses `bytes` afterwards: a store that keeps them must keep a copy.
+   */
   put(index: number, bytes: Uint8Array): Promise<void>;
   /** Bytes [offset, offset+length) of a stored chunk, or undefined if absent. */
   read(index: number, offset: number, length: number): Promise<Uint8Array | undefined>;

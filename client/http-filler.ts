@@ -8,6 +8,8 @@ export interface HttpFillerOptions {
   /** Get a fresh URL after a 403 (the engine PATCHes the session `resumed`). */
   refreshUrl: () => Promise<string>;
   fetch?: typeof fetch;
+  /** How Range requests are made [fetchRangeGet(fetch)]; Node passes node:http's. */
+  rangeGet?: RangeGet;
   /** Attempts per run before giving up. Default 8. */
   maxAttempts?: number;
   retryBaseMs?: number;
@@ -20,9 +22,67 @@ export interface HttpFillerOptions {
 
 /**
  * One delivered chunk; resolve false if it failed verification (the run is retried from
- * it), or 'stop' to end the run after this chunk (peers can take over the rest).
+ * it), or 'stop' to end the run after this chunk (peers can take over the rest). `bytes`
+ * is lent: it is reused for a later chunk once the returned promise settles, so the sink
+ * must be done with it (stores copy or write it before their put() resolves).
  */
 export type ChunkSink = (index: number, bytes: Uint8Array) => Promise<boolean | 'stop'>;
+
+/** One Range GET as the filler needs it: the status, two headers, and the body in pieces. */
+export interface RangeResponse {
+  readonly status: number;
+  header(name: 'content-range' | 'content-length'): string | null;
+  /** The body's bytes in order; a piece may be reused by the transport once the next is asked for. */
+  readonly body: AsyncIterable<Uint8Array>;
+  /** Give up the rest of the body; the connection is closed, not left unread. */
+  cancel(): Promise<void>;
+}
+
+/** Start a GET of `url` with `range`; resolves at the response head. */
+export type RangeGet = (url: string, range: string, signal: AbortSignal) => Promise<RangeResponse>;
+
+/**
+ * RangeGet over fetch (browsers). Cancelling the reader alone can leave undici's socket
+ * open and unread, so the origin's response (and its graceful close) waits on it forever;
+ * cancel() aborts the request too, which closes the connection.
+ */
+export function fetchRangeGet(fetchImpl: typeof fetch): RangeGet {
+  return async (url, range, signal) => {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    if (signal.aborted) controller.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const response = await fetchImpl(url, { headers: { range }, signal: controller.signal });
+      const reader = response.body?.getReader();
+      return {
+        status: response.status,
+        header: (name) => response.headers.get(name),
+        body: {
+          async *[Symbol.asyncIterator]() {
+            if (!reader) return;
+            for (;;) {
+              const { done, value } = await reader.read();
+              if (done) return;
+              yield value;
+            }
+          },
+        },
+        cancel: async () => {
+          controller.abort();
+          signal.removeEventListener('abort', onAbort);
+          await reader?.cancel().catch(() => undefined);
+        },
+      };
+    } catch (error) {
+      signal.removeEventListener('abort', onAbort);
+      throw error;
+    }
+  };
+}
+
+/** Spare chunk buffers kept: about one per concurrent request. */
+const SPARE_BUFFERS = 8;
 
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+)$/;
 
@@ -33,12 +93,18 @@ const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+)$/;
  */
 export class HttpFiller {
   readonly #options: HttpFillerOptions;
-  readonly #fetch: typeof fetch;
+  readonly #rangeGet: RangeGet;
   #refreshing: Promise<string> | undefined;
+  /**
+   * Chunk buffers of finished requests, reused: a fresh 1 MiB buffer per chunk costs the
+   * kernel a page fault per 4 KiB when it is filled and an unmap when it is collected —
+   * measured at 5.6 s of system time per 2 GiB written, against 0.6 s reusing one buffer.
+   */
+  readonly #spare: Uint8Array[] = [];
 
   constructor(options: HttpFillerOptions) {
     this.#options = options;
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#rangeGet = options.rangeGet ?? fetchRangeGet(options.fetch ?? ((input, init) => fetch(input, init)));
   }
 
   /** Fetch chunks [first, first+count) into `sink`, retrying from the first undelivered one. */
@@ -79,16 +145,6 @@ export class HttpFiller {
     }
   }
 
-  /**
-   * Give up the rest of a response. Cancelling the reader alone can leave undici's socket
-   * open and unread, so the origin's response (and its graceful close) waits on it forever;
-   * aborting the request closes the connection.
-   */
-  async #drop(reader: ReadableStreamDefaultReader<Uint8Array>, controller: AbortController): Promise<void> {
-    controller.abort();
-    await reader.cancel().catch(() => undefined);
-  }
-
   #refresh(): Promise<string> {
     this.#refreshing ??= this.#options.refreshUrl().finally(() => {
       this.#refreshing = undefined;
@@ -111,41 +167,31 @@ export class HttpFiller {
       idleTimer = setTimeout(() => controller.abort(), idleTimeoutMs);
     };
     let next = first;
+    let whole: Uint8Array | undefined;
+    let response: RangeResponse | undefined;
+    let isComplete = false;
     try {
       armIdle();
-      const response = await this.#fetch(this.#options.getUrl(), {
-        headers: { range: `bytes=${startByte}-${endByte - 1}` },
-        signal: controller.signal,
-      });
-      if (response.status === 403) {
-        await response.body?.cancel();
-        throw new UrlExpired();
-      }
+      response = await this.#rangeGet(this.#options.getUrl(), `bytes=${startByte}-${endByte - 1}`, controller.signal);
+      if (response.status === 403) throw new UrlExpired();
       const expected = `bytes ${startByte}-${endByte - 1}/${manifest.size}`;
-      const contentRange = response.headers.get('content-range');
+      const contentRange = response.header('content-range');
       if (response.status !== 206 || !isExactRange(contentRange, startByte, endByte, manifest.size)) {
-        await response.body?.cancel();
         throw new PfError(
           'PF_ERR_HTTP_RANGE_MISMATCH',
           response.status === 206 ? `asked for ${expected}, got ${contentRange ?? 'no Content-Range'}` : `HTTP ${response.status}`,
         );
       }
-      if (!response.body) throw new PfError('PF_ERR_UPSTREAM', 'response has no body');
-      const reader = response.body.getReader();
       let { start: chunkStart, end: chunkEnd } = chunkRange(manifest, next);
-      let buffer = new Uint8Array(chunkEnd - chunkStart);
+      whole ??= this.#spare.pop() ?? new Uint8Array(manifest.chunk_size);
+      let buffer = whole.subarray(0, chunkEnd - chunkStart);
       let filled = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
+      for await (const value of response.body) {
         armIdle();
         this.#options.onBytes?.(value.length);
         let offset = 0;
         while (offset < value.length) {
-          if (next >= end) {
-            await reader.cancel();
-            throw new PfError('PF_ERR_HTTP_RANGE_MISMATCH', 'response longer than its Content-Range');
-          }
+          if (next >= end) throw new PfError('PF_ERR_HTTP_RANGE_MISMATCH', 'response longer than its Content-Range');
           const take = Math.min(buffer.length - filled, value.length - offset);
           buffer.set(value.subarray(offset, offset + take), filled);
           filled += take;
@@ -154,23 +200,18 @@ export class HttpFiller {
           clearTimeout(idleTimer);
           const verdict = await sink(next, buffer);
           armIdle();
-          if (verdict === 'stop') {
-            await this.#drop(reader, controller);
-            return end;
-          }
-          if (!verdict) {
-            await this.#drop(reader, controller);
-            throw new PfError('PF_ERR_CHUNK_HASH_MISMATCH', `chunk ${next} from HTTP failed SHA-256`);
-          }
+          if (verdict === 'stop') return end;
+          if (!verdict) throw new PfError('PF_ERR_CHUNK_HASH_MISMATCH', `chunk ${next} from HTTP failed SHA-256`);
           onChunkOk();
           next++;
           if (next < end) {
             ({ start: chunkStart, end: chunkEnd } = chunkRange(manifest, next));
-            buffer = new Uint8Array(chunkEnd - chunkStart);
+            buffer = whole.subarray(0, chunkEnd - chunkStart);
             filled = 0;
           }
         }
       }
+      isComplete = next >= end;
       if (next < end) throw new PfError('PF_ERR_UPSTREAM', 'response ended early');
       return next;
     } catch (error) {
@@ -179,6 +220,9 @@ export class HttpFiller {
     } finally {
       clearTimeout(idleTimer);
       outer.removeEventListener('abort', onAbort);
+      // Anything but a body read to its end: close the connection rather than leave it unread.
+      if (response && !isComplete) await response.cancel().catch(() => undefined);
+      if (whole && this.#spare.length < SPARE_BUFFERS) this.#spare.push(whole);
     }
   }
 }

@@ -1,4 +1,5 @@
 import type SimplePeer from 'simple-peer';
+import type { RangeGet } from './http-filler.ts';
 import type { WebSocketFactory } from './tracker-client.ts';
 import type { ChunkHasher, FileHasherFactory } from './verify.ts';
 
@@ -18,6 +19,8 @@ export interface ClientOptions {
   createWebSocket?: WebSocketFactory;
   /** fetch for the API, manifest and Range requests [globalThis.fetch]. */
   fetch?: typeof fetch;
+  /** How the HTTP filler makes Range requests [over `fetch`; Node passes node:http's]. */
+  rangeGet?: RangeGet;
   /** Incremental whole-file SHA-256 [portable TypeScript implementation]. */
   createFileHasher?: FileHasherFactory;
   /** SHA-256 of one chunk, lower-case hex [WebCrypto; Node passes node:crypto, which hashes in place without a copy]. */
@@ -70,5 +73,5 @@ export interface ClientOptions {
   random?: () => number;
 }
 
-export type ResolvedOptions = Required<Omit<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId'>> &
-  Pick<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId'>;
+export type ResolvedOptions = Required<Omit<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet'>> &
+  Pick<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet'>;

@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { HttpFiller } from '../../client/http-filler.ts';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HttpFiller, type RangeGet } from '../../client/http-filler.ts';
+import { nodeRangeGet } from '../../client/node/http-range-get.ts';
 import { verifyChunk } from '../../client/verify.ts';
 import { PfError, chunkRange } from '../../protocol/index.ts';
 import { startFakeServer, testBytes, type FakeServer } from './fixtures/fake-server.ts';
@@ -11,8 +12,11 @@ afterEach(async () => {
   server = undefined;
 });
 
+let rangeGet: RangeGet | undefined;
+
 function filler(s: FakeServer, urls: { current: string }, extra: Partial<ConstructorParameters<typeof HttpFiller>[0]> = {}) {
   return new HttpFiller({
+    rangeGet,
     manifest: s.manifest,
     getUrl: () => urls.current,
     refreshUrl: async () => {
@@ -26,7 +30,14 @@ function filler(s: FakeServer, urls: { current: string }, extra: Partial<Constru
   });
 }
 
-describe('HttpFiller', () => {
+// Every case over both transports: fetch (browsers) and node:http (the Node runtime).
+describe.each([
+  ['fetch', undefined],
+  ['node:http', nodeRangeGet],
+])('HttpFiller over %s', (_name, transport) => {
+  beforeEach(() => {
+    rangeGet = transport;
+  });
   it('coalesces adjacent chunks into one Range request and delivers each chunk verified', async () => {
     const bytes = testBytes(CHUNK * 5 + 1000);
     server = await startFakeServer({ bytes, chunkSize: CHUNK });
