@@ -167,16 +167,18 @@ export class Download extends TypedEmitter<DownloadEvents> {
       chunkCount: have.length,
       have,
       random: options.random,
+      httpInFileOrder: !options.usePeers,
       httpEndgameMinAgeMs: HTTP_ENDGAME_MIN_AGE_MS,
       peerDeadlineMs: (index) => Math.max(options.peerDeadlineMinMs, (chunkLength(manifest, index) / options.peerMinBytesPerSecond) * 1000),
     });
     this.#scheduler = scheduler;
-    this.#hashTracker = new FileHashTracker(manifest, have, options.createFileHasher(), (index, offset, length) => this.#store.read(index, offset, length));
+    this.#hashTracker = new FileHashTracker(manifest, have, options.createFileHasher(this.#store), (index, offset, length) => this.#store.read(index, offset, length));
     this.#filler = new HttpFiller({
       manifest,
       getUrl: () => this.#downloadUrl,
       refreshUrl: () => this.#refreshUrl(),
       fetch: options.fetch,
+      rangeGet: options.rangeGet,
       maxAttempts: options.httpMaxAttempts,
       idleTimeoutMs: options.httpIdleTimeoutMs,
       onBytes: (bytes) => {
@@ -338,7 +340,9 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#counter.addVerified(bytes.length, fromPeer);
     this.#swarm?.broadcastHave(index);
     this.emit('chunk', fromPeer ? { index, source: 'peer', peerIdHex: source.slice(5) } : { index, source: 'http' });
-    void this.#hashTracker!.advance().catch((error: unknown) => this.#fail(error));
+    const { consumed, caughtUp } = this.#hashTracker!.offer(index, bytes);
+    void caughtUp.catch((error: unknown) => this.#fail(error));
+    await consumed.catch(() => undefined);
     this.#wake();
     if (scheduler.isComplete()) {
       void this.#finish().catch((error: unknown) => {

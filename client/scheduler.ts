@@ -30,7 +30,16 @@ export interface SchedulerOptions {
   httpEndgameMinAgeMs?: number;
   nowMs?: () => number;
   random?: () => number;
+  /**
+   * No swarm to spread over (HTTP only): every HTTP lane takes the next run from one shared
+   * cursor starting at chunk 0, so chunks complete about in file order and the whole-file
+   * hash keeps up instead of reading most of the file back at the end [false].
+   */
+  httpInFileOrder?: boolean;
 }
+
+/** The cursor all HTTP lanes share with `httpInFileOrder` (lanes are numbered from 0). */
+const SHARED_CURSOR = -1;
 
 /**
  * Decides which source fetches which chunk: each chunk from one source at a time
@@ -53,7 +62,7 @@ export class Scheduler {
     this.#options = { ...options, maxSourcesPerChunk: options.maxSourcesPerChunk ?? 2, nowMs: options.nowMs ?? (() => Date.now()) };
     this.have = options.have;
     this.picker = new PiecePicker(options.chunkCount, random);
-    this.#httpStartOffset = Math.floor(random() * Math.max(1, options.chunkCount));
+    this.#httpStartOffset = options.httpInFileOrder ? 0 : Math.floor(random() * Math.max(1, options.chunkCount));
   }
 
   get chunkCount(): number {
@@ -156,11 +165,13 @@ export class Scheduler {
    */
   nextHttpRun(lane: number, options: { laneCount: number; maxRunChunks: number; mayTakeServable: boolean }): { start: number; count: number } | undefined {
     const n = this.chunkCount;
+    const inOrder = this.#options.httpInFileOrder === true;
+    const cursorKey = inOrder ? SHARED_CURSOR : lane;
     const pick = (avoid: 'available' | 'servable' | 'none') =>
       this.picker.pickHttpRun({
         isFree: (index) => this.#isFree(index),
-        cursor: this.#cursors.get(lane),
-        startOffset: this.#httpStartOffset + Math.floor((lane * n) / Math.max(1, options.laneCount)),
+        cursor: this.#cursors.get(cursorKey),
+        startOffset: this.#httpStartOffset + (inOrder ? 0 : Math.floor((lane * n) / Math.max(1, options.laneCount))),
         maxRunChunks: options.maxRunChunks,
         avoidServable: avoid !== 'none',
         avoidAvailable: avoid === 'available',
@@ -175,7 +186,7 @@ export class Scheduler {
       run = { start: index, count: 1 };
     }
     for (let index = run.start; index < run.start + run.count; index++) this.#assign(index, httpSource(lane));
-    this.#cursors.set(lane, run.start + run.count);
+    this.#cursors.set(cursorKey, run.start + run.count);
     return run;
   }
 

@@ -1,4 +1,5 @@
 import { chunkRange, sha256Hex, type Manifest } from '../protocol/index.ts';
+import type { ChunkStore } from './chunk-store.ts';
 
 /**
  * SHA-256 of one chunk against the manifest (WebCrypto, so it runs everywhere).
@@ -27,9 +28,17 @@ export function chunkLength(manifest: Pick<Manifest, 'size' | 'chunk_size'>, ind
  * implementation in `sha256-stream.ts` elsewhere.
  */
 export interface FileHasher {
-  update(bytes: Uint8Array): void;
+  /** Done with `bytes` once it returns or its promise settles (the caller may then reuse them). */
+  update(bytes: Uint8Array): void | Promise<void>;
+  /**
+   * Optional: hash bytes [start, end) of the file as the store holds it, reading them itself
+   * (Node's hasher reads the .part file on its own thread), instead of update() with bytes
+   * read back by the caller.
+   */
+  updateFromStore?(start: number, end: number): Promise<void>;
   /** Lower-case hex. */
-  digestHex(): string;
+  digestHex(): string | Promise<string>;
 }
 
-export type FileHasherFactory = () => FileHasher;
+/** A file hasher for a download into `store`. */
+export type FileHasherFactory = (store: ChunkStore) => FileHasher;

@@ -2,17 +2,10 @@ import { createHash } from 'node:crypto';
 import { WebSocket } from 'ws';
 import type { ClientOptions } from '../options.ts';
 import type { WebSocketLike } from '../tracker-client.ts';
-import type { FileHasher } from '../verify.ts';
+import { FileChunkStore } from './file-chunk-store.ts';
+import { createThreadFileHasher } from './hash-thread.ts';
+import { nodeRangeGet } from './http-range-get.ts';
 import { loadNodeWrtc } from './wrtc.ts';
-
-/** node:crypto's streaming SHA-256 (several times faster than the portable one). */
-export function createNodeFileHasher(): FileHasher {
-  const hash = createHash('sha256');
-  return {
-    update: (bytes) => void hash.update(bytes),
-    digestHex: () => hash.digest('hex'),
-  };
-}
 
 /** node:crypto's one-shot SHA-256: hashes the chunk in place on this thread; WebCrypto copies it and queues a job per chunk. */
 export function nodeHashChunk(bytes: Uint8Array): string {
@@ -40,14 +33,15 @@ export function createNodeWebSocket(url: string): WebSocketLike {
   return adapter;
 }
 
-/** What Node adds to the portable client: WebRTC, WebSocket and a fast file hasher. */
+/** What Node adds to the portable client: WebRTC, WebSocket, node:http Range requests and SHA-256 on a worker thread. */
 export function nodeClientOptions(options: { usePeers?: boolean } = {}): ClientOptions {
   const usePeers = options.usePeers ?? true;
   return {
     usePeers,
     wrtc: usePeers ? loadNodeWrtc() : undefined,
     createWebSocket: createNodeWebSocket,
-    createFileHasher: createNodeFileHasher,
+    rangeGet: nodeRangeGet,
+    createFileHasher: (store) => createThreadFileHasher(store instanceof FileChunkStore ? store.partPath : undefined),
     hashChunk: nodeHashChunk,
   };
 }

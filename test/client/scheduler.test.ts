@@ -18,6 +18,15 @@ function makeScheduler(chunkCount: number, options: { nowMs?: () => number; rand
 }
 
 describe('Scheduler', () => {
+  it('HTTP only (httpInFileOrder): every lane takes the next run from chunk 0 on, so chunks arrive about in file order', () => {
+    const scheduler = new Scheduler({ chunkCount: 40, have: new Bitfield(40), peerDeadlineMs: () => 1000, random: () => 0.5, httpInFileOrder: true });
+    const runs = [0, 1, 2, 3, 0, 1].map((lane) => scheduler.nextHttpRun(lane, { laneCount: 4, maxRunChunks: 4, mayTakeServable: true }));
+    expect(runs).toEqual([0, 4, 8, 12, 16, 20].map((start) => ({ start, count: 4 })));
+    // Without it, lanes spread over the file from a random offset (a swarm's clients spread out).
+    const spread = new Scheduler({ chunkCount: 40, have: new Bitfield(40), peerDeadlineMs: () => 1000, random: () => 0.5 });
+    expect([0, 1].map((lane) => spread.nextHttpRun(lane, { laneCount: 4, maxRunChunks: 4, mayTakeServable: true })?.start)).toEqual([20, 30]);
+  });
+
   it('gives each chunk to one source at a time', () => {
     const scheduler = makeScheduler(8);
     const a = peerSource('a'.repeat(40));
