@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
+import type { OriginConfig } from '../origin/index.ts';
 import { parseSigningKeys, type SigningKey } from '../protocol/index.ts';
 
 /**
@@ -168,4 +169,17 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
   };
   if (errors.length > 0) throw new ConfigError(errors);
   return config;
+}
+
+/** The origin's part of the server configuration (`serve`, `add`, `sign`). */
+export function originConfigFrom(config: ServerConfig): OriginConfig {
+  return {
+    filesDir: config.s3 ? undefined : config.filesDir,
+    s3: config.s3 && { ...config.s3, endpoint: config.s3.endpoint },
+    dataDir: config.dataDir,
+    publicUrl: config.publicUrl,
+    signingKeys: config.signingKeys,
+    urlTtlSeconds: config.urlTtlSeconds,
+    egressBytesPerSecond: config.egressBytesPerSecond,
+  };
 }

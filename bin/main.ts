@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ConfigError, SERVER_OPTIONS, loadServerConfig, type ServerConfig } from './config.ts';
+import { ConfigError, SERVER_OPTIONS, loadServerConfig, originConfigFrom, type ServerConfig } from './config.ts';
 import { createLogger } from './logger.ts';
 
 /** `peerfill <command>`: the only place that reads the environment, listens and handles signals. */
@@ -88,16 +88,11 @@ async function add(argv: string[]): Promise<number> {
   }
   const rest = argv.filter((arg) => arg !== positionals[0]);
   const config = loadServerConfig(rest, process.env, process.cwd());
-  const { createOrigin } = await import('../origin/index.ts');
-  const { originConfigFrom } = await import('./serve.ts');
-  const origin = await createOrigin(originConfigFrom(config), { logger: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel) });
-  try {
-    const manifest = await origin.addFile(positionals[0]!);
-    process.stdout.write(`${JSON.stringify({ file_id: manifest.file_id, name: manifest.name, size: manifest.size, sha256: manifest.sha256, info_hash: manifest.info_hash, chunks: manifest.chunks.length })}\n`);
-    return 0;
-  } finally {
-    await origin.close();
-  }
+  // Not the whole origin: no scan of the folder, no fastify, no AWS SDK unless S3 is used.
+  const { addFile } = await import('../origin/add-file.ts');
+  const manifest = await addFile(originConfigFrom(config), positionals[0]!, { logger: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel) });
+  process.stdout.write(`${JSON.stringify({ file_id: manifest.file_id, name: manifest.name, size: manifest.size, sha256: manifest.sha256, info_hash: manifest.info_hash, chunks: manifest.chunks.length })}\n`);
+  return 0;
 }
 
 async function sign(argv: string[]): Promise<number> {
@@ -111,7 +106,6 @@ async function sign(argv: string[]): Promise<number> {
   const rest = argv.filter((arg, index) => arg !== positionals[0] && arg !== '--expires-in' && argv[index - 1] !== '--expires-in');
   const config = loadServerConfig(rest, { ...process.env, ...(expiresIn ? { PEERFILL_URL_TTL_SECONDS: expiresIn } : {}) }, process.cwd());
   const { createOrigin } = await import('../origin/index.ts');
-  const { originConfigFrom } = await import('./serve.ts');
   const origin = await createOrigin(originConfigFrom(config), { logger: createLogger('warn') });
   try {
     const minted = await origin.minter.mintDownloadUrl(positionals[0]!);

@@ -2,10 +2,10 @@ import { join } from 'node:path';
 import { LogController, fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { createOrigin, type Origin, type OriginConfig } from '../origin/index.ts';
+import { createOrigin, type Origin } from '../origin/index.ts';
 import { createStore, createTracker, type StoreConfig, type Tracker } from '../tracker/index.ts';
 import { PfError, isPfError, type ErrorBody } from '../protocol/index.ts';
-import type { ServerConfig } from './config.ts';
+import { originConfigFrom, type ServerConfig } from './config.ts';
 import { installCors } from './cors.ts';
 import { pagePlugin } from './page.ts';
 
@@ -15,18 +15,6 @@ export interface Server {
   origin: Origin;
   tracker: Tracker;
   close(): Promise<void>;
-}
-
-export function originConfigFrom(config: ServerConfig): OriginConfig {
-  return {
-    filesDir: config.s3 ? undefined : config.filesDir,
-    s3: config.s3 && { ...config.s3, endpoint: config.s3.endpoint },
-    dataDir: config.dataDir,
-    publicUrl: config.publicUrl,
-    signingKeys: config.signingKeys,
-    urlTtlSeconds: config.urlTtlSeconds,
-    egressBytesPerSecond: config.egressBytesPerSecond,
-  };
 }
 
 export function storeConfigFrom(config: ServerConfig): StoreConfig {

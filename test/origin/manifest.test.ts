@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { realpath, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileListSchema, MIN_CHUNK_SIZE_BYTES, chooseChunkSize, createCodec, verifyManifest } from '../../protocol/index.ts';
-import { buildOriginApp, createOrigin, type OriginConfig } from '../../origin/index.ts';
+import { addFile, buildOriginApp, createOrigin, type OriginConfig } from '../../origin/index.ts';
+import { readAddedSources } from '../../origin/added-sources.ts';
 import { ManifestBuilder } from '../../origin/manifest-builder.ts';
 import { patternBytes, startS3, tempDir, writeFiles } from './fixtures.ts';
 
@@ -232,6 +233,30 @@ describe('catalog and manifest cache', () => {
     const { app, byName } = await publishedFiles(configFor(files, data));
     expect(byName.get('extra.iso')?.info_hash).toBe(manifest.info_hash);
     expect(byName.get('in.txt')?.file_id).toBe(inside.file_id);
+    await app.close();
+  });
+
+  it('addFile without an origin builds only the added file, and an origin later reuses its manifest', async () => {
+    const { files, data } = await dirs();
+    const elsewhere = await tempDir('elsewhere');
+    cleanups.push(elsewhere.cleanup);
+    await writeFiles(files, { 'in.bin': patternBytes(5000, 7), 'other.bin': 'not added' });
+    await writeFiles(elsewhere.path, { 'extra.iso': patternBytes(3000, 8) });
+    const lean = recordingLogger();
+    const added = await addFile(configFor(files, data), join(elsewhere.path, 'extra.iso'), { logger: lean.logger });
+    const inside = await addFile(configFor(files, data), join(files, 'in.bin'), { logger: lean.logger });
+    // No scan of the folder: other.bin is left to the origin.
+    expect(lean.messages.filter((message) => message === 'manifest built')).toHaveLength(2);
+    await expect(addFile(configFor(files, data), join(files, 'missing'), { logger: silent })).rejects.toThrow(/not a regular file/);
+
+    const origin = recordingLogger();
+    const { app, byName } = await publishedFiles(configFor(files, data), origin.logger);
+    expect(origin.messages.filter((message) => message === 'manifest built')).toHaveLength(1);
+    expect(byName.get('extra.iso')?.info_hash).toBe(added.info_hash);
+    expect(byName.get('in.bin')?.info_hash).toBe(inside.info_hash);
+    expect(inside.sha256).toBe(sha256(patternBytes(5000, 7)));
+    // Only the file outside the folder needed remembering.
+    expect(await readAddedSources(data)).toEqual([{ kind: 'path', path: await realpath(join(elsewhere.path, 'extra.iso')) }]);
     await app.close();
   });
 
