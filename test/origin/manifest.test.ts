@@ -288,5 +288,9 @@ describe('catalog and manifest cache', () => {
     const fetched = Buffer.from(await (await fetch(minted.url)).arrayBuffer());
     expect(fetched.equals(body)).toBe(true);
     await app.close();
+    // peerfill add: an object under the prefix keeps the scan's id; one outside it is remembered.
+    expect((await addFile(config, `s3://${s3.bucket}/pub/one.bin`, { logger: silent })).file_id).toBe(entry.file_id);
+    expect((await addFile(config, `s3://${s3.bucket}/other/two.bin`, { logger: silent })).sha256).toBe(sha256(Buffer.from('not under the prefix')));
+    expect(await readAddedSources(data.path)).toEqual([{ kind: 's3', bucket: s3.bucket, key: 'other/two.bin' }]);
   });
 });
