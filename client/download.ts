@@ -1,14 +1,14 @@
-import SimplePeer from 'simple-peer';
+import type SimplePeer from 'simple-peer';
 import { PfError, chunkCount, isPfError, type Manifest } from '../protocol/index.ts';
 import type { ChunkStore, ResumeData } from './chunk-store.ts';
 import { TypedEmitter } from './events.ts';
 import { FileHashTracker } from './file-hash-tracker.ts';
 import { HttpFiller } from './http-filler.ts';
 import type { ResolvedOptions } from './options.ts';
-import { Swarm } from './peer/swarm.ts';
+import type { Swarm } from './peer/swarm.ts';
 import { ProgressCounter, type ProgressInfo } from './progress.ts';
 import { Scheduler, httpSource, isPeerSource, type SourceId } from './scheduler.ts';
-import { SessionClient } from './session-client.ts';
+import { SessionClient, fetchApiRequest } from './session-client.ts';
 import { sleep } from './sleep.ts';
 import { TrackerClient } from './tracker-client.ts';
 import { chunkLength, verifyChunk } from './verify.ts';
@@ -54,6 +54,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
   #tracker: TrackerClient | undefined;
   #filler: HttpFiller | undefined;
   #hashTracker: FileHashTracker | undefined;
+  /** Loaded only by downloads that use peers: an HTTP-only `peerfill get` never loads WebRTC or the wire. */
+  #peerStack: { Swarm: typeof Swarm; SimplePeer: typeof SimplePeer } | undefined;
   #lanes = new AbortController();
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #inFlightBytes = 0;
@@ -72,7 +74,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.target = target;
     this.#store = store;
     this.#options = options;
-    this.#api = new SessionClient(target.serverUrl, options.fetch);
+    this.#api = new SessionClient(target.serverUrl, options.apiRequest ?? fetchApiRequest(options.fetch));
   }
 
   get status(): DownloadEvents['status']['status'] {
@@ -155,6 +157,10 @@ export class Download extends TypedEmitter<DownloadEvents> {
     if (!this.#session) infoHash = await this.#createSession();
     const session = this.#session!;
     const manifest = await this.#api.manifest(session.manifest_url, infoHash);
+    if (this.#options.usePeers && !this.#peerStack) {
+      const [{ Swarm }, simplePeer] = await Promise.all([import('./peer/swarm.ts'), import('simple-peer')]);
+      this.#peerStack = { Swarm, SimplePeer: simplePeer.default };
+    }
     this.manifest = manifest;
     if (this.#isDestroyed) return;
 
@@ -240,7 +246,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
   #startPeers(manifest: Manifest, scheduler: Scheduler, session: ResumeData): void {
     const options = this.#options;
-    const swarm = new Swarm({
+    const swarm = new this.#peerStack!.Swarm({
       manifest,
       peerIdHex: options.peerIdHex,
       scheduler,
@@ -284,7 +290,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
   /** A simple-peer for this client's WebRTC settings (also used by tests to connect directly). */
   createPeer(isInitiator: boolean): SimplePeer.Instance {
-    return new SimplePeer({ initiator: isInitiator, trickle: false, wrtc: this.#options.wrtc, config: this.#options.rtcConfig });
+    if (!this.#peerStack) throw new PfError('PF_ERR_INTERNAL', 'peers are off, or the download has no manifest yet');
+    return new this.#peerStack.SimplePeer({ initiator: isInitiator, trickle: false, wrtc: this.#options.wrtc, config: this.#options.rtcConfig });
   }
 
   /** Hand an already connected data channel to the swarm (tests; custom signalling). */

@@ -1,5 +1,6 @@
 import type SimplePeer from 'simple-peer';
 import type { RangeGet } from './http-filler.ts';
+import type { ApiRequest } from './session-client.ts';
 import type { WebSocketFactory } from './tracker-client.ts';
 import type { ChunkHasher, FileHasherFactory } from './verify.ts';
 
@@ -17,8 +18,10 @@ export interface ClientOptions {
   rtcConfig?: RTCConfiguration;
   /** How to open the tracker WebSocket [globalThis.WebSocket]. */
   createWebSocket?: WebSocketFactory;
-  /** fetch for the API, manifest and Range requests [globalThis.fetch]. */
+  /** fetch for the API, manifest and Range requests, unless apiRequest / rangeGet are given [globalThis.fetch]. */
   fetch?: typeof fetch;
+  /** How the session API and manifest are requested [over `fetch`; Node passes node:http's]. */
+  apiRequest?: ApiRequest;
   /** How the HTTP filler makes Range requests [over `fetch`; Node passes node:http's]. */
   rangeGet?: RangeGet;
   /** Incremental whole-file SHA-256 [portable TypeScript implementation]. */
@@ -73,5 +76,5 @@ export interface ClientOptions {
   random?: () => number;
 }
 
-export type ResolvedOptions = Required<Omit<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet'>> &
-  Pick<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet'>;
+export type ResolvedOptions = Required<Omit<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet' | 'apiRequest'>> &
+  Pick<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet' | 'apiRequest'>;

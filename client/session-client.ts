@@ -10,14 +10,42 @@ import {
   type SessionState,
 } from '../protocol/index.ts';
 
+/** One request to the JSON API, the body read whole: what the client needs of HTTP besides Range GETs. */
+export type ApiRequest = (
+  url: string,
+  init?: { method?: 'GET' | 'POST' | 'PATCH'; headers?: Record<string, string>; body?: string; signal?: AbortSignal },
+) => Promise<{ status: number; text: string }>;
+
+/** ApiRequest over fetch (browsers; also what tests wrap to watch requests). */
+export function fetchApiRequest(fetchImpl: typeof fetch = (input, init) => fetch(input, init)): ApiRequest {
+  return async (url, init = {}) => {
+    const response = await fetchImpl(url, init);
+    return { status: response.status, text: await response.text() };
+  };
+}
+
+/** GET a JSON document: its status and the parsed body (undefined if it is not JSON). */
+export async function getJson(request: ApiRequest, url: string, signal?: AbortSignal): Promise<{ status: number; value: unknown }> {
+  const { status, text } = await request(url, { signal });
+  return { status, value: parseBody(text) };
+}
+
+function parseBody(text: string): unknown {
+  try {
+    return text === '' ? undefined : (JSON.parse(text) as unknown);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The download-session REST API (`/downloads`) and the manifest, as the client sees them. */
 export class SessionClient {
   readonly serverUrl: string;
-  readonly #fetch: typeof fetch;
+  readonly #request: ApiRequest;
 
-  constructor(serverUrl: string, fetchImpl?: typeof fetch) {
+  constructor(serverUrl: string, request: ApiRequest = fetchApiRequest()) {
     this.serverUrl = serverUrl.replace(/\/+$/, '');
-    this.#fetch = fetchImpl ?? ((input, init) => fetch(input, init));
+    this.#request = request;
   }
 
   async create(fileId: string, clientId?: string, signal?: AbortSignal): Promise<CreateDownloadResponse> {
@@ -61,22 +89,16 @@ export class SessionClient {
     return checked.manifest;
   }
 
-  async #json(url: string, init: RequestInit): Promise<unknown> {
-    let response: Response;
+  async #json(url: string, init: Parameters<ApiRequest>[1] = {}): Promise<unknown> {
+    let answer: { status: number; text: string };
     try {
-      response = await this.#fetch(url, init);
+      answer = await this.#request(url, init);
     } catch (error) {
       if (init.signal?.aborted) throw new PfError('PF_ERR_ABORTED', undefined, { cause: error });
       throw new PfError('PF_ERR_UPSTREAM', `cannot reach ${new URL(url).origin}: ${(error as Error).message}`, { cause: error });
     }
-    const text = await response.text();
-    let value: unknown;
-    try {
-      value = text === '' ? undefined : (JSON.parse(text) as unknown);
-    } catch {
-      value = undefined;
-    }
-    if (!response.ok) throw errorFromResponse(response.status, value);
+    const value = parseBody(answer.text);
+    if (answer.status < 200 || answer.status > 299) throw errorFromResponse(answer.status, value);
     return value;
   }
 }

@@ -2,10 +2,11 @@ import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FileEntrySchema, PfError, createCodec, isPfError } from '../../protocol/index.ts';
 import { createClient } from '../engine.ts';
-import { parseDownloadUrl } from '../session-client.ts';
+import { getJson, parseDownloadUrl } from '../session-client.ts';
 import type { CliIo } from './cli-io.ts';
 import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
+import { nodeApiRequest } from './node-http.ts';
 import { nodeClientOptions } from './node-runtime.ts';
 import { renderProgressLine } from './progress-bar.ts';
 
@@ -174,10 +175,10 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
 /** The file's name from the catalog, reduced to a safe base name; else the file id. */
 async function defaultName(target: { serverUrl: string; fileId: string }): Promise<string> {
   try {
-    const response = await fetch(`${target.serverUrl}/files/${encodeURIComponent(target.fileId)}`);
-    if (response.status === 404) throw new PfError('PF_ERR_FILE_NOT_FOUND', `no file "${target.fileId}" on ${target.serverUrl}`);
-    if (!response.ok) return target.fileId;
-    const decoded = fileEntryCodec.decode(await response.json());
+    const { status, value } = await getJson(nodeApiRequest, `${target.serverUrl}/files/${encodeURIComponent(target.fileId)}`);
+    if (status === 404) throw new PfError('PF_ERR_FILE_NOT_FOUND', `no file "${target.fileId}" on ${target.serverUrl}`);
+    if (status !== 200) return target.fileId;
+    const decoded = fileEntryCodec.decode(value);
     if (!decoded.ok) return target.fileId;
     const name = basename(decoded.value.name.replaceAll('\\', '/'));
     return name === '' || name === '.' || name === '..' ? target.fileId : name;

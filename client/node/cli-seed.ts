@@ -3,8 +3,10 @@ import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { FileListSchema, PfError, createCodec, isPfError } from '../../protocol/index.ts';
 import { createClient } from '../engine.ts';
+import { getJson } from '../session-client.ts';
 import type { CliIo } from './cli-io.ts';
 import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
+import { nodeApiRequest } from './node-http.ts';
 import { nodeClientOptions } from './node-runtime.ts';
 import { SeedFileStore } from './seed-file-store.ts';
 
@@ -92,14 +94,14 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
 /** The catalog entry with this file's name and size. */
 async function findFileId(serverUrl: string, filePath: string): Promise<string> {
   const { size } = await stat(filePath);
-  let response: Response;
+  let answer: { status: number; value: unknown };
   try {
-    response = await fetch(`${serverUrl}/files`);
+    answer = await getJson(nodeApiRequest, `${serverUrl}/files`);
   } catch (error) {
     throw new PfError('PF_ERR_UPSTREAM', `cannot reach ${serverUrl}: ${(error as Error).message}`);
   }
-  if (!response.ok) throw new PfError('PF_ERR_UPSTREAM', `GET /files: HTTP ${response.status}`);
-  const decoded = fileListCodec.decode(await response.json());
+  if (answer.status !== 200) throw new PfError('PF_ERR_UPSTREAM', `GET /files: HTTP ${answer.status}`);
+  const decoded = fileListCodec.decode(answer.value);
   if (!decoded.ok) throw new PfError('PF_ERR_UPSTREAM', 'GET /files: unexpected answer');
   const name = basename(filePath);
   const entry = decoded.value.files.find((file) => file.name === name && file.size === size);

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { WebSocket } from 'ws';
+import { createRequire } from 'node:module';
+import type * as WsModule from 'ws';
 import type { ClientOptions } from '../options.ts';
 import type { WebSocketLike } from '../tracker-client.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
 import { createThreadFileHasher } from './hash-thread.ts';
-import { nodeRangeGet } from './http-range-get.ts';
+import { nodeApiRequest, nodeRangeGet } from './node-http.ts';
 import { loadNodeWrtc } from './wrtc.ts';
 
 /** node:crypto's one-shot SHA-256: hashes the chunk in place on this thread; WebCrypto copies it and queues a job per chunk. */
@@ -12,8 +13,12 @@ export function nodeHashChunk(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** `ws` behind the WebSocket subset the tracker client uses (Node 20 has no global one). */
+/**
+ * `ws` behind the WebSocket subset the tracker client uses (Node 20 has no global one).
+ * Loaded on first use: an HTTP-only download never opens a tracker socket.
+ */
 export function createNodeWebSocket(url: string): WebSocketLike {
+  const { WebSocket } = createRequire(import.meta.url)('ws') as typeof WsModule;
   const socket = new WebSocket(url, { perMessageDeflate: false });
   const adapter: WebSocketLike = {
     get readyState() {
@@ -33,13 +38,14 @@ export function createNodeWebSocket(url: string): WebSocketLike {
   return adapter;
 }
 
-/** What Node adds to the portable client: WebRTC, WebSocket, node:http Range requests and SHA-256 on a worker thread. */
+/** What Node adds to the portable client: WebRTC, WebSocket, node:http (API and Range requests) and SHA-256 on a worker thread. */
 export function nodeClientOptions(options: { usePeers?: boolean } = {}): ClientOptions {
   const usePeers = options.usePeers ?? true;
   return {
     usePeers,
     wrtc: usePeers ? loadNodeWrtc() : undefined,
     createWebSocket: createNodeWebSocket,
+    apiRequest: nodeApiRequest,
     rangeGet: nodeRangeGet,
     createFileHasher: (store) => createThreadFileHasher(store instanceof FileChunkStore ? store.partPath : undefined),
     hashChunk: nodeHashChunk,

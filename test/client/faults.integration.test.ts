@@ -6,9 +6,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Download } from '../../client/download.ts';
 import { createClient, type ClientOptions } from '../../client/index.ts';
 import { FileChunkStore } from '../../client/node/file-chunk-store.ts';
+import { nodeApiRequest } from '../../client/node/node-http.ts';
 import { nodeClientOptions } from '../../client/node/node-runtime.ts';
 import { readStateFile } from '../../client/node/state-file.ts';
 import type { ProgressInfo } from '../../client/progress.ts';
+import type { ApiRequest } from '../../client/session-client.ts';
 import { sessionStateCodec } from '../../protocol/index.ts';
 import { waitFor } from '../support/net.ts';
 import { killProcess, runCli, type CliProcess } from './fixtures/cli.ts';
@@ -149,14 +151,14 @@ describe('faults mid-download (real serve composition)', () => {
     // 12 MiB at 768 KiB/s takes ~16 s: longer than the 10 s the URL lives.
     const { server, fileId } = await publish(bytes, { urlTtlSeconds: 10, egressBytesPerSecond: 768 * 1024 });
     const patches: unknown[] = [];
-    const recordingFetch: typeof fetch = async (input, init) => {
+    const recordingRequest: ApiRequest = async (url, init) => {
       if (init?.method === 'PATCH' && typeof init.body === 'string') patches.push(JSON.parse(init.body));
-      return fetch(input, init);
+      return nodeApiRequest(url, init);
     };
     // Short runs, so requests keep starting after the URL has expired.
     const watched = startDownload(`${server.url}/${fileId}`, join(dir, 'out.bin'), {
       ...nodeClientOptions({ usePeers: false }),
-      fetch: recordingFetch,
+      apiRequest: recordingRequest,
       httpMaxRunBytes: MiB,
     });
     const { sha256: got } = await within(watched.done, 90_000, 'the download to finish across the URL expiry');

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpFiller, type RangeGet } from '../../client/http-filler.ts';
-import { nodeRangeGet } from '../../client/node/http-range-get.ts';
+import { nodeRangeGet } from '../../client/node/node-http.ts';
 import { verifyChunk } from '../../client/verify.ts';
 import { PfError, chunkRange } from '../../protocol/index.ts';
 import { startFakeServer, testBytes, type FakeServer } from './fixtures/fake-server.ts';
