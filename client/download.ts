@@ -408,9 +408,14 @@ export class Download extends TypedEmitter<DownloadEvents> {
           run.count,
           async (index, bytes) => {
             const isGood = await this.#acceptChunk(index, bytes, source);
+            if (!isGood) return false;
             // Peers appeared mid-run: hand the rest of a long run over to them.
-            if (isGood && ++delivered >= handOverAfter && scheduler.hasServingPeers()) return 'stop';
-            return isGood;
+            if (++delivered >= handOverAfter && scheduler.hasServingPeers()) return 'stop';
+            // The run's next chunk reached a peer that serves us since the run started: stop
+            // here rather than take it from the origin too; the lane picks chunks no peer has.
+            const next = index + 1;
+            if (next < run.start + run.count && scheduler.picker.servable(next) > 0) return 'stop';
+            return true;
           },
           signal,
         );

@@ -106,6 +106,8 @@ export interface TimedResult {
   exitCode: number | null;
   wallMs: number;
   peakRssBytes: number | undefined;
+  /** User + system CPU seconds of the command and its threads (time(1)); less noisy than wall time on a shared machine. */
+  cpuSeconds: number | undefined;
   stderrTail: string;
   stdout: string;
 }
@@ -133,8 +135,11 @@ export function timed(command: string, args: string[], options: { limitMs: numbe
       const wallMs = performance.now() - started;
       const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
       const exit = /Exit status: (\d+)/.exec(stderr);
+      const user = /User time \(seconds\): ([\d.]+)/.exec(stderr);
+      const system = /System time \(seconds\): ([\d.]+)/.exec(stderr);
+      const cpuSeconds = user && system ? Number(user[1]) + Number(system[1]) : undefined;
       const tail = stderr.split('\n').filter((line) => !line.startsWith('\t') && !line.startsWith('Command ')).join('\n').trim().slice(-600);
-      resolve({ exitCode: exit ? Number(exit[1]) : code, wallMs, peakRssBytes: rss ? Number(rss[1]) * 1024 : undefined, stderrTail: tail, stdout });
+      resolve({ exitCode: exit ? Number(exit[1]) : code, wallMs, peakRssBytes: rss ? Number(rss[1]) * 1024 : undefined, cpuSeconds, stderrTail: tail, stdout });
     });
   });
 }

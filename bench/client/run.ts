@@ -6,7 +6,7 @@
 //   node --import tsx bench/client/run.ts
 //   PF_BENCH_SIZE_MIB (2048)  PF_BENCH_ROUNDS (3)  PF_BENCH_TOOLS (peerfill,aria2c,curl)
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,24 +24,9 @@ interface Sample {
   isOk: boolean;
   wallMs: number;
   peakRssBytes: number | undefined;
+  cpuSeconds: number | undefined;
   detail: string;
   load: string;
-}
-
-/** Write `sizeBytes` in 4 MiB blocks and fdatasync: the disk's durable write time. */
-async function durableWriteMs(path: string, sizeBytes: number): Promise<number> {
-  const block = Buffer.alloc(4 * MiB, 7);
-  const started = performance.now();
-  const file = await open(path, 'w');
-  try {
-    for (let offset = 0; offset < sizeBytes; offset += block.length) await file.write(block, 0, Math.min(block.length, sizeBytes - offset));
-    await file.datasync();
-  } finally {
-    await file.close();
-  }
-  const ms = performance.now() - started;
-  await rm(path, { force: true });
-  return ms;
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'pf-bench-client-'));
@@ -75,15 +60,10 @@ try {
   const signedUrl = signed.stdout.trim();
   console.log(`server ${server.url}, file ${fileId}, ${manifest.chunks.length} chunks of ${manifest.chunk_size / MiB} MiB; signed URL from \`peerfill sign\` (query not printed)`);
 
-  // Floors: what a durable write of the file costs on this disk (peerfill fsyncs data before
-  // its state file records it, and before publishing OUT; aria2c and curl do not), and the
-  // peak RSS of a get that moves almost nothing.
-  const diskMs = await durableWriteMs(join(outDir, 'disk-probe.bin'), SIZE_BYTES);
+  // Floor: the peak RSS of a get that moves almost nothing (the process's fixed cost).
   const tiny = await timed(process.execPath, [CLI, 'get', `${server.url}/files/${tinyId}`, '-o', join(outDir, 'tiny.bin'), '--no-peers'], { limitMs: 60_000 });
   await rm(join(outDir, 'tiny.bin'), { force: true });
-  console.log(
-    `floors: writing ${SIZE_BYTES / MiB} MiB + fdatasync on this disk ${(diskMs / 1000).toFixed(2)} s (${(SIZE_BYTES / MiB / (diskMs / 1000)).toFixed(0)} MiB/s); peak RSS of \`peerfill get\` of a 100 kB file ${((tiny.peakRssBytes ?? 0) / 1e6).toFixed(0)} MB (exit ${tiny.exitCode}); load ${loadNow()}`,
-  );
+  console.log(`floor: peak RSS of \`peerfill get\` of a 100 kB file ${((tiny.peakRssBytes ?? 0) / 1e6).toFixed(0)} MB (exit ${tiny.exitCode}); load ${loadNow()}`);
   const commands: Record<string, (out: string) => [string, string[]]> = {
     peerfill: (out) => [process.execPath, [CLI, 'get', `${server.url}/files/${fileId}`, '-o', out, '--no-peers', '--json']],
     aria2c: (out) => ['aria2c', ['-x8', '-s8', '-q', '--allow-overwrite=true', '--auto-file-renaming=false', '-d', outDir, '-o', out.slice(outDir.length + 1), signedUrl]],
@@ -106,10 +86,10 @@ try {
         detail = done ? `engine reported sha256 ${(JSON.parse(done) as { sha256: string }).sha256.slice(0, 12)}` : 'no done event';
       }
       if (!isOk) detail = `FAILED: exit ${result.exitCode}, sha256 ${got?.slice(0, 12) ?? 'missing'} (want ${sha.slice(0, 12)}); ${result.stderrTail.replace(/\s+/g, ' ').slice(-300)}`;
-      const sample = { tool, round, isOk, wallMs: result.wallMs, peakRssBytes: result.peakRssBytes, detail, load };
+      const sample = { tool, round, isOk, wallMs: result.wallMs, peakRssBytes: result.peakRssBytes, cpuSeconds: result.cpuSeconds, detail, load };
       samples.push(sample);
       console.log(
-        `round ${round} ${tool.padEnd(8)} ${isOk ? 'ok    ' : 'FAILED'} wall ${(result.wallMs / 1000).toFixed(2).padStart(6)} s  ${(SIZE_BYTES / MiB / (result.wallMs / 1000)).toFixed(0).padStart(5)} MiB/s  peak RSS ${((result.peakRssBytes ?? 0) / 1e6).toFixed(0).padStart(4)} MB  load ${load}  ${detail}`,
+        `round ${round} ${tool.padEnd(8)} ${isOk ? 'ok    ' : 'FAILED'} wall ${(result.wallMs / 1000).toFixed(2).padStart(6)} s  ${(SIZE_BYTES / MiB / (result.wallMs / 1000)).toFixed(0).padStart(5)} MiB/s  cpu ${(result.cpuSeconds ?? Number.NaN).toFixed(2).padStart(5)} s  peak RSS ${((result.peakRssBytes ?? 0) / 1e6).toFixed(0).padStart(4)} MB  load ${load}  ${detail}`,
       );
       await rm(out, { force: true });
     }
@@ -123,13 +103,15 @@ try {
       failures: mine.length - ok.length,
       walls: ok.map((s) => s.wallMs / 1000),
       rss: ok.map((s) => (s.peakRssBytes ?? 0) / 1e6),
+      cpu: ok.map((s) => s.cpuSeconds ?? Number.NaN),
     };
   });
   const aria = summary.find((s) => s.tool === 'aria2c');
   const ariaWall = aria && aria.walls.length > 0 ? median(aria.walls) : undefined;
   const ariaRss = aria && aria.rss.length > 0 ? median(aria.rss) : undefined;
+  const ariaCpu = aria && aria.cpu.length > 0 ? median(aria.cpu) : undefined;
   console.log(`\nsummary (median of successful runs, spread min..max), ${SIZE_BYTES / MiB} MiB:`);
-  console.log(`tool      ok/runs  wall s (spread)          MiB/s   peak RSS MB (spread)   wall vs aria2c  RSS vs aria2c`);
+  console.log(`tool      ok/runs  wall s (spread)          MiB/s   peak RSS MB (spread)   wall vs aria2c  RSS vs aria2c  CPU s (vs aria2c)`);
   for (const s of summary) {
     if (s.walls.length === 0) {
       console.log(`${s.tool.padEnd(9)} 0/${s.failures}     every run FAILED`);
@@ -141,7 +123,8 @@ try {
       `${s.tool.padEnd(9)} ${`${s.walls.length}/${s.walls.length + s.failures}`.padEnd(8)} ${wall.toFixed(2).padStart(6)} (${spread(s.walls, (v) => v.toFixed(2))})`.padEnd(43) +
         `${(SIZE_BYTES / MiB / wall).toFixed(0).padStart(5)}   ${rss.toFixed(0).padStart(5)} (${spread(s.rss, (v) => v.toFixed(0))})`.padEnd(31) +
         `${ariaWall ? `${(wall / ariaWall).toFixed(2)}x` : '-'}`.padStart(8) +
-        `${ariaRss ? `${(rss / ariaRss).toFixed(2)}x` : '-'}`.padStart(15),
+        `${ariaRss ? `${(rss / ariaRss).toFixed(2)}x` : '-'}`.padStart(15) +
+        `${median(s.cpu).toFixed(2)} (${ariaCpu ? `${(median(s.cpu) / ariaCpu).toFixed(2)}x` : '-'})`.padStart(19),
     );
   }
   const ours = summary.find((s) => s.tool === 'peerfill');
