@@ -383,7 +383,10 @@ export class Download extends TypedEmitter<DownloadEvents> {
     const options = this.#options;
     while (!signal.aborted && !scheduler.isComplete()) {
       // Until peers had a moment to connect, fill cautiously (short runs, fewer lanes).
-      const hasPeers = scheduler.hasServingPeers() || (this.#tracker !== undefined && Date.now() - this.#startedAtMs < options.peerGraceMs);
+      // Peers that have what we need but choke us still count: a client that went full speed on
+      // HTTP while its swarm choked it fetched nearly the whole file from the origin (bench/swarm).
+      const hasPeers =
+        scheduler.hasServingPeers() || scheduler.peersHaveWantedChunks() || (this.#tracker !== undefined && Date.now() - this.#startedAtMs < options.peerGraceMs);
       const laneCount = hasPeers ? options.httpConcurrencyWithPeers : options.httpConcurrency;
       if (lane >= laneCount || !this.#reserve(manifest.chunk_size)) {
         await this.#idle();

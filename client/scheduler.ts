@@ -138,6 +138,16 @@ export class Scheduler {
     return false;
   }
 
+  /**
+   * Whether a connected peer has a chunk we still need, unchoking us or not: then we are in
+   * a swarm, and HTTP should fill what peers lack rather than race them to everything.
+   */
+  peersHaveWantedChunks(): boolean {
+    if (this.#peers.size === 0) return false;
+    for (let index = 0; index < this.chunkCount; index++) if (!this.have.get(index) && this.picker.availability(index) > 0) return true;
+    return false;
+  }
+
   hasServingPeers(): boolean {
     for (const peer of this.#peers.values()) if (peer.isUnchokingUs) return true;
     return false;

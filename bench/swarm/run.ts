@@ -10,7 +10,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request as httpRequest, Agent, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CLI, MiB, freePort, loadNow, machineLine, median, sha256File, spread, startServe, writeTestFile } from '../client/procs.ts';
@@ -214,6 +214,34 @@ async function runRound(mode: 'swarm' | 'http', round: number, dirs: { filesDir:
 
 const fmtMiB = (bytes: number) => (bytes / MiB).toFixed(1);
 
+/**
+ * What WebRTC alone costs here (webrtc-floor.ts): the swarm must move at least
+ * (clients - 1) file copies between peers (the origin sends one at best), each byte once
+ * out of one process and once into another; on this many cores that takes at least this
+ * long, whatever else the clients do.
+ */
+function webrtcFloor(): { seconds: number } | undefined {
+  const script = new URL('./webrtc-floor.ts', import.meta.url).pathname;
+  let line: { ok: boolean; mibPerSecond?: number; cpuMsPerMiB?: number; error?: string };
+  try {
+    line = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', script, '64'], { encoding: 'utf8', timeout: 150_000 }).trim().split('\n').pop()!) as typeof line;
+  } catch (error) {
+    console.log(`floor: WebRTC measurement FAILED: ${(error as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+  if (!line.ok || line.cpuMsPerMiB === undefined || line.mibPerSecond === undefined) {
+    console.log(`floor: WebRTC measurement FAILED: ${line.error ?? 'no figures'}`);
+    return undefined;
+  }
+  const peerMiB = ((CLIENTS - 1) * SIZE_BYTES) / MiB;
+  const cores = cpus().length;
+  const seconds = (peerMiB * line.cpuMsPerMiB) / 1000 / cores;
+  console.log(
+    `floor: one WebRTC data channel here (simple-peer + @roamhq/wrtc, nothing of peerfill) moves ${line.mibPerSecond.toFixed(1)} MiB/s at ${line.cpuMsPerMiB.toFixed(1)} CPU-ms per MiB (both ends); the swarm's >= ${peerMiB.toFixed(0)} MiB between peers need >= ${seconds.toFixed(1)} s of all ${cores} cores`,
+  );
+  return { seconds };
+}
+
 function printRound(r: RoundResult): void {
   const times = r.clients.filter((c) => c.isOk).map((c) => c.completionMs! / 1000);
   const mean = times.length > 0 ? times.reduce((a, b) => a + b, 0) / times.length : NaN;
@@ -239,6 +267,7 @@ async function inside(): Promise<void> {
       `bench/swarm: ${CLIENTS} \`peerfill get\` processes, ${SIZE_BYTES / MiB} MiB file, no seeder at the start, origin egress capped at ${EGRESS_BYTES_PER_SECOND / MiB} MiB/s (--egress-limit ${EGRESS_BYTES_PER_SECOND}); namespace ${process.env.PF_SWARM_INSIDE}; ${ROUNDS} rounds of ${MODES.join(' + ')}; ${machineLine()}`,
     );
     console.log(`floor: one copy through the cap takes ${(SIZE_BYTES / EGRESS_BYTES_PER_SECOND).toFixed(1)} s; ${CLIENTS} HTTP-only copies ${((CLIENTS * SIZE_BYTES) / EGRESS_BYTES_PER_SECOND).toFixed(1)} s`);
+    const floor = webrtcFloor();
     const sha = await writeTestFile(join(dirs.filesDir, 'crowd.bin'), SIZE_BYTES);
     const results: RoundResult[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
@@ -265,6 +294,11 @@ async function inside(): Promise<void> {
     }
     const swarmMeans = byMode('swarm').map(meanOf).filter((v) => !Number.isNaN(v));
     const httpMeans = byMode('http').map(meanOf).filter((v) => !Number.isNaN(v));
+    if (floor && httpMeans.length) {
+      console.log(
+        `floor vs target: ${floor.seconds.toFixed(1)} s of WebRTC alone = ${(floor.seconds / median(httpMeans)).toFixed(2)}x HTTP-only's mean completion (target <= 0.35x; ${floor.seconds / median(httpMeans) > 0.35 ? 'below what this machine can do' : 'within reach'})`,
+      );
+    }
     const swarmRatios = byMode('swarm').map((r) => r.originBytes / SIZE_BYTES);
     if (swarmMeans.length && httpMeans.length) {
       const timeRatio = median(swarmMeans) / median(httpMeans);

@@ -18,6 +18,17 @@ function makeScheduler(chunkCount: number, options: { nowMs?: () => number; rand
 }
 
 describe('Scheduler', () => {
+  it('knows when a connected peer has chunks we need even while it chokes us', () => {
+    const scheduler = makeScheduler(4);
+    expect(scheduler.peersHaveWantedChunks()).toBe(false);
+    const a = peerSource('a'.repeat(40));
+    scheduler.addPeer(a, bits(4, [2]));
+    expect(scheduler.hasServingPeers()).toBe(false);
+    expect(scheduler.peersHaveWantedChunks()).toBe(true);
+    scheduler.complete(2, httpSource(0));
+    expect(scheduler.peersHaveWantedChunks()).toBe(false);
+  });
+
   it('HTTP only (httpInFileOrder): every lane takes the next run from chunk 0 on, so chunks arrive about in file order', () => {
     const scheduler = new Scheduler({ chunkCount: 40, have: new Bitfield(40), peerDeadlineMs: () => 1000, random: () => 0.5, httpInFileOrder: true });
     const runs = [0, 1, 2, 3, 0, 1].map((lane) => scheduler.nextHttpRun(lane, { laneCount: 4, maxRunChunks: 4, mayTakeServable: true }));
