@@ -148,8 +148,10 @@ describe('faults mid-download (real serve composition)', () => {
 
   it('the download URL expires mid-download: the client refreshes it through the session and finishes', async () => {
     const bytes = testBytes(12 * MiB, 47);
-    // 12 MiB at 768 KiB/s takes ~16 s: longer than the 10 s the URL lives.
-    const { server, fileId } = await publish(bytes, { urlTtlSeconds: 10, egressBytesPerSecond: 768 * 1024 });
+    // 12 MiB at 384 KiB/s takes ~32 s, three times the 10 s the URL lives (the shortest TTL the
+    // config allows): with 1 MiB runs over 4 lanes, requests keep starting at ~11, ~21 and
+    // ~32 s. At ~16 s (768 KiB/s) the last requests started just before expiry on a fast run.
+    const { server, fileId } = await publish(bytes, { urlTtlSeconds: 10, egressBytesPerSecond: 384 * 1024 });
     const patches: unknown[] = [];
     const recordingRequest: ApiRequest = async (url, init) => {
       if (init?.method === 'PATCH' && typeof init.body === 'string') patches.push(JSON.parse(init.body));
