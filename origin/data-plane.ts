@@ -172,12 +172,6 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
       res.end(bytes);
       return;
     }
-    if (lengthBytes <= SMALL_READ_BYTES && handle.read) {
-      const bytes = await handle.read(range.start, lengthBytes);
-      if (limiter) await limiter.take(lengthBytes, abort.signal);
-      res.end(bytes);
-      return;
-    }
     const source = await handle.createReadStream(range.start, range.end, { signal: abort.signal, highWaterMarkBytes: STREAM_HIGH_WATER_MARK_BYTES });
     if (limiter) await pipeline(source, limiter.throttle(), res);
     else await pipeline(source, res);

@@ -263,12 +263,6 @@ class FolderHandle implements StorageHandle {
     return Promise.resolve(stream);
   }
 
-  async read(start: number, lengthBytes: number): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(lengthBytes);
-    if ((await this.readInto(buffer, start)) < lengthBytes) throw new Error('the file shrank while it was read');
-    return buffer;
-  }
-
   async readInto(target: Uint8Array, start: number): Promise<number> {
     if (this.closed) throw new Error('handle closed');
     let filled = 0;
