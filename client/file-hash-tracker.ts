@@ -34,10 +34,7 @@ export class FileHashTracker {
     }
     this.#next++;
     const consumed = Promise.resolve(this.#hasher.update(bytes));
-    this.#running = consumed.then(() => this.#run()).finally(() => {
-      this.#running = undefined;
-    });
-    return { consumed, caughtUp: this.#running };
+    return { consumed, caughtUp: this.#start(consumed) };
   }
 
   /** Hash as far as the verified prefix allows; resolves when caught up. */
@@ -46,7 +43,12 @@ export class FileHashTracker {
       this.#again = true;
       return this.#running;
     }
-    this.#running = this.#run().finally(() => {
+    return this.#start(Promise.resolve());
+  }
+
+  /** Catch up after `before` (bytes in hand being hashed); one run at a time. */
+  #start(before: Promise<void>): Promise<void> {
+    this.#running = before.then(() => this.#run()).finally(() => {
       this.#running = undefined;
     });
     return this.#running;

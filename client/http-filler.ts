@@ -31,7 +31,7 @@ export type ChunkSink = (index: number, bytes: Uint8Array) => Promise<boolean | 
 /** One Range GET as the filler needs it: the status, two headers, and the body in pieces. */
 export interface RangeResponse {
   readonly status: number;
-  header(name: 'content-range' | 'content-length'): string | null;
+  header(name: 'content-range'): string | null;
   /** The body's bytes in order; a piece may be reused by the transport once the next is asked for. */
   readonly body: AsyncIterable<Uint8Array>;
   /** Give up the rest of the body; the connection is closed, not left unread. */

@@ -149,8 +149,8 @@ export class FileChunkStore implements ChunkStore {
       while (this.#isDirty && this.#handle) {
         this.#isDirty = false;
         const snapshot = this.#verified.clone();
-        if (this.#bootId === undefined) await this.#handle.datasync();
-        await writeStateFile(this.statePath, this.#stateBody(snapshot), this.#bootId === undefined);
+        if (this.#isDurable) await this.#handle.datasync();
+        await writeStateFile(this.statePath, this.#stateBody(snapshot), this.#isDurable);
         this.#options.onSaved?.(snapshot.count());
       }
     })().finally(() => {
@@ -164,14 +164,13 @@ export class FileChunkStore implements ChunkStore {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     await this.flush();
-    const isDurable = this.#bootId === undefined;
-    if (isDurable) await this.#handle!.sync();
+    if (this.#isDurable) await this.#handle!.sync();
     await this.#handle!.close();
     this.#handle = undefined;
     this.#isFinalized = true;
     await rename(this.partPath, this.outPath);
     await removeStateFile(this.statePath);
-    if (isDurable) await syncDirectory(this.outPath.replace(/[/\\][^/\\]*$/, '') || '.');
+    if (this.#isDurable) await syncDirectory(this.outPath.replace(/[/\\][^/\\]*$/, '') || '.');
     // Keep serving peers from the published file.
     this.#handle = await open(this.outPath, 'r');
   }
@@ -182,6 +181,11 @@ export class FileChunkStore implements ChunkStore {
     if (!this.#isFinalized) await this.flush();
     await this.#handle?.close();
     this.#handle = undefined;
+  }
+
+  /** 'fsync' durability, or 'boot' where the kernel names no boot: every write waits for the disk. */
+  get #isDurable(): boolean {
+    return this.#bootId === undefined;
   }
 
   #stateBody(verified: Bitfield): StateBody {
