@@ -4,8 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
+
+export { freePort } from '../../test/support/net.ts';
 
 export const MiB = 1024 * 1024;
 export const CLI = new URL('../../bin/peerfill.mjs', import.meta.url).pathname;
@@ -16,17 +17,6 @@ export function machineLine(): string {
 }
 
 export const loadNow = (): string => loadavg()[0]!.toFixed(2);
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, host, () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /** A file of `sizeBytes` incompressible bytes (1 MiB random block, numbered); returns its SHA-256. */
 export async function writeTestFile(path: string, sizeBytes: number): Promise<string> {

@@ -6,7 +6,6 @@ import { execFile, spawn } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { open, mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +14,7 @@ import { pino } from 'pino';
 import { FileListSchema, createCodec, parseSigningKeys, signedPath } from '../../protocol/index.ts';
 import { createOrigin } from '../../origin/index.ts';
 import { UrlSigner } from '../../origin/signer.ts';
+import { freePort } from '../../test/support/net.ts';
 import { percentile, runLoad, type LoadResult } from './load.ts';
 
 const run = promisify(execFile);
@@ -24,17 +24,6 @@ const DURATION_MS = Number(process.env.PF_BENCH_SECONDS ?? 8) * 1000;
 const WORKERS = Number(process.env.PF_BENCH_WORKERS ?? 2);
 const KEYS = 'bench:bench-secret-0123456789abcdef';
 const NGINX = '/usr/sbin/nginx';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 async function writeBigFile(path: string): Promise<void> {
   const block = randomBytes(1024 * 1024);

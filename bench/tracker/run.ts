@@ -10,11 +10,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Type } from '@sinclair/typebox';
 import { createCodec, parseJson } from '../../protocol/index.ts';
+import { freePort } from '../../test/support/net.ts';
 
 const resultCodec = createCodec(
   Type.Object({ answered: Type.Integer(), seconds: Type.Number(), latencyBuckets: Type.Array(Type.Tuple([Type.Integer(), Type.Integer()])), failures: Type.Integer() }),
@@ -50,15 +50,6 @@ const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { enc
 const SOURCE_ADDRESSES = 20;
 const here = (name: string) => fileURLToPath(new URL(name, import.meta.url));
 const cores = Number(readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? 1);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /** node under `ulimit -n` and a CPU pin; `exec` keeps the pid, so /proc/<pid> is node's. */
 function spawnNode(script: string, args: string[], cpuList: string): ChildProcess {

@@ -1,7 +1,7 @@
 import { randomBytes, createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -9,6 +9,7 @@ import { FileListSchema, createCodec } from '../../protocol/index.ts';
 import { loadServerConfig } from '../../bin/config.ts';
 import { createLogger } from '../../bin/logger.ts';
 import { buildServer, type Server } from '../../bin/serve.ts';
+import { freePort } from '../../test/support/net.ts';
 
 /** The veth address the test network namespace gives us (see test/run.sh). */
 export const E2E_HOST = '10.77.0.1';
@@ -29,17 +30,6 @@ export function requireTestNetwork(): void {
       `Run \`npm test\` as root (it creates one; PEERFILL_TEST_NETNS=${process.env.PEERFILL_TEST_NETNS ?? 'unset'}), ` +
       `or create it by hand as in docs/DESIGN ("Test infrastructure") and run \`ip netns exec NS npx vitest run e2e\`.`,
   );
-}
-
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 export interface TestFile {
