@@ -1,5 +1,6 @@
 import { PfError, chunkRange, type Manifest } from '../protocol/index.ts';
 import { backoffMs, sleep } from './sleep.ts';
+import { chunkLength } from './verify.ts';
 
 export interface HttpFillerOptions {
   manifest: Manifest;
@@ -28,12 +29,16 @@ export interface HttpFillerOptions {
  */
 export type ChunkSink = (index: number, bytes: Uint8Array) => Promise<boolean | 'stop'>;
 
-/** One Range GET as the filler needs it: the status, two headers, and the body in pieces. */
+/** One Range GET as the filler needs it: the status, one header, and the body read into buffers. */
 export interface RangeResponse {
   readonly status: number;
   header(name: 'content-range'): string | null;
-  /** The body's bytes in order; a piece may be reused by the transport once the next is asked for. */
-  readonly body: AsyncIterable<Uint8Array>;
+  /**
+   * Fill `target` with the body's next bytes; resolves with `target.length`, or with fewer
+   * only where the body ends (0 once it has). The transport may write into `target` until
+   * the promise settles. `onBytes` hears each arrival (progress, idle timeouts).
+   */
+  readInto(target: Uint8Array, onBytes?: (bytes: number) => void): Promise<number>;
   /** Give up the rest of the body; the connection is closed, not left unread. */
   cancel(): Promise<void>;
 }
@@ -55,18 +60,31 @@ export function fetchRangeGet(fetchImpl: typeof fetch): RangeGet {
     try {
       const response = await fetchImpl(url, { headers: { range }, signal: controller.signal });
       const reader = response.body?.getReader();
+      // What the last read gave beyond the caller's buffer.
+      let rest: Uint8Array = new Uint8Array(0);
+      let isDone = reader === undefined;
       return {
         status: response.status,
         header: (name) => response.headers.get(name),
-        body: {
-          async *[Symbol.asyncIterator]() {
-            if (!reader) return;
-            for (;;) {
-              const { done, value } = await reader.read();
-              if (done) return;
-              yield value;
+        readInto: async (target, onBytes) => {
+          let filled = 0;
+          while (filled < target.length) {
+            if (rest.length === 0) {
+              if (isDone) break;
+              const { done, value } = await reader!.read();
+              if (done) {
+                isDone = true;
+                break;
+              }
+              rest = value;
             }
-          },
+            const take = Math.min(rest.length, target.length - filled);
+            target.set(rest.subarray(0, take), filled);
+            rest = rest.subarray(take);
+            filled += take;
+            onBytes?.(take);
+          }
+          return filled;
         },
         cancel: async () => {
           controller.abort();
@@ -160,18 +178,26 @@ export class HttpFiller {
     const controller = new AbortController();
     const onAbort = () => controller.abort();
     outer.addEventListener('abort', onAbort, { once: true });
+    // Idle = no byte for idleTimeoutMs. Arrivals only stamp the time (one per read would
+    // otherwise re-create a timer); the timer re-arms itself for what is left.
     const idleTimeoutMs = this.#options.idleTimeoutMs ?? 15_000;
+    let lastByteAtMs = Date.now();
     let idleTimer: ReturnType<typeof setTimeout> | undefined;
-    const armIdle = () => {
-      clearTimeout(idleTimer);
-      idleTimer = setTimeout(() => controller.abort(), idleTimeoutMs);
+    const checkIdle = () => {
+      const quietMs = Date.now() - lastByteAtMs;
+      if (quietMs >= idleTimeoutMs) controller.abort();
+      else idleTimer = setTimeout(checkIdle, idleTimeoutMs - quietMs);
+    };
+    const onBytes = (bytes: number) => {
+      lastByteAtMs = Date.now();
+      this.#options.onBytes?.(bytes);
     };
     let next = first;
     let whole: Uint8Array | undefined;
     let response: RangeResponse | undefined;
     let isComplete = false;
     try {
-      armIdle();
+      idleTimer = setTimeout(checkIdle, idleTimeoutMs);
       response = await this.#rangeGet(this.#options.getUrl(), `bytes=${startByte}-${endByte - 1}`, controller.signal);
       if (response.status === 403) throw new UrlExpired();
       const expected = `bytes ${startByte}-${endByte - 1}/${manifest.size}`;
@@ -182,37 +208,23 @@ export class HttpFiller {
           response.status === 206 ? `asked for ${expected}, got ${contentRange ?? 'no Content-Range'}` : `HTTP ${response.status}`,
         );
       }
-      let { start: chunkStart, end: chunkEnd } = chunkRange(manifest, next);
       whole ??= this.#spare.pop() ?? new Uint8Array(manifest.chunk_size);
-      let buffer = whole.subarray(0, chunkEnd - chunkStart);
-      let filled = 0;
-      for await (const value of response.body) {
-        armIdle();
-        this.#options.onBytes?.(value.length);
-        let offset = 0;
-        while (offset < value.length) {
-          if (next >= end) throw new PfError('PF_ERR_HTTP_RANGE_MISMATCH', 'response longer than its Content-Range');
-          const take = Math.min(buffer.length - filled, value.length - offset);
-          buffer.set(value.subarray(offset, offset + take), filled);
-          filled += take;
-          offset += take;
-          if (filled < buffer.length) continue;
-          clearTimeout(idleTimer);
-          const verdict = await sink(next, buffer);
-          armIdle();
-          if (verdict === 'stop') return end;
-          if (!verdict) throw new PfError('PF_ERR_CHUNK_HASH_MISMATCH', `chunk ${next} from HTTP failed SHA-256`);
-          onChunkOk();
-          next++;
-          if (next < end) {
-            ({ start: chunkStart, end: chunkEnd } = chunkRange(manifest, next));
-            buffer = whole.subarray(0, chunkEnd - chunkStart);
-            filled = 0;
-          }
-        }
+      for (; next < end; next++) {
+        const buffer = whole.subarray(0, chunkLength(manifest, next));
+        lastByteAtMs = Date.now();
+        if ((await response.readInto(buffer, onBytes)) < buffer.length) throw new PfError('PF_ERR_UPSTREAM', 'response ended early');
+        // The sink's time (verify, store) is not the server's silence.
+        clearTimeout(idleTimer);
+        const verdict = await sink(next, buffer);
+        lastByteAtMs = Date.now();
+        idleTimer = setTimeout(checkIdle, idleTimeoutMs);
+        if (verdict === 'stop') return end;
+        if (!verdict) throw new PfError('PF_ERR_CHUNK_HASH_MISMATCH', `chunk ${next} from HTTP failed SHA-256`);
+        onChunkOk();
       }
-      isComplete = next >= end;
-      if (next < end) throw new PfError('PF_ERR_UPSTREAM', 'response ended early');
+      // Every chunk arrived: a body that goes on is not the range asked for.
+      if ((await response.readInto(whole.subarray(0, 1))) > 0) throw new PfError('PF_ERR_HTTP_RANGE_MISMATCH', 'response longer than its Content-Range');
+      isComplete = true;
       return next;
     } catch (error) {
       if (next > first) throw new Progress(next, error);

@@ -1,14 +1,12 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { RangeGet } from '../http-filler.ts';
 import type { ApiRequest } from '../session-client.ts';
 
 /**
- * The Node runtime's HTTP: node:http(s) with keep-alive, shared by every download in the
- * process (idle connections do not hold it open). Not fetch: Node's fetch loads undici,
+ * The Node runtime's API requests: node:http(s) with keep-alive, shared by every download in
+ * the process (idle connections do not hold it open). Not fetch: Node's fetch loads undici,
  * which costs ~44 MB of RSS before the first byte (a `peerfill get` of a tiny file peaked
- * at 109 MB with it), and wraps every read in a web stream and a fresh Uint8Array, which
- * cost more main-thread time than the SHA-256 of the same bytes in bench/client.
+ * at 109 MB with it). Range GETs, the bulk of the bytes, go through http1-range-get.ts.
  */
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 32 });
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32 });
@@ -28,23 +26,6 @@ function send(url: string, options: RequestOptions, body: string | undefined): P
     request.end(body);
   });
 }
-
-/** Range GETs: the socket's own buffers go to the filler as they arrive. */
-export const nodeRangeGet: RangeGet = async (url, range, signal) => {
-  const { response, abandon } = await send(url, { headers: { range }, signal }, undefined);
-  return {
-    status: response.statusCode ?? 0,
-    header: (name) => {
-      const value = response.headers[name];
-      return value === undefined ? null : String(value);
-    },
-    body: response,
-    cancel: () => {
-      abandon();
-      return Promise.resolve();
-    },
-  };
-};
 
 /** Small JSON API requests (sessions, manifests, the catalog): the body is read whole. */
 export const nodeApiRequest: ApiRequest = async (url, init = {}) => {

@@ -5,7 +5,8 @@ import type { ClientOptions } from '../options.ts';
 import type { WebSocketLike } from '../tracker-client.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
 import { createThreadFileHasher } from './hash-thread.ts';
-import { nodeApiRequest, nodeRangeGet } from './node-http.ts';
+import { http1RangeGet } from './http1-range-get.ts';
+import { nodeApiRequest } from './node-http.ts';
 import { loadNodeWrtc } from './wrtc.ts';
 
 /** node:crypto's one-shot SHA-256: hashes the chunk in place on this thread; WebCrypto copies it and queues a job per chunk. */
@@ -46,7 +47,7 @@ export function nodeClientOptions(options: { usePeers?: boolean } = {}): ClientO
     wrtc: usePeers ? loadNodeWrtc() : undefined,
     createWebSocket: createNodeWebSocket,
     apiRequest: nodeApiRequest,
-    rangeGet: nodeRangeGet,
+    rangeGet: http1RangeGet,
     createFileHasher: (store) => createThreadFileHasher(store instanceof FileChunkStore ? store.partPath : undefined),
     hashChunk: nodeHashChunk,
   };

@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Download } from '../../client/download.ts';
 import { createClient, type ClientOptions } from '../../client/index.ts';
 import { FileChunkStore } from '../../client/node/file-chunk-store.ts';
-import { nodeApiRequest, nodeRangeGet } from '../../client/node/node-http.ts';
+import { http1RangeGet } from '../../client/node/http1-range-get.ts';
+import { nodeApiRequest } from '../../client/node/node-http.ts';
 import { nodeClientOptions } from '../../client/node/node-runtime.ts';
 import { readStateFile } from '../../client/node/state-file.ts';
 import type { ProgressInfo } from '../../client/progress.ts';
@@ -131,7 +132,7 @@ describe('faults mid-download (real serve composition)', () => {
     const seederKilled = new Promise<void>((resolve) => (killed = resolve));
     const heldRangeGet: RangeGet = async (rangeUrl, range, signal) => {
       await Promise.race([seederKilled, new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }))]);
-      return nodeRangeGet(rangeUrl, range, signal);
+      return http1RangeGet(rangeUrl, range, signal);
     };
     const watched = startDownload(url, join(dir, 'out.bin'), { ...nodeClientOptions(), rangeGet: heldRangeGet, eagerAnnounceMs: 1000 });
     let peerChunks = 0;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpFiller, type RangeGet } from '../../client/http-filler.ts';
-import { nodeRangeGet } from '../../client/node/node-http.ts';
+import { http1RangeGet } from '../../client/node/http1-range-get.ts';
 import { verifyChunk } from '../../client/verify.ts';
 import { PfError, chunkRange } from '../../protocol/index.ts';
 import { startFakeServer, testBytes, type FakeServer } from './fixtures/fake-server.ts';
@@ -30,10 +30,10 @@ function filler(s: FakeServer, urls: { current: string }, extra: Partial<Constru
   });
 }
 
-// Every case over both transports: fetch (browsers) and node:http (the Node runtime).
+// Every case over both transports: fetch (browsers) and the Node runtime's HTTP/1.1 client.
 describe.each([
   ['fetch', undefined],
-  ['node:http', nodeRangeGet],
+  ['HTTP/1.1 into chunk buffers (Node)', http1RangeGet],
 ])('HttpFiller over %s', (_name, transport) => {
   beforeEach(() => {
     rangeGet = transport;
