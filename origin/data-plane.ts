@@ -34,9 +34,9 @@ export interface DataPlaneOptions {
 }
 
 const CACHE_CONTROL = 'public, max-age=600';
-/** Single ranges up to this size are read into one buffer: no stream set-up on the hot path. */
+/** Single ranges are read in pieces of this size into pooled buffers (one piece: one buffer). */
 const SMALL_READ_BYTES = 1024 * 1024;
-/** Read buffers kept for reuse by one process: about one per concurrent small-range response. */
+/** Read buffers kept for reuse by one process: one or two per concurrent response. */
 const MAX_POOLED_READ_BUFFERS = 32;
 const readBuffers: Buffer[] = [];
 const STREAM_HIGH_WATER_MARK_BYTES = 256 * 1024;
@@ -149,32 +149,57 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
     if (decision.kind === 'partial') headers['content-range'] = contentRange(range, size);
     res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
     if (isHead || lengthBytes === 0) return void res.end();
-    if (lengthBytes <= SMALL_READ_BYTES && handle.readInto) {
-      // Into a pooled buffer, back in the pool once the response has gone to the socket (or
-      // died): a fresh 1 MiB buffer per request costs a page fault per 4 KiB as it is filled.
-      // Both the read and the response must be over: a client that leaves mid-read must not
-      // hand the buffer to another request while this read still fills it.
-      const buffer = readBuffers.pop() ?? Buffer.allocUnsafeSlow(SMALL_READ_BYTES);
-      let holders = 2;
-      const release = () => {
-        if (--holders === 0 && readBuffers.length < MAX_POOLED_READ_BUFFERS) readBuffers.push(buffer);
-      };
-      res.once('close', release);
-      const bytes = buffer.subarray(0, lengthBytes);
-      let got: number;
-      try {
-        got = await handle.readInto(bytes, range.start);
-      } finally {
-        release();
-      }
-      if (got < lengthBytes) throw new Error('the file shrank while it was read');
-      if (limiter) await limiter.take(lengthBytes, abort.signal);
-      res.end(bytes);
+    if (handle.readInto) {
+      await sendPooled(handle.readInto.bind(handle), range, res, abort.signal);
       return;
     }
     const source = await handle.createReadStream(range.start, range.end, { signal: abort.signal, highWaterMarkBytes: STREAM_HIGH_WATER_MARK_BYTES });
     if (limiter) await pipeline(source, limiter.throttle(), res);
     else await pipeline(source, res);
+  }
+
+  /**
+   * One range through pooled buffers, in pieces of up to 1 MiB: one buffer for a small range;
+   * for a larger one two, each written while the other is read. A stream's fresh buffer per
+   * read cost a page fault per 4 KiB as it was filled, and garbage to collect. A buffer goes
+   * back to the pool only once its read and its write are both over, so a client that leaves
+   * mid-response never has another request's bytes read into a buffer still being sent.
+   */
+  async function sendPooled(readInto: (target: Uint8Array, start: number) => Promise<number>, range: ByteRange, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const end = range.end + 1;
+    const slots = Array.from({ length: end - range.start > SMALL_READ_BYTES ? 2 : 1 }, () => ({
+      buffer: readBuffers.pop() ?? Buffer.allocUnsafeSlow(SMALL_READ_BYTES),
+      written: Promise.resolve(),
+      isEnding: false,
+    }));
+    const release = (buffer: Buffer) => {
+      if (readBuffers.length < MAX_POOLED_READ_BUFFERS) readBuffers.push(buffer);
+    };
+    try {
+      for (let position = range.start, piece = 0; position < end; piece++) {
+        const slot = slots[piece % slots.length]!;
+        await slot.written;
+        const bytes = slot.buffer.subarray(0, Math.min(SMALL_READ_BYTES, end - position));
+        if ((await readInto(bytes, position)) < bytes.length) throw new Error('the file shrank while it was read');
+        if (limiter) await limiter.take(bytes.length, signal);
+        signal.throwIfAborted();
+        position += bytes.length;
+        if (position < end) {
+          slot.written = flushed(res, bytes);
+          // Observed here; awaited (and rethrown) before the buffer is used again.
+          slot.written.catch(() => undefined);
+          continue;
+        }
+        // The last piece ends the response; its buffer comes back once the response is over.
+        slot.isEnding = true;
+        res.once('close', () => release(slot.buffer));
+        res.end(bytes);
+      }
+    } finally {
+      for (const slot of slots) {
+        if (!slot.isEnding) void slot.written.then(() => release(slot.buffer), () => undefined);
+      }
+    }
   }
 
   /** One range into a response that stays open (multipart): honours backpressure and disconnects. */
@@ -194,6 +219,13 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
 
   app.route({ method: 'GET', url: `${SIGNED_URL_PREFIX}*`, exposeHeadRoute: false, handler });
   app.route({ method: 'HEAD', url: `${SIGNED_URL_PREFIX}*`, handler });
+}
+
+/** Write `bytes`; resolves once they are with the kernel (until then they must not change). */
+function flushed(res: ServerResponse, bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    res.write(bytes, (error) => (error ? reject(error) : resolve()));
+  });
 }
 
 async function write(res: ServerResponse, chunk: Uint8Array, signal: AbortSignal): Promise<void> {
