@@ -4,12 +4,12 @@ import type { ChunkStore, ResumeData } from './chunk-store.ts';
 import { TypedEmitter } from './events.ts';
 import { FileHashTracker } from './file-hash-tracker.ts';
 import { HttpFiller } from './http-filler.ts';
+import { HttpLanes } from './http-lanes.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { Swarm } from './peer/swarm.ts';
 import { ProgressCounter, type ProgressInfo } from './progress.ts';
-import { Scheduler, httpSource, isPeerSource, type SourceId } from './scheduler.ts';
+import { Scheduler, isPeerSource, type SourceId } from './scheduler.ts';
 import { SessionClient, fetchApiRequest } from './session-client.ts';
-import { sleep } from './sleep.ts';
 import { TrackerClient } from './tracker-client.ts';
 import { chunkLength, verifyChunk } from './verify.ts';
 
@@ -56,15 +56,12 @@ export class Download extends TypedEmitter<DownloadEvents> {
   #hashTracker: FileHashTracker | undefined;
   /** Loaded only by downloads that use peers: an HTTP-only `peerfill get` never loads WebRTC or the wire. */
   #peerStack: { Swarm: typeof Swarm; SimplePeer: typeof SimplePeer } | undefined;
-  #lanes = new AbortController();
+  #lanes: HttpLanes | undefined;
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #inFlightBytes = 0;
-  #wakeResolvers: Array<() => void> = [];
-  #wakeTimer: ReturnType<typeof setTimeout> | undefined;
   #status: DownloadEvents['status']['status'] = 'running';
   #isFinishing = false;
   #isDestroyed = false;
-  #httpFailures = 0;
   #started: Promise<void> | undefined;
   #seedTimer: ReturnType<typeof setTimeout> | undefined;
   #startedAtMs = Date.now();
@@ -102,9 +99,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
   async pause(): Promise<void> {
     if (this.#status !== 'running') return;
     this.#setStatus('paused');
-    this.#lanes.abort();
+    this.#lanes?.stop();
     this.#swarm?.pauseRequests();
-    this.#wake();
     await this.#store.flush();
     this.#tracker?.announce('paused');
     await this.#patchSession({ status: 'paused' }).catch((error: unknown) => this.#warn('session PATCH paused failed', { error: String(error) }));
@@ -115,10 +111,9 @@ export class Download extends TypedEmitter<DownloadEvents> {
     if (this.#status !== 'paused') return;
     this.#setStatus('running');
     await this.#refreshUrl().catch((error: unknown) => this.#warn('session PATCH resumed failed', { error: String(error) }));
-    this.#lanes = new AbortController();
     this.#swarm?.resumeRequests();
     this.#tracker?.announce('update');
-    this.#startLanes();
+    this.#lanes?.start();
   }
 
   /** Stop everything and close the store (without publishing an incomplete file). */
@@ -126,8 +121,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     if (this.#isDestroyed) return;
     this.#isDestroyed = true;
     if (this.#status !== 'done') this.#setStatus('stopped');
-    this.#lanes.abort();
-    this.#wake();
+    this.#lanes?.stop();
     clearTimeout(this.#seedTimer);
     for (const timer of this.#timers) clearInterval(timer);
     this.#tracker?.stop('stopped');
@@ -204,7 +198,19 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#startedAtMs = Date.now();
     if (scheduler.isComplete()) return this.#finish();
     void this.#hashTracker.advance().catch((error: unknown) => this.#fail(error));
-    this.#startLanes();
+    this.#lanes = new HttpLanes({
+      manifest,
+      scheduler,
+      filler: this.#filler,
+      options,
+      isPeerGrace: () => this.#tracker !== undefined && Date.now() - this.#startedAtMs < options.peerGraceMs,
+      acceptChunk: (index, bytes, source) => this.#acceptChunk(index, bytes, source),
+      reserve: (bytes) => this.#reserve(bytes),
+      unreserve: (bytes) => this.#unreserve(bytes),
+      warn: (message, details) => this.#warn(message, details),
+      fail: (error) => this.#fail(error),
+    });
+    this.#lanes.start();
   }
 
   async #createSession(): Promise<string> {
@@ -371,96 +377,9 @@ export class Download extends TypedEmitter<DownloadEvents> {
     if (wasFull) this.#wake();
   }
 
-  // --- HTTP lanes ---------------------------------------------------------------
-
-  #startLanes(): void {
-    for (let lane = 0; lane < this.#options.httpConcurrency; lane++) void this.#runLane(lane, this.#lanes.signal);
-  }
-
-  async #runLane(lane: number, signal: AbortSignal): Promise<void> {
-    const scheduler = this.#scheduler!;
-    const manifest = this.manifest!;
-    const options = this.#options;
-    while (!signal.aborted && !scheduler.isComplete()) {
-      // Until peers had a moment to connect, fill cautiously (short runs, fewer lanes).
-      // Peers that have what we need but choke us still count: a client that went full speed on
-      // HTTP while its swarm choked it fetched nearly the whole file from the origin (bench/swarm).
-      const hasPeers =
-        scheduler.hasServingPeers() || scheduler.peersHaveWantedChunks() || (this.#tracker !== undefined && Date.now() - this.#startedAtMs < options.peerGraceMs);
-      const laneCount = hasPeers ? options.httpConcurrencyWithPeers : options.httpConcurrency;
-      if (lane >= laneCount || !this.#reserve(manifest.chunk_size)) {
-        await this.#idle();
-        continue;
-      }
-      const maxRunBytes = hasPeers ? options.httpMaxRunBytesWithPeers : options.httpMaxRunBytes;
-      // Runs no longer than an even share of what is left, so every lane has work.
-      const left = scheduler.chunkCount - scheduler.have.count();
-      const maxRunChunks = Math.max(1, Math.min(Math.floor(maxRunBytes / manifest.chunk_size), Math.ceil(left / laneCount)));
-      const run = scheduler.nextHttpRun(lane, { laneCount, maxRunChunks, mayTakeServable: !hasPeers });
-      if (!run) {
-        this.#unreserve(manifest.chunk_size);
-        await this.#idle();
-        continue;
-      }
-      const source = httpSource(lane);
-      try {
-        const handOverAfter = Math.max(1, Math.floor(options.httpMaxRunBytesWithPeers / manifest.chunk_size));
-        let delivered = 0;
-        await this.#filler!.fetchRun(
-          run.start,
-          run.count,
-          async (index, bytes) => {
-            const isGood = await this.#acceptChunk(index, bytes, source);
-            if (!isGood) return false;
-            // Peers appeared mid-run: hand the rest of a long run over to them.
-            if (++delivered >= handOverAfter && scheduler.hasServingPeers()) return 'stop';
-            // The run's next chunk reached a peer that serves us since the run started: stop
-            // here rather than take it from the origin too; the lane picks chunks no peer has.
-            const next = index + 1;
-            if (next < run.start + run.count && scheduler.picker.servable(next) > 0) return 'stop';
-            return true;
-          },
-          signal,
-        );
-        this.#httpFailures = 0;
-      } catch (error) {
-        scheduler.releaseAll(source);
-        if (signal.aborted) break;
-        this.#httpFailures++;
-        this.#warn('HTTP run failed', { lane, start: run.start, count: run.count, error: String(error) });
-        // With no peer to fall back on, persistent HTTP failure is fatal.
-        if (this.#httpFailures >= options.httpConcurrency * 2 && !scheduler.hasServingPeers()) {
-          this.#fail(error);
-          break;
-        }
-        await sleep(1000, signal).catch(() => undefined);
-      } finally {
-        scheduler.releaseAll(source);
-        this.#unreserve(manifest.chunk_size);
-      }
-    }
-  }
-
-  /** Wait until something changes (a chunk, a peer, freed memory), at most 1 s. */
-  #idle(): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, 1000);
-      this.#wakeResolvers.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  /** Wake idle lanes on the next macrotask (never synchronously: no wake-up ping-pong). */
+  /** Wake idle HTTP lanes: a chunk, a peer or freed memory changed what they may take. */
   #wake(): void {
-    if (this.#wakeTimer !== undefined) return;
-    this.#wakeTimer = setTimeout(() => {
-      this.#wakeTimer = undefined;
-      const resolvers = this.#wakeResolvers;
-      this.#wakeResolvers = [];
-      for (const resolve of resolvers) resolve();
-    }, 0);
+    this.#lanes?.wake();
   }
 
   #onTick(): void {
