@@ -12,9 +12,11 @@ export class PiecePicker {
   readonly #servable: Uint16Array;
   /** A per-client random order, so that ties in rarity differ between clients. */
   readonly #order: Uint32Array;
+  readonly #random: () => number;
 
   constructor(chunkCount: number, random: () => number = Math.random) {
     this.chunkCount = chunkCount;
+    this.#random = random;
     this.#availability = new Uint16Array(chunkCount);
     this.#servable = new Uint16Array(chunkCount);
     this.#order = new Uint32Array(chunkCount);
@@ -80,8 +82,7 @@ export class PiecePicker {
   /**
    * A run of adjacent chunks for one HTTP Range request. It continues from `cursor` (the
    * chunk after this lane's last run) when that chunk is still a candidate; otherwise it
-   * starts in the middle of the largest gap of candidates, which keeps independent
-   * clients (and lanes) away from each other's frontiers. `startOffset` is where a lane
+   * jumps into a gap of candidates, away from the frontiers at its ends (see #pointInAGap). `startOffset` is where a lane
    * begins when it has no cursor yet. With `avoidServable`, chunks a peer can serve are
    * not candidates; with `avoidAvailable`, neither are chunks any connected peer has (even one
    * choking us now): a peer will have them for us sooner or later, and HTTP is the scarce source.
@@ -113,7 +114,7 @@ export class PiecePicker {
         }
       }
     } else {
-      start = this.#middleOfLargestGap(isCandidate);
+      start = this.#pointInAGap(isCandidate);
     }
     if (start === undefined) return undefined;
     let count = 1;
@@ -121,26 +122,27 @@ export class PiecePicker {
     return { start, count };
   }
 
-  #middleOfLargestGap(isCandidate: (index: number) => boolean): number | undefined {
-    let bestStart = -1;
-    let bestLength = 0;
+  /**
+   * A chunk in the middle half of a gap of candidates, the gap drawn with odds by its length
+   * squared (large gaps first). Not the exact middle of the largest gap: clients of one swarm
+   * know much the same, so all of them took the very same chunk from the origin (bench/swarm).
+   */
+  #pointInAGap(isCandidate: (index: number) => boolean): number | undefined {
+    const gaps: Array<{ start: number; length: number }> = [];
     let runStart = -1;
     for (let index = 0; index <= this.chunkCount; index++) {
       if (index < this.chunkCount && isCandidate(index)) {
         if (runStart < 0) runStart = index;
         continue;
       }
-      if (runStart >= 0) {
-        const length = index - runStart;
-        if (length > bestLength) {
-          bestLength = length;
-          bestStart = runStart;
-        }
-        runStart = -1;
-      }
+      if (runStart >= 0) gaps.push({ start: runStart, length: index - runStart });
+      runStart = -1;
     }
-    if (bestLength === 0) return undefined;
-    return bestStart + Math.floor(bestLength / 2);
+    if (gaps.length === 0) return undefined;
+    let draw = this.#random() * gaps.reduce((sum, gap) => sum + gap.length ** 2, 0);
+    const gap = gaps.find((candidate) => (draw -= candidate.length ** 2) < 0) ?? gaps[gaps.length - 1]!;
+    const offset = Math.floor(gap.length / 4 + this.#random() * Math.max(1, gap.length / 2));
+    return gap.start + Math.min(gap.length - 1, offset);
   }
 
   #apply(bitfield: Bitfield, delta: 1 | -1, all: boolean): void {

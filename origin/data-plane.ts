@@ -181,11 +181,14 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
         await slot.written;
         const bytes = slot.buffer.subarray(0, Math.min(SMALL_READ_BYTES, end - position));
         if ((await readInto(bytes, position)) < bytes.length) throw new Error('the file shrank while it was read');
-        if (limiter) await limiter.take(bytes.length, signal);
+        // Under an egress cap, in slices: a whole piece at once would burst past the cap, and a
+        // client that leaves mid-run would have been sent all of it. The last slice carries the
+        // completion (a socket completes writes in order).
+        const tail = limiter ? await limiter.paceSlices(bytes, (slice) => void res.write(slice), signal) : bytes;
         signal.throwIfAborted();
         position += bytes.length;
         if (position < end) {
-          slot.written = flushed(res, bytes);
+          slot.written = flushed(res, tail);
           // Observed here; awaited (and rethrown) before the buffer is used again.
           slot.written.catch(() => undefined);
           continue;
@@ -193,7 +196,7 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
         // The last piece ends the response; its buffer comes back once the response is over.
         slot.isEnding = true;
         res.once('close', () => release(slot.buffer));
-        res.end(bytes);
+        res.end(tail);
       }
     } finally {
       for (const slot of slots) {

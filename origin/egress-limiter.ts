@@ -58,11 +58,24 @@ export class EgressLimiter {
     return transform;
   }
 
-  private async pace(stream: Transform, chunk: Buffer, signal: AbortSignal): Promise<void> {
-    for (let offset = 0; offset < chunk.length; offset += SLICE_BYTES) {
-      const slice = chunk.subarray(offset, offset + SLICE_BYTES);
+  /**
+   * Pace `bytes` in slices: each slice but the last goes to `send` once the cap allows it;
+   * the last is returned, its share already taken, for the caller to send with its own
+   * completion. A client that leaves mid-response has been sent little past the cap.
+   */
+  async paceSlices(bytes: Uint8Array, send: (slice: Uint8Array) => void, signal?: AbortSignal): Promise<Uint8Array> {
+    let offset = 0;
+    for (; bytes.length - offset > SLICE_BYTES; offset += SLICE_BYTES) {
+      const slice = bytes.subarray(offset, offset + SLICE_BYTES);
       await this.take(slice.length, signal);
-      stream.push(slice);
+      send(slice);
     }
+    const last = bytes.subarray(offset);
+    await this.take(last.length, signal);
+    return last;
+  }
+
+  private async pace(stream: Transform, chunk: Buffer, signal: AbortSignal): Promise<void> {
+    stream.push(await this.paceSlices(chunk, (slice) => stream.push(slice), signal));
   }
 }

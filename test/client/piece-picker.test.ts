@@ -47,14 +47,30 @@ describe('PiecePicker', () => {
     expect(picker.pickHttpRun({ isFree: () => true, cursor: undefined, startOffset: 5, maxRunChunks: 1, avoidServable: true })).toEqual({ start: 5, count: 1 });
   });
 
-  it('jumps to the middle of the largest gap when its own frontier is taken', () => {
-    const picker = new PiecePicker(20);
+  it('jumps into the middle half of a gap when its own frontier is taken, and continues its own run otherwise', () => {
     const taken = new Set([0, 1, 2, 3, 4, 12, 13]);
-    // Gaps: 5..11 (7 chunks) and 14..19 (6 chunks): middle of the first is 8.
-    const run = picker.pickHttpRun({ isFree: (i) => !taken.has(i), cursor: 12, startOffset: 0, maxRunChunks: 2, avoidServable: true });
-    expect(run).toEqual({ start: 8, count: 2 });
-    // It continues its own frontier when that chunk is still free.
+    // Gaps: 5..11 (7 chunks) and 14..19 (6 chunks); never a chunk at either end of one.
+    const middles = new Set([6, 7, 8, 9, 10, 15, 16, 17, 18]);
+    for (let seed = 1; seed <= 50; seed++) {
+      const picker = new PiecePicker(20, lcg(seed));
+      const run = picker.pickHttpRun({ isFree: (i) => !taken.has(i), cursor: 12, startOffset: 0, maxRunChunks: 2, avoidServable: true });
+      expect(middles.has(run!.start)).toBe(true);
+    }
+    const picker = new PiecePicker(20);
     expect(picker.pickHttpRun({ isFree: (i) => !taken.has(i), cursor: 5, startOffset: 0, maxRunChunks: 3, avoidServable: true })).toEqual({ start: 5, count: 3 });
+  });
+
+  it('clients that know the same swarm jump to different chunks, not all to one', () => {
+    // 8 clients, 256 chunks, peers have all but two large gaps: where does each jump?
+    const have = bits(256, []);
+    for (let i = 0; i < 256; i++) if (i < 40 || (i >= 120 && i < 150)) have.set(i);
+    const starts = new Set<number>();
+    for (let client = 1; client <= 8; client++) {
+      const picker = new PiecePicker(256, lcg(client * 7919));
+      picker.addBitfield(have, true);
+      starts.add(picker.pickHttpRun({ isFree: () => true, cursor: 0, startOffset: 0, maxRunChunks: 1, avoidServable: true })!.start);
+    }
+    expect(starts.size).toBeGreaterThanOrEqual(6);
   });
 
   it('returns nothing when every chunk is taken', () => {
@@ -62,3 +78,9 @@ describe('PiecePicker', () => {
     expect(picker.pickHttpRun({ isFree: () => false, cursor: undefined, startOffset: 0, maxRunChunks: 4, avoidServable: false })).toBeUndefined();
   });
 });
+
+/** A small seeded generator, so each simulated client draws its own numbers. */
+function lcg(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => (state = (state * 1664525 + 1013904223) >>> 0) / 2 ** 32;
+}

@@ -54,6 +54,21 @@ describe('EgressLimiter', () => {
     expect(clock.elapsedMs()).toBeGreaterThan(((700_000 - 64 * 1024) / (1024 * 1024)) * 1000 - 1);
   });
 
+  it('paces a piece in slices: each is sent only once the cap allows it, the last handed back', async () => {
+    const clock = simulatedClock();
+    const limiter = new EgressLimiter(1024 * 1024, 64 * 1024, clock);
+    const piece = randomBytes(1024 * 1024);
+    const sent: Array<{ bytes: number; atMs: number }> = [];
+    const last = await limiter.paceSlices(piece, (slice) => sent.push({ bytes: slice.length, atMs: clock.elapsedMs() }));
+    expect(sent.length).toBe(15);
+    expect(last.length).toBe(64 * 1024);
+    expect(Buffer.concat([piece.subarray(0, 15 * 64 * 1024), last]).equals(piece)).toBe(true);
+    // A client that leaves halfway was sent about half the piece, not all of it.
+    const byHalfTime = sent.filter((entry) => entry.atMs <= 500).reduce((sum, entry) => sum + entry.bytes, 0);
+    expect(byHalfTime).toBeLessThanOrEqual(512 * 1024 + 64 * 1024);
+    expect(clock.elapsedMs()).toBeGreaterThanOrEqual(((1024 * 1024 - 64 * 1024) / (1024 * 1024)) * 1000 - 1);
+  });
+
   it('rejects a non-positive rate', () => {
     expect(() => new EgressLimiter(0)).toThrow(RangeError);
   });
