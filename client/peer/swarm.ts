@@ -8,6 +8,9 @@ import { RateMeter, chooseUnchoked, pickOptimistic } from './choker.ts';
 import { Uploader } from './uploader.ts';
 import { PeerWire } from './wire.ts';
 
+/** Requests are topped up once this many blocks (256 KiB) can be asked for. */
+const REQUEST_BATCH_BLOCKS = 16;
+
 export interface SwarmOptions {
   manifest: Manifest;
   peerIdHex: string;
@@ -313,7 +316,12 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #fill(remote: Remote): void {
     if (this.#isPaused || this.#isDestroyed || !remote.source || remote.wire.isClosed || remote.wire.peerChoking) return;
     const { scheduler, maxBlocksPerPeer, maxChunksPerPeer, manifest } = this.#options;
-    if (outstandingBlocks(remote) === 0) remote.lastBlockAtMs = Date.now();
+    const outstandingNow = outstandingBlocks(remote);
+    if (outstandingNow === 0) remote.lastBlockAtMs = Date.now();
+    // Top up in batches, not one request per block received: the requests then go out as one
+    // data-channel message (each send is a blocking cross-thread call in @roamhq/wrtc) and
+    // reach the peer as adjacent blocks that it reads and answers together.
+    if (outstandingNow > maxBlocksPerPeer - Math.min(REQUEST_BATCH_BLOCKS, maxBlocksPerPeer)) return;
     for (;;) {
       const outstanding = outstandingBlocks(remote);
       if (outstanding >= maxBlocksPerPeer) return;

@@ -25,8 +25,11 @@ export interface WireEvents {
  * a swarm client's CPU. The wire is a byte stream, so message boundaries do not matter.
  */
 const MAX_BATCH_BYTES = 64 * 1024;
-/** The channel's buffered amount is read at most this often (it is a cross-thread call too). */
-const BUFFERED_AMOUNT_MAX_AGE_MS = 2;
+/**
+ * What simple-peer lets sit in the data channel before it holds back its stream (its
+ * MAX_BUFFERED_AMOUNT): past that, writes wait in the stream, where writableLength sees them.
+ */
+const CHANNEL_BUFFER_BYTES = 64 * 1024;
 
 /**
  * bittorrent-protocol's Wire over a simple-peer data channel. The typings of Wire are
@@ -41,8 +44,6 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   #batchBytes = 0;
   /** A flush is queued for the end of this synchronous burst (portable: no setImmediate in browsers). */
   #isFlushQueued = false;
-  #bufferedBytes = 0;
-  #bufferedReadAtMs = -Infinity;
 
   constructor(channel: SimplePeer.Instance) {
     super();
@@ -92,14 +93,14 @@ export class PeerWire extends TypedEmitter<WireEvents> {
     return this.#isClosed;
   }
 
-  /** Bytes queued towards the peer and not yet on the wire: the upload backpressure signal. */
+  /**
+   * Bytes queued towards the peer and not yet on the wire (within CHANNEL_BUFFER_BYTES): the
+   * upload backpressure signal. Not the channel's bufferedAmount: in @roamhq/wrtc each read
+   * is a blocking call across threads, and simple-peer already reads it after every send to
+   * hold its stream back; reading it here too cost a swarm client 14 s of a 100 s run.
+   */
   get backlogBytes(): number {
-    const nowMs = performance.now();
-    if (nowMs - this.#bufferedReadAtMs >= BUFFERED_AMOUNT_MAX_AGE_MS) {
-      this.#bufferedBytes = this.#channel.bufferSize;
-      this.#bufferedReadAtMs = nowMs;
-    }
-    return this.#batchBytes + this.#bufferedBytes + this.#channel.writableLength;
+    return this.#batchBytes + this.#channel.writableLength + (this.#channel.writableLength > 0 ? CHANNEL_BUFFER_BYTES : 0);
   }
 
   #enqueue(data: Uint8Array): void {
