@@ -98,9 +98,12 @@ export class Download extends TypedEmitter<DownloadEvents> {
   /** Stop fetching, make local state durable and PATCH the session `paused`. Peers are still served. */
   async pause(): Promise<void> {
     if (this.#status !== 'running') return;
-    this.#setStatus('paused');
-    this.#lanes?.stop();
+    this.#status = 'paused';
     this.#swarm?.pauseRequests();
+    // Announced once the lanes have ended: a chunk being verified and stored when the pause
+    // came is counted before, so the count shown as paused then stands still.
+    await this.#lanes?.stop();
+    if (this.#status === 'paused') this.emit('status', { status: 'paused' });
     await this.#store.flush();
     this.#tracker?.announce('paused');
     await this.#patchSession({ status: 'paused' }).catch((error: unknown) => this.#warn('session PATCH paused failed', { error: String(error) }));
@@ -121,7 +124,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     if (this.#isDestroyed) return;
     this.#isDestroyed = true;
     if (this.#status !== 'done') this.#setStatus('stopped');
-    this.#lanes?.stop();
+    void this.#lanes?.stop();
     clearTimeout(this.#seedTimer);
     for (const timer of this.#timers) clearInterval(timer);
     this.#tracker?.stop('stopped');

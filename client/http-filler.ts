@@ -71,7 +71,7 @@ export function fetchRangeGet(fetchImpl: typeof fetch): RangeGet {
           while (filled < target.length) {
             if (rest.length === 0) {
               if (isDone) break;
-              const { done, value } = await reader!.read();
+              const { done, value } = await readOrAbort(reader!, controller.signal);
               if (done) {
                 isDone = true;
                 break;
@@ -97,6 +97,20 @@ export function fetchRangeGet(fetchImpl: typeof fetch): RangeGet {
       throw error;
     }
   };
+}
+
+/**
+ * A body read that an abort ends at once. A read begun after the abort of an undici fetch
+ * whose body had fully arrived never settled, so a paused download waited on it forever.
+ */
+function readOrAbort(reader: ReadableStreamDefaultReader<Uint8Array>, signal: AbortSignal): Promise<ReadableStreamReadResult<Uint8Array>> {
+  if (signal.aborted) return Promise.reject(new PfError('PF_ERR_ABORTED'));
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new PfError('PF_ERR_ABORTED'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([reader.read(), aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
 }
 
 /** Spare chunk buffers kept: about one per concurrent request. */

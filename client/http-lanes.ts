@@ -33,6 +33,7 @@ export class HttpLanes {
   #wakeResolvers: Array<() => void> = [];
   #wakeTimer: ReturnType<typeof setTimeout> | undefined;
   #failures = 0;
+  #running: Array<Promise<void>> = [];
 
   constructor(options: HttpLanesOptions) {
     this.#options = options;
@@ -40,13 +41,19 @@ export class HttpLanes {
 
   start(): void {
     this.#controller = new AbortController();
-    for (let lane = 0; lane < this.#options.options.httpConcurrency; lane++) void this.#runLane(lane, this.#controller.signal);
+    const signal = this.#controller.signal;
+    this.#running = Array.from({ length: this.#options.options.httpConcurrency }, (_, lane) => this.#runLane(lane, signal));
   }
 
-  /** Abort every request in flight; lanes end (start() begins again). */
-  stop(): void {
+  /**
+   * Abort every request in flight; resolves once every lane has ended, including a chunk
+   * that was being verified and stored when the abort came (start() begins again).
+   */
+  stop(): Promise<void> {
     this.#controller.abort();
     this.wake();
+    this.#running.forEach((p, i) => void p.then(() => console.log("lane ended", i)));
+    return Promise.all(this.#running).then(() => undefined);
   }
 
   /** Wake idle lanes on the next macrotask (never synchronously: no wake-up ping-pong). */

@@ -5,7 +5,7 @@ import type { PeerWire } from './wire.ts';
 export type UploadWire = Pick<PeerWire, 'on' | 'isClosed' | 'amChoking' | 'backlogBytes' | 'piece'>;
 
 /** Adjacent blocks read and sent together: the wire's batch size (one data-channel message). */
-const READ_BYTES = 64 * 1024;
+const READ_BYTES = 128 * 1024;
 
 interface BlockRequest {
   index: number;

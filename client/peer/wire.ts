@@ -20,11 +20,11 @@ export interface WireEvents {
 
 /**
  * Wire output is gathered for one turn of the event loop and sent as one data-channel
- * message up to about this size: every send into a data channel costs a call across
+ * message of at most this size: every send into a data channel costs a call across
  * threads in @roamhq/wrtc (and a piece was two sends, header then block), which dominated
  * a swarm client's CPU. The wire is a byte stream, so message boundaries do not matter.
  */
-const MAX_BATCH_BYTES = 64 * 1024;
+const MAX_BATCH_BYTES = 128 * 1024;
 /**
  * What simple-peer lets sit in the data channel before it holds back its stream (its
  * MAX_BUFFERED_AMOUNT): past that, writes wait in the stream, where writableLength sees them.
@@ -104,8 +104,17 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   }
 
   #enqueue(data: Uint8Array): void {
-    this.#batch.push(data);
-    this.#batchBytes += data.length;
+    // Never a message over MAX_BATCH_BYTES: past the channel's maximum message size (256 KiB
+    // in @roamhq/wrtc and Chrome) a send kills the process (bench/swarm lost 7 of 8 clients).
+    if (this.#batchBytes + data.length > MAX_BATCH_BYTES) this.#flush();
+    for (let offset = MAX_BATCH_BYTES; offset < data.length; offset += MAX_BATCH_BYTES) {
+      this.#batch.push(data.subarray(offset - MAX_BATCH_BYTES, offset));
+      this.#batchBytes += MAX_BATCH_BYTES;
+      this.#flush();
+    }
+    const rest = data.length > MAX_BATCH_BYTES ? data.subarray(data.length - (data.length % MAX_BATCH_BYTES || MAX_BATCH_BYTES)) : data;
+    this.#batch.push(rest);
+    this.#batchBytes += rest.length;
     if (this.#batchBytes >= MAX_BATCH_BYTES) this.#flush();
     else if (!this.#isFlushQueued) {
       this.#isFlushQueued = true;

@@ -54,7 +54,7 @@ describe('Uploader', () => {
     const { wire, reads, request, hold, release } = setup();
     hold();
     request(2, 0); // read alone: nothing else is queued yet
-    for (let block = 1; block <= 6; block++) request(2, block * BLOCK);
+    for (let block = 1; block <= 10; block++) request(2, block * BLOCK);
     request(3, 0);
     for (let read = 0; read < 4; read++) {
       release();
@@ -62,11 +62,11 @@ describe('Uploader', () => {
     }
     expect(reads).toEqual([
       { index: 2, offset: 0, length: BLOCK },
-      { index: 2, offset: BLOCK, length: 4 * BLOCK }, // 64 KiB at most
-      { index: 2, offset: 5 * BLOCK, length: 2 * BLOCK },
+      { index: 2, offset: BLOCK, length: 8 * BLOCK }, // 128 KiB at most
+      { index: 2, offset: 9 * BLOCK, length: 2 * BLOCK },
       { index: 3, offset: 0, length: BLOCK },
     ]);
-    expect(wire.turns.map((turn) => turn.length)).toEqual([1, 4, 2, 1]);
+    expect(wire.turns.map((turn) => turn.length)).toEqual([1, 8, 2, 1]);
     for (const { index, offset, bytes } of wire.turns.flat()) expect(bytes).toEqual(chunk(index).slice(offset, offset + bytes.length));
   });
 
