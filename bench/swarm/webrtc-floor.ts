@@ -1,15 +1,16 @@
 // The cost of moving bytes over a WebRTC data channel on this machine, with nothing of
-// peerfill in the way: two simple-peer ends over @roamhq/wrtc in one process, 16 KiB
-// writes with the stream's own backpressure (what the swarm's wire does). Prints one JSON
-// line: throughput and CPU milliseconds per MiB (both ends together). bench/swarm runs it
-// inside its namespace and turns it into the least time the swarm's peer bytes can take.
-//   node --import tsx bench/swarm/webrtc-floor.ts [MiB]
+// peerfill in the way: two simple-peer ends over @roamhq/wrtc in one process, writes of
+// KiB each (16 by default; the wire sends messages of up to 128) with the stream's own
+// backpressure. Prints one JSON line: throughput and CPU milliseconds per MiB (both ends
+// together). bench/swarm runs it inside its namespace, at 16 KiB and at the wire's message
+// size, and turns the cheaper into the least time the swarm's peer bytes can take.
+//   node --import tsx bench/swarm/webrtc-floor.ts [MiB] [KiB]
 import SimplePeer from 'simple-peer';
 import { loadNodeWrtc } from '../../client/node/wrtc.ts';
 
 const MiB = 1024 * 1024;
 const TOTAL_BYTES = Number(process.argv[2] ?? 64) * MiB;
-const WRITE_BYTES = 16 * 1024;
+const WRITE_BYTES = Number(process.argv[3] ?? 16) * 1024;
 const LIMIT_MS = 120_000;
 
 const wrtc = loadNodeWrtc();
@@ -34,7 +35,7 @@ receiver.on('data', (data: Uint8Array) => {
   const seconds = (performance.now() - startedMs) / 1000;
   const cpu = process.cpuUsage(cpuAtStart);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  console.log(JSON.stringify({ ok: true, mib: TOTAL_BYTES / MiB, seconds, mibPerSecond: TOTAL_BYTES / MiB / seconds, cpuMsPerMiB: (cpuSeconds * 1000) / (TOTAL_BYTES / MiB) }));
+  console.log(JSON.stringify({ ok: true, writeKiB: WRITE_BYTES / 1024, mib: TOTAL_BYTES / MiB, seconds, mibPerSecond: TOTAL_BYTES / MiB / seconds, cpuMsPerMiB: (cpuSeconds * 1000) / (TOTAL_BYTES / MiB) }));
   sender.destroy();
   receiver.destroy();
   process.exit(0);

@@ -24,7 +24,7 @@ export interface WireEvents {
  * threads in @roamhq/wrtc (and a piece was two sends, header then block), which dominated
  * a swarm client's CPU. The wire is a byte stream, so message boundaries do not matter.
  */
-const MAX_BATCH_BYTES = 128 * 1024;
+export const MAX_MESSAGE_BYTES = 128 * 1024;
 /**
  * What simple-peer lets sit in the data channel before it holds back its stream (its
  * MAX_BUFFERED_AMOUNT): past that, writes wait in the stream, where writableLength sees them.
@@ -104,18 +104,18 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   }
 
   #enqueue(data: Uint8Array): void {
-    // Never a message over MAX_BATCH_BYTES: past the channel's maximum message size (256 KiB
+    // Never a message over MAX_MESSAGE_BYTES: past the channel's maximum message size (256 KiB
     // in @roamhq/wrtc and Chrome) a send kills the process (bench/swarm lost 7 of 8 clients).
-    if (this.#batchBytes + data.length > MAX_BATCH_BYTES) this.#flush();
-    for (let offset = MAX_BATCH_BYTES; offset < data.length; offset += MAX_BATCH_BYTES) {
-      this.#batch.push(data.subarray(offset - MAX_BATCH_BYTES, offset));
-      this.#batchBytes += MAX_BATCH_BYTES;
+    if (this.#batchBytes + data.length > MAX_MESSAGE_BYTES) this.#flush();
+    for (let offset = MAX_MESSAGE_BYTES; offset < data.length; offset += MAX_MESSAGE_BYTES) {
+      this.#batch.push(data.subarray(offset - MAX_MESSAGE_BYTES, offset));
+      this.#batchBytes += MAX_MESSAGE_BYTES;
       this.#flush();
     }
-    const rest = data.length > MAX_BATCH_BYTES ? data.subarray(data.length - (data.length % MAX_BATCH_BYTES || MAX_BATCH_BYTES)) : data;
+    const rest = data.length > MAX_MESSAGE_BYTES ? data.subarray(data.length - (data.length % MAX_MESSAGE_BYTES || MAX_MESSAGE_BYTES)) : data;
     this.#batch.push(rest);
     this.#batchBytes += rest.length;
-    if (this.#batchBytes >= MAX_BATCH_BYTES) this.#flush();
+    if (this.#batchBytes >= MAX_MESSAGE_BYTES) this.#flush();
     else if (!this.#isFlushQueued) {
       this.#isFlushQueued = true;
       queueMicrotask(() => {
