@@ -1,5 +1,4 @@
 import Wire from 'bittorrent-protocol';
-import type SimplePeer from 'simple-peer';
 import { TypedEmitter } from '../events.ts';
 
 /** Events of one BitTorrent wire, with everything from the peer still unchecked. */
@@ -30,22 +29,39 @@ export const MAX_MESSAGE_BYTES = 128 * 1024;
  * MAX_BUFFERED_AMOUNT): past that, writes wait in the stream, where writableLength sees them.
  */
 const CHANNEL_BUFFER_BYTES = 64 * 1024;
+/**
+ * A `have` waits at most this long for other bytes to the same peer to ride along with. One
+ * message per peer per verified chunk was as many data-channel sends as all the uploads.
+ */
+const HAVE_DELAY_MS = 300;
 
 /**
  * bittorrent-protocol's Wire over a simple-peer data channel. The typings of Wire are
  * loose (`any` in places), so this is the one place that touches it; everything leaves
  * here as checked numbers and Uint8Arrays.
  */
+/** What the wire needs of a data channel: a simple-peer, or any duplex stream (tests). */
+export interface WireChannel {
+  on(event: 'data', listener: (data: unknown) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  write(bytes: Uint8Array): unknown;
+  destroy(): unknown;
+  readonly writableLength: number;
+}
+
 export class PeerWire extends TypedEmitter<WireEvents> {
   readonly #wire: Wire.Wire;
-  readonly #channel: SimplePeer.Instance;
+  readonly #channel: WireChannel;
   #isClosed = false;
   #batch: Uint8Array[] = [];
   #batchBytes = 0;
   /** A flush is queued for the end of this synchronous burst (portable: no setImmediate in browsers). */
   #isFlushQueued = false;
+  #pendingHaves: number[] = [];
+  #haveTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(channel: SimplePeer.Instance) {
+  constructor(channel: WireChannel) {
     super();
     this.#channel = channel;
     this.#wire = new Wire();
@@ -104,6 +120,29 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   }
 
   #enqueue(data: Uint8Array): void {
+    const haves = this.#takeHaves();
+    if (haves) this.#append(haves);
+    this.#append(data);
+  }
+
+  /** The pending haves as wire messages (length 5, id 4, index; what Wire.have would send). */
+  #takeHaves(): Uint8Array | undefined {
+    const indices = this.#pendingHaves;
+    if (indices.length === 0) return undefined;
+    this.#pendingHaves = [];
+    clearTimeout(this.#haveTimer);
+    this.#haveTimer = undefined;
+    const bytes = new Uint8Array(9 * indices.length);
+    const view = new DataView(bytes.buffer);
+    indices.forEach((index, i) => {
+      view.setUint32(9 * i, 5);
+      bytes[9 * i + 4] = 4;
+      view.setUint32(9 * i + 5, index);
+    });
+    return bytes;
+  }
+
+  #append(data: Uint8Array): void {
     // Never a message over MAX_MESSAGE_BYTES: past the channel's maximum message size (256 KiB
     // in @roamhq/wrtc and Chrome) a send kills the process (bench/swarm lost 7 of 8 clients).
     if (this.#batchBytes + data.length > MAX_MESSAGE_BYTES) this.#flush();
@@ -151,8 +190,15 @@ export class PeerWire extends TypedEmitter<WireEvents> {
     this.#wire.bitfield(bytes);
   }
 
+  /** Tell the peer we have `index`: with the next bytes we send it, or within HAVE_DELAY_MS. */
   have(index: number): void {
-    this.#wire.have(index);
+    if (this.#isClosed) return;
+    this.#pendingHaves.push(index);
+    this.#haveTimer ??= setTimeout(() => {
+      this.#haveTimer = undefined;
+      const haves = this.#takeHaves();
+      if (haves && !this.#isClosed) this.#append(haves);
+    }, HAVE_DELAY_MS);
   }
 
   choke(): void {
@@ -205,6 +251,8 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   close(reason: string): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
+    clearTimeout(this.#haveTimer);
+    this.#pendingHaves = [];
     this.#batch = [];
     this.#batchBytes = 0;
     this.#wire.destroy();

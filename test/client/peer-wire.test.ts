@@ -1,0 +1,55 @@
+import { Duplex } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { PeerWire } from '../../client/peer/wire.ts';
+
+/** Two in-memory channel ends: what one writes, the other emits as data (like a data channel). */
+function channelPair(): [Duplex, Duplex, Uint8Array[]] {
+  const sent: Uint8Array[] = [];
+  const make = (): Duplex => new Duplex({ read() {}, write(chunk: Buffer, _encoding, callback) {
+    sent.push(chunk);
+    (this === a ? b : a).push(chunk);
+    callback();
+  } });
+  const a = make();
+  const b = make();
+  return [a, b, sent];
+}
+
+const INFO_HASH = 'ab'.repeat(20);
+
+describe('PeerWire', () => {
+  it('sends a have with the next bytes to that peer, or on its own within 300 ms, as bittorrent-protocol reads it', async () => {
+    const [left, right, sent] = channelPair();
+    const a = new PeerWire(left);
+    const b = new PeerWire(right);
+    const haves: number[] = [];
+    const requests: number[] = [];
+    b.on('have', (index) => haves.push(index));
+    b.on('request', ({ index }) => requests.push(index));
+    a.handshake(INFO_HASH, '11'.repeat(20));
+    b.handshake(INFO_HASH, '22'.repeat(20));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    a.unchoke();
+    b.unchoke();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    // Alone, a have waits (up to 300 ms) and goes with the next message: one send for both.
+    const sendsBefore = sent.length;
+    a.have(7);
+    a.have(70_000);
+    a.request(3, 0, 16_384);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(haves).toEqual([7, 70_000]);
+    expect(requests).toEqual([3]);
+    expect(sent.length - sendsBefore).toBe(1);
+
+    // With nothing else to send, it goes on its own.
+    a.have(9);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(haves).toEqual([7, 70_000]);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(haves).toEqual([7, 70_000, 9]);
+    a.close('test over');
+    b.close('test over');
+  });
+});
