@@ -354,7 +354,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     for (const other of others) if (isPeerSource(other)) this.#swarm?.cancelChunk(index, other);
     const fromPeer = isPeerSource(source);
     this.#counter.addVerified(bytes.length, fromPeer);
-    this.#swarm?.broadcastHave(index);
+    this.#swarm?.broadcastHave(index, !fromPeer);
     this.emit('chunk', fromPeer ? { index, source: 'peer', peerIdHex: source.slice(5) } : { index, source: 'http' });
     const { consumed, caughtUp } = this.#hashTracker!.offer(index, bytes);
     void caughtUp.catch((error: unknown) => this.#fail(error));

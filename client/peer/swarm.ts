@@ -156,11 +156,15 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     return true;
   }
 
-  /** We verified a chunk: tell every peer, and lose interest where it no longer applies. */
-  broadcastHave(index: number): void {
+  /**
+   * We verified a chunk: tell every peer, and lose interest where it no longer applies. A
+   * chunk from HTTP is announced at once: until then other clients may take it from the
+   * origin too. One from a peer may wait a little (that peer already announced it).
+   */
+  broadcastHave(index: number, fromHttp: boolean): void {
     for (const remote of this.#remotes) {
       if (!remote.source) continue;
-      remote.wire.have(index);
+      remote.wire.have(index, fromHttp);
       if (remote.bitfield.get(index)) {
         remote.wanted--;
         if (remote.wanted <= 0) remote.wire.uninterested();

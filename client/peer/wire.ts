@@ -30,8 +30,9 @@ export const MAX_MESSAGE_BYTES = 128 * 1024;
  */
 const CHANNEL_BUFFER_BYTES = 64 * 1024;
 /**
- * A `have` waits at most this long for other bytes to the same peer to ride along with. One
- * message per peer per verified chunk was as many data-channel sends as all the uploads.
+ * A `have` for a chunk from a peer waits at most this long for other bytes to the same peer
+ * to ride along with. One message per peer per verified chunk was as many data-channel sends
+ * as all the uploads. (A chunk from HTTP is announced at once: see Swarm.broadcastHave.)
  */
 const HAVE_DELAY_MS = 300;
 
@@ -190,10 +191,17 @@ export class PeerWire extends TypedEmitter<WireEvents> {
     this.#wire.bitfield(bytes);
   }
 
-  /** Tell the peer we have `index`: with the next bytes we send it, or within HAVE_DELAY_MS. */
-  have(index: number): void {
+  /**
+   * Tell the peer we have `index`: with the next bytes we send it, or within HAVE_DELAY_MS;
+   * `isUrgent` sends it (and any waiting) in this turn.
+   */
+  have(index: number, isUrgent = false): void {
     if (this.#isClosed) return;
     this.#pendingHaves.push(index);
+    if (isUrgent) {
+      this.#append(this.#takeHaves()!);
+      return;
+    }
     this.#haveTimer ??= setTimeout(() => {
       this.#haveTimer = undefined;
       const haves = this.#takeHaves();

@@ -49,6 +49,12 @@ describe('PeerWire', () => {
     expect(haves).toEqual([7, 70_000]);
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect(haves).toEqual([7, 70_000, 9]);
+
+    // An urgent one (a chunk from HTTP, which others might fetch from the origin) goes at once.
+    a.have(11);
+    a.have(12, true);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(haves).toEqual([7, 70_000, 9, 11, 12]);
     a.close('test over');
     b.close('test over');
   });
