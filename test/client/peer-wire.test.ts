@@ -1,6 +1,7 @@
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { PeerWire } from '../../client/peer/wire.ts';
+import { waitFor } from '../support/net.ts';
 
 /** Two in-memory channel ends: what one writes, the other emits as data (like a data channel). */
 function channelPair(): [Duplex, Duplex, Uint8Array[]] {
@@ -38,7 +39,7 @@ describe('PeerWire', () => {
     a.have(7);
     a.have(70_000);
     a.request(3, 0, 16_384);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await waitFor(() => requests.length === 1, 'the request', 5000, 5);
     expect(haves).toEqual([7, 70_000]);
     expect(requests).toEqual([3]);
     expect(sent.length - sendsBefore).toBe(1);
@@ -47,13 +48,13 @@ describe('PeerWire', () => {
     a.have(9);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(haves).toEqual([7, 70_000]);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await waitFor(() => haves.length === 3, 'the have sent on its own', 5000, 10);
     expect(haves).toEqual([7, 70_000, 9]);
 
     // An urgent one (a chunk from HTTP, which others might fetch from the origin) goes at once.
     a.have(11);
     a.have(12, true);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await waitFor(() => haves.length === 5, 'the urgent have', 5000, 5);
     expect(haves).toEqual([7, 70_000, 9, 11, 12]);
     a.close('test over');
     b.close('test over');
