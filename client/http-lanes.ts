@@ -52,7 +52,6 @@ export class HttpLanes {
   stop(): Promise<void> {
     this.#controller.abort();
     this.wake();
-    this.#running.forEach((p, i) => void p.then(() => console.log("lane ended", i)));
     return Promise.all(this.#running).then(() => undefined);
   }
 
