@@ -36,6 +36,12 @@ export default tseslint.config(
     },
   },
   {
+    // Components speak through pino (origin, tracker) or onWarning (client); a console call
+    // there is a debugging leftover. The CLI, benches and tests print on purpose.
+    files: ['client/**/*.ts', 'origin/**/*.ts', 'tracker/**/*.ts', 'protocol/**/*.ts'],
+    rules: { 'no-console': ['error', { allow: ['debug'] }] },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: { ...globals.node }, parserOptions: { projectService: false } },
