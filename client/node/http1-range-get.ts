@@ -51,7 +51,7 @@ class Connection {
   #filled = 0;
   #onBytes: ((bytes: number) => void) | undefined;
   #bodyWaiter: { resolve: (filled: number) => void; reject: (error: Error) => void } | undefined;
-  #headWaiter: { resolve: (head: ResponseHead) => void; reject: (error: Error) => void } | undefined;
+  #headWaiter: { resolve: (answer: { head: ResponseHead; exchange: Exchange }) => void; reject: (error: Error) => void } | undefined;
   #error: Error | undefined;
 
   constructor(url: URL, key: string, options: Http1RangeGetOptions) {
@@ -83,14 +83,7 @@ class Connection {
     this.socket.ref();
     const text = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nRange: ${range}\r\nAccept-Encoding: identity\r\nUser-Agent: peerfill\r\n\r\n`;
     return new Promise((resolve, reject) => {
-      this.#headWaiter = {
-        resolve: (head) => {
-          const exchange: Exchange = { isEnded: false, bodyBytes: head.headers.has('transfer-encoding') ? undefined : contentLength(head) };
-          this.#exchange = exchange;
-          resolve({ head, exchange });
-        },
-        reject,
-      };
+      this.#headWaiter = { resolve, reject };
       this.socket.write(text);
       this.socket.resume();
     });
@@ -217,9 +210,11 @@ class Connection {
     this.#spill = spill;
     this.#unread = bodyBytes === undefined ? 0 : bodyBytes - spill.length;
     this.#isKeepAlive = head.isKeepAlive && bodyBytes !== undefined;
+    const exchange: Exchange = { isEnded: false, bodyBytes };
+    this.#exchange = exchange;
     const waiter = this.#headWaiter;
     this.#headWaiter = undefined;
-    waiter?.resolve(head);
+    waiter?.resolve({ head, exchange });
     // A body-less response ends here (its bytes, none, are handed over).
     if (bodyBytes === 0) this.#endIfDone();
     return false;

@@ -11,7 +11,7 @@ import type { ApiRequest } from '../session-client.ts';
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 32 });
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32 });
 
-function send(url: string, options: RequestOptions, body: string | undefined): Promise<{ response: IncomingMessage; abandon: () => void }> {
+function send(url: string, options: RequestOptions, body: string | undefined): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const isHttps = target.protocol === 'https:';
@@ -20,8 +20,7 @@ function send(url: string, options: RequestOptions, body: string | undefined): P
       return;
     }
     const withAgent = { ...options, agent: isHttps ? httpsAgent : httpAgent };
-    const onResponse = (response: IncomingMessage) => resolve({ response, abandon: () => request.destroy() });
-    const request = isHttps ? httpsRequest(target, withAgent, onResponse) : httpRequest(target, withAgent, onResponse);
+    const request = isHttps ? httpsRequest(target, withAgent, resolve) : httpRequest(target, withAgent, resolve);
     request.once('error', reject);
     request.end(body);
   });
@@ -31,7 +30,7 @@ function send(url: string, options: RequestOptions, body: string | undefined): P
 export const nodeApiRequest: ApiRequest = async (url, init = {}) => {
   const body = init.body;
   const headers = { ...init.headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) };
-  const { response } = await send(url, { method: init.method ?? 'GET', headers, signal: init.signal }, body);
+  const response = await send(url, { method: init.method ?? 'GET', headers, signal: init.signal }, body);
   const pieces: Buffer[] = [];
   for await (const piece of response) pieces.push(piece as Buffer);
   return { status: response.statusCode ?? 0, text: Buffer.concat(pieces).toString('utf8') };
