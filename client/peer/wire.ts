@@ -36,11 +36,6 @@ const CHANNEL_BUFFER_BYTES = 64 * 1024;
  */
 const HAVE_DELAY_MS = 300;
 
-/**
- * bittorrent-protocol's Wire over a simple-peer data channel. The typings of Wire are
- * loose (`any` in places), so this is the one place that touches it; everything leaves
- * here as checked numbers and Uint8Arrays.
- */
 /** What the wire needs of a data channel: a simple-peer, or any duplex stream (tests). */
 export interface WireChannel {
   on(event: 'data', listener: (data: unknown) => void): unknown;
@@ -51,6 +46,11 @@ export interface WireChannel {
   readonly writableLength: number;
 }
 
+/**
+ * bittorrent-protocol's Wire over a simple-peer data channel. The typings of Wire are
+ * loose (`any` in places), so this is the one place that touches it; everything leaves
+ * here as checked numbers and Uint8Arrays.
+ */
 export class PeerWire extends TypedEmitter<WireEvents> {
   readonly #wire: Wire.Wire;
   readonly #channel: WireChannel;
@@ -146,17 +146,15 @@ export class PeerWire extends TypedEmitter<WireEvents> {
   #append(data: Uint8Array): void {
     // Never a message over MAX_MESSAGE_BYTES: past the channel's maximum message size (256 KiB
     // in @roamhq/wrtc and Chrome) a send kills the process (bench/swarm lost 7 of 8 clients).
+    // Data that fits is kept whole; only data larger than a message is cut.
     if (this.#batchBytes + data.length > MAX_MESSAGE_BYTES) this.#flush();
-    for (let offset = MAX_MESSAGE_BYTES; offset < data.length; offset += MAX_MESSAGE_BYTES) {
-      this.#batch.push(data.subarray(offset - MAX_MESSAGE_BYTES, offset));
-      this.#batchBytes += MAX_MESSAGE_BYTES;
-      this.#flush();
+    for (let offset = 0; offset < data.length; offset += MAX_MESSAGE_BYTES) {
+      const piece = data.subarray(offset, offset + MAX_MESSAGE_BYTES);
+      this.#batch.push(piece);
+      this.#batchBytes += piece.length;
+      if (this.#batchBytes >= MAX_MESSAGE_BYTES) this.#flush();
     }
-    const rest = data.length > MAX_MESSAGE_BYTES ? data.subarray(data.length - (data.length % MAX_MESSAGE_BYTES || MAX_MESSAGE_BYTES)) : data;
-    this.#batch.push(rest);
-    this.#batchBytes += rest.length;
-    if (this.#batchBytes >= MAX_MESSAGE_BYTES) this.#flush();
-    else if (!this.#isFlushQueued) {
+    if (this.#batchBytes > 0 && !this.#isFlushQueued) {
       this.#isFlushQueued = true;
       queueMicrotask(() => {
         this.#isFlushQueued = false;

@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { PeerWire } from '../../client/peer/wire.ts';
+import { MAX_MESSAGE_BYTES, PeerWire } from '../../client/peer/wire.ts';
 import { waitFor } from '../support/net.ts';
 
 /** Two in-memory channel ends: what one writes, the other emits as data (like a data channel). */
@@ -56,6 +56,24 @@ describe('PeerWire', () => {
     a.have(12, true);
     await waitFor(() => haves.length === 5, 'the urgent have', 5000, 5);
     expect(haves).toEqual([7, 70_000, 9, 11, 12]);
+    a.close('test over');
+    b.close('test over');
+  });
+
+  it('never sends a message over MAX_MESSAGE_BYTES, and a bitfield larger than one arrives whole', async () => {
+    const [left, right, sent] = channelPair();
+    const a = new PeerWire(left);
+    const b = new PeerWire(right);
+    const bitfields: Uint8Array[] = [];
+    b.on('bitfield', (bytes) => bitfields.push(bytes));
+    a.handshake(INFO_HASH, '11'.repeat(20));
+    b.handshake(INFO_HASH, '22'.repeat(20));
+    // 2.5 messages of bitfield (a 50 GiB file of 64 KiB chunks would be ~100 KiB).
+    const bitfield = Uint8Array.from({ length: Math.floor(MAX_MESSAGE_BYTES * 2.5) }, (_, i) => i % 251);
+    a.bitfield(bitfield);
+    await waitFor(() => bitfields.length === 1, 'the bitfield', 5000, 5);
+    expect(bitfields[0]).toEqual(bitfield);
+    expect(Math.max(...sent.map((message) => message.length))).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
     a.close('test over');
     b.close('test over');
   });
