@@ -82,10 +82,11 @@ export class PiecePicker {
   /**
    * A run of adjacent chunks for one HTTP Range request. It continues from `cursor` (the
    * chunk after this lane's last run) when that chunk is still a candidate; otherwise it
-   * jumps into a gap of candidates, away from the frontiers at its ends (see #pointInAGap). `startOffset` is where a lane
-   * begins when it has no cursor yet. With `avoidServable`, chunks a peer can serve are
-   * not candidates; with `avoidAvailable`, neither are chunks any connected peer has (even one
-   * choking us now): a peer will have them for us sooner or later, and HTTP is the scarce source.
+   * jumps into a gap of candidates, away from the frontiers at its ends (see #pointInAGap).
+   * `startOffset` is where a lane begins when it has no cursor yet. With `avoidServable`,
+   * chunks a peer can serve are not candidates; with `avoidAvailable`, neither are chunks any
+   * connected peer has (even one choking us now): a peer will have them for us sooner or
+   * later, and HTTP is the scarce source.
    */
   pickHttpRun(options: {
     isFree: (index: number) => boolean;
