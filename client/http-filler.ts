@@ -9,7 +9,7 @@ export interface HttpFillerOptions {
   /** Get a fresh URL after a 403 (the engine PATCHes the session `resumed`). */
   refreshUrl: () => Promise<string>;
   fetch?: typeof fetch;
-  /** How Range requests are made [fetchRangeGet(fetch)]; Node passes node:http's. */
+  /** How Range requests are made [fetchRangeGet(fetch)]; Node passes its HTTP/1.1 client (http1-range-get.ts). */
   rangeGet?: RangeGet;
   /** Attempts per run before giving up. Default 8. */
   maxAttempts?: number;

@@ -22,7 +22,7 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** How the session API and manifest are requested [over `fetch`; Node passes node:http's]. */
   apiRequest?: ApiRequest;
-  /** How the HTTP filler makes Range requests [over `fetch`; Node passes node:http's]. */
+  /** How the HTTP filler makes Range requests [over `fetch`; Node passes its HTTP/1.1 client, which reads into the chunk buffers]. */
   rangeGet?: RangeGet;
   /** Incremental whole-file SHA-256 [portable TypeScript implementation]. */
   createFileHasher?: FileHasherFactory;

@@ -39,7 +39,7 @@ export function createNodeWebSocket(url: string): WebSocketLike {
   return adapter;
 }
 
-/** What Node adds to the portable client: WebRTC, WebSocket, node:http (API and Range requests) and SHA-256 on a worker thread. */
+/** What Node adds to the portable client: WebRTC, WebSocket, node:http for API requests, an HTTP/1.1 client for Range requests, and SHA-256 on a worker thread. */
 export function nodeClientOptions(options: { usePeers?: boolean } = {}): ClientOptions {
   const usePeers = options.usePeers ?? true;
   return {
