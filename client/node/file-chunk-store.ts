@@ -4,6 +4,13 @@ import type { ChunkStore, ResumeData } from '../chunk-store.ts';
 import { readAt, readVerifiedChunk } from './chunk-file-read.ts';
 import { currentBootId, readStateFile, removeStateFile, syncDirectory, writeStateFile, type StateBody } from './state-file.ts';
 
+/**
+ * Chunks are written in pieces of this size. The kernel caches a write in folios as large as
+ * the write (ext4, Linux 6.16 on); on the bench VM, a large folio lands on memory the host has
+ * taken back, and 1 MiB writes cost 2.5 ms of system time per MiB against 0.3 at 128 KiB.
+ */
+const WRITE_BYTES = 128 * 1024;
+
 export interface FileChunkStoreOptions {
   /** Least time between two state flushes. Default 200 ms. */
   flushIntervalMs?: number;
@@ -126,7 +133,8 @@ export class FileChunkStore implements ChunkStore {
     if (bytes.length !== end - start) throw new RangeError(`chunk ${index} has the wrong length`);
     let written = 0;
     while (written < bytes.length) {
-      const { bytesWritten } = await this.#handle!.write(bytes, written, bytes.length - written, start + written);
+      const length = Math.min(WRITE_BYTES, bytes.length - written);
+      const { bytesWritten } = await this.#handle!.write(bytes, written, length, start + written);
       written += bytesWritten;
     }
     this.#verified.set(index);
