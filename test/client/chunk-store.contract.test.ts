@@ -24,6 +24,15 @@ const implementations: Array<[string, () => Promise<ChunkStore>]> = [
       return new FileChunkStore(join(dir, 'out.bin'), { flushIntervalMs: 1 });
     },
   ],
+  [
+    // No time for synchronous writes: after the first piece, every write goes through libuv's pool.
+    'file, writes on the pool',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'pf-store-'));
+      dirs.push(dir);
+      return new FileChunkStore(join(dir, 'out.bin'), { flushIntervalMs: 1, syncWriteBudget: 0 });
+    },
+  ],
 ];
 
 /** One contract, every ChunkStore. */
