@@ -42,7 +42,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     httpConcurrency: 4,
     httpConcurrencyWithPeers: 2,
     httpMaxRunBytes: 16 * MiB,
-    httpMaxRunBytesWithPeers: 2 * MiB,
+    httpMaxRunBytesWithPeers: MiB,
     maxInFlightBytes: 64 * MiB,
     maxChunksPerPeer: 4,
     maxBlocksPerPeer: 64,
