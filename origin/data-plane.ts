@@ -35,7 +35,7 @@ export interface DataPlaneOptions {
 
 const CACHE_CONTROL = 'public, max-age=600';
 /** Single ranges are read in pieces of this size into pooled buffers (one piece: one buffer). */
-const SMALL_READ_BYTES = 1024 * 1024;
+const POOLED_READ_BYTES = 1024 * 1024;
 /** Read buffers kept for reuse by one process: one or two per concurrent response. */
 const MAX_POOLED_READ_BUFFERS = 32;
 const readBuffers: Buffer[] = [];
@@ -167,8 +167,8 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
    */
   async function sendPooled(readInto: (target: Uint8Array, start: number) => Promise<number>, range: ByteRange, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const end = range.end + 1;
-    const slots = Array.from({ length: end - range.start > SMALL_READ_BYTES ? 2 : 1 }, () => ({
-      buffer: readBuffers.pop() ?? Buffer.allocUnsafeSlow(SMALL_READ_BYTES),
+    const slots = Array.from({ length: end - range.start > POOLED_READ_BYTES ? 2 : 1 }, () => ({
+      buffer: readBuffers.pop() ?? Buffer.allocUnsafeSlow(POOLED_READ_BYTES),
       written: Promise.resolve(),
       isEnding: false,
     }));
@@ -179,7 +179,7 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
       for (let position = range.start, piece = 0; position < end; piece++) {
         const slot = slots[piece % slots.length]!;
         await slot.written;
-        const bytes = slot.buffer.subarray(0, Math.min(SMALL_READ_BYTES, end - position));
+        const bytes = slot.buffer.subarray(0, Math.min(POOLED_READ_BYTES, end - position));
         if ((await readInto(bytes, position)) < bytes.length) throw new Error('the file shrank while it was read');
         // Under an egress cap, in slices: a whole piece at once would burst past the cap, and a
         // client that leaves mid-run would have been sent all of it. The last slice carries the

@@ -20,7 +20,7 @@ export interface StorageEntry extends StorageStat {
 export interface StorageHandle extends StorageStat {
   /** Bytes [start, endInclusive]. Destroying the stream (or aborting `signal`) releases it at once. */
   createReadStream(start: number, endInclusive: number, options?: ReadOptions): Promise<Readable>;
-  /** Optional fast path (small ranges, manifest builds): bytes from `start` into `target`, as many as fit or the file has; 0 at its end. */
+  /** Optional fast path (single ranges, manifest builds): bytes from `start` into `target`, as many as fit or the file has; 0 at its end. */
   readInto?(target: Uint8Array, start: number): Promise<number>;
   close(): Promise<void>;
 }
