@@ -4,7 +4,7 @@ import type { PeerWire } from './wire.ts';
 /** What the uploader needs of a wire (a port, so the queueing can be tested without WebRTC). */
 export type UploadWire = Pick<PeerWire, 'on' | 'isClosed' | 'amChoking' | 'backlogBytes' | 'piece'>;
 
-/** Adjacent blocks read and sent together: the wire's batch size (one data-channel message). */
+/** Adjacent blocks read and sent together: with their headers, one data-channel message (see MAX_MESSAGE_BYTES). */
 const READ_BYTES = 128 * 1024;
 
 interface BlockRequest {

@@ -3,13 +3,18 @@ import { describe, expect, it } from 'vitest';
 import { MAX_MESSAGE_BYTES, PeerWire } from '../../client/peer/wire.ts';
 import { waitFor } from '../support/net.ts';
 
-/** Two in-memory channel ends: what one writes, the other emits as data (like a data channel). */
-function channelPair(): [Duplex, Duplex, Uint8Array[]] {
+/**
+ * Two in-memory channel ends: what one writes, the other emits as data. Like a data channel's
+ * send, a write copies the bytes; with `holdWrites`, each write's callback waits (like simple-peer
+ * over a full data channel) and the bytes go across uncopied, so the writer must not touch them.
+ */
+function channelPair(holdWrites = false): [Duplex, Duplex, Uint8Array[]] {
   const sent: Uint8Array[] = [];
   const make = (): Duplex => new Duplex({ read() {}, write(chunk: Buffer, _encoding, callback) {
     sent.push(chunk);
-    (this === a ? b : a).push(chunk);
-    callback();
+    (this === a ? b : a).push(holdWrites ? chunk : Buffer.from(chunk));
+    if (holdWrites) setTimeout(callback, 1);
+    else callback();
   } });
   const a = make();
   const b = make();
@@ -77,4 +82,51 @@ describe('PeerWire', () => {
     a.close('test over');
     b.close('test over');
   });
+
+  it("sends the uploader's answer of 8 blocks (128 KiB and their headers) as one message", async () => {
+    const [left, right, sent] = channelPair();
+    const a = new PeerWire(left);
+    const b = new PeerWire(right);
+    const pieces: number[] = [];
+    b.on('piece', ({ offset }) => pieces.push(offset));
+    a.handshake(INFO_HASH, '11'.repeat(20));
+    b.handshake(INFO_HASH, '22'.repeat(20));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const sendsBefore = sent.length;
+    a.have(3);
+    for (let block = 0; block < 8; block++) a.piece(5, block * 16_384, new Uint8Array(16_384));
+    await waitFor(() => pieces.length === 8, 'the 8 blocks', 5000, 5);
+    expect(sent.length - sendsBefore).toBe(1);
+    a.close('test over');
+    b.close('test over');
+  });
+
+  for (const holdWrites of [false, true]) {
+    it(`joins each message in a reused buffer only once the channel has taken the last one (${holdWrites ? 'channel holds its writes' : 'channel copies at once'})`, async () => {
+      const [left, right, sent] = channelPair(holdWrites);
+      const a = new PeerWire(left);
+      const b = new PeerWire(right);
+      const pieces: Array<{ index: number; offset: number; bytes: Uint8Array }> = [];
+      b.on('piece', (piece) => pieces.push({ ...piece, bytes: Uint8Array.from(piece.bytes) }));
+      a.handshake(INFO_HASH, '11'.repeat(20));
+      b.handshake(INFO_HASH, '22'.repeat(20));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const block = (index: number, offset: number) => new Uint8Array(16_384).fill((index * 31 + offset / 16_384) % 251);
+      const sendsBefore = sent.length;
+      // 4 chunks of 16 blocks, a chunk per turn: 2-3 messages each turn.
+      for (let index = 0; index < 4; index++) {
+        for (let offset = 0; offset < 16 * 16_384; offset += 16_384) a.piece(index, offset, block(index, offset));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await waitFor(() => pieces.length === 64, 'all 64 blocks', 5000, 5);
+      for (const piece of pieces) expect(Buffer.from(piece.bytes).equals(block(piece.index, piece.offset)), `block ${piece.index}/${piece.offset}`).toBe(true);
+      const joined = sent.slice(sendsBefore).filter((message) => message.byteLength > 16_384);
+      expect(joined.length).toBeGreaterThan(4);
+      const buffers = new Set(joined.map((message) => message.buffer)).size;
+      // Copying channel: one buffer serves every message. Holding channel: a new one each time.
+      expect(buffers).toBe(holdWrites ? joined.length : 1);
+      a.close('test over');
+      b.close('test over');
+    });
+  }
 });
