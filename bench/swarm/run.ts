@@ -6,14 +6,16 @@
 // own network namespace, re-runs itself inside it and deletes it at the end.
 //   node --import tsx bench/swarm/run.ts
 //   PF_SWARM_CLIENTS (8)  PF_SWARM_SIZE_MIB (256)  PF_SWARM_EGRESS_MIBPS (32)  PF_SWARM_ROUNDS (2)
-//   PF_SWARM_MODES (swarm,http)  PF_SWARM_ROUND_LIMIT_S (300)  PF_SWARM_CLIENT_NODE_ARGS
+//   PF_SWARM_MODES (swarm,http)  PF_SWARM_ROUND_LIMIT_S (300)  PF_SWARM_CLIENT_NODE_ARGS  PF_SWARM_CLIENT_LOG
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { appendFileSync } from 'node:fs';
 import { createServer, request as httpRequest, Agent, type Server } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { MAX_MESSAGE_BYTES } from '../../client/peer/wire.ts';
+import type { MeshResult } from './webrtc-mesh.ts';
 import { CLI, MiB, freePort, loadNow, machineLine, median, sha256File, spread, startServe, writeTestFile } from '../client/procs.ts';
 
 const NAMESPACE = 'pfbench-swarm';
@@ -24,6 +26,8 @@ const ROUNDS = Number(process.env.PF_SWARM_ROUNDS ?? 2);
 const MODES = (process.env.PF_SWARM_MODES ?? 'swarm,http').split(',') as Array<'swarm' | 'http'>;
 /** Extra node flags for the clients, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (PF_SWARM_CLIENT_NODE_ARGS). */
 const CLIENT_NODE_ARGS = (process.env.PF_SWARM_CLIENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** Where each client's other stdout lines go, e.g. V8's from `--trace-gc`: PREFIX-MODE-ROUND-CLIENT.log (PF_SWARM_CLIENT_LOG). */
+const CLIENT_LOG = process.env.PF_SWARM_CLIENT_LOG;
 const ROUND_LIMIT_MS = Number(process.env.PF_SWARM_ROUND_LIMIT_S ?? 300) * 1000;
 
 function ip(...args: string[]): void {
@@ -161,7 +165,10 @@ async function runRound(mode: 'swarm' | 'http', round: number, dirs: { filesDir:
       child.stderr.on('data', (piece: Buffer) => (stderr = (stderr + piece.toString()).slice(-2000)));
       return new Promise<{ result: ClientResult; out: string }>((resolve) => {
         createInterface({ input: child.stdout }).on('line', (text) => {
-          if (!text.startsWith('{')) return;
+          if (!text.startsWith('{')) {
+            if (CLIENT_LOG) appendFileSync(`${CLIENT_LOG}-${mode}-${round}-${index}.log`, `${text}\n`);
+            return;
+          }
           const line = JSON.parse(text) as Record<string, number | string | null>;
           if (line.event === 'progress') {
             result.maxPeers = Math.max(result.maxPeers, Number(line.peers ?? 0));
@@ -216,36 +223,29 @@ async function runRound(mode: 'swarm' | 'http', round: number, dirs: { filesDir:
 const fmtMiB = (bytes: number) => (bytes / MiB).toFixed(1);
 
 /**
- * What WebRTC alone costs here (webrtc-floor.ts): the swarm must move at least
- * (clients - 1) file copies between peers (the origin sends one at best), each byte once
- * out of one process and once into another; on this many cores that takes at least this
- * long, whatever else the clients do.
+ * What WebRTC alone costs here (webrtc-mesh.ts): the swarm must move at least (clients - 1)
+ * file copies between peers (the origin sends one at best). The same number of processes,
+ * each with a data channel to every other and nothing of peerfill, move exactly that; the
+ * mean time they take is the least mean completion the swarm can have on this machine.
  */
 function webrtcFloor(): { seconds: number } | undefined {
-  const script = new URL('./webrtc-floor.ts', import.meta.url).pathname;
-  type FloorLine = { ok: boolean; writeKiB?: number; mibPerSecond?: number; cpuMsPerMiB?: number; error?: string };
-  const measured: Array<Required<Pick<FloorLine, 'writeKiB' | 'mibPerSecond' | 'cpuMsPerMiB'>>> = [];
-  for (const writeKiB of [16, MAX_MESSAGE_BYTES / 1024]) {
-    let line: FloorLine;
-    try {
-      line = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', script, '64', String(writeKiB)], { encoding: 'utf8', timeout: 150_000 }).trim().split('\n').pop()!) as FloorLine;
-    } catch (error) {
-      console.log(`floor: WebRTC measurement at ${writeKiB} KiB FAILED: ${(error as Error).message.split('\n')[0]}`);
-      continue;
-    }
-    if (!line.ok || line.cpuMsPerMiB === undefined || line.mibPerSecond === undefined) {
-      console.log(`floor: WebRTC measurement at ${writeKiB} KiB FAILED: ${line.error ?? 'no figures'}`);
-      continue;
-    }
-    measured.push({ writeKiB, mibPerSecond: line.mibPerSecond, cpuMsPerMiB: line.cpuMsPerMiB });
-    console.log(`floor: one WebRTC data channel here (simple-peer + @roamhq/wrtc, nothing of peerfill), ${writeKiB} KiB messages: ${line.mibPerSecond.toFixed(1)} MiB/s at ${line.cpuMsPerMiB.toFixed(1)} CPU-ms per MiB (both ends)`);
+  const script = new URL('./webrtc-mesh.ts', import.meta.url).pathname;
+  const mibPerProcess = ((CLIENTS - 1) * SIZE_BYTES) / CLIENTS / MiB;
+  const messageKiB = MAX_MESSAGE_BYTES / 1024;
+  let result: MeshResult;
+  try {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', script, String(CLIENTS), String(mibPerProcess), String(messageKiB)], { encoding: 'utf8', timeout: 300_000 });
+    result = JSON.parse(out.trim().split('\n').pop()!) as MeshResult;
+  } catch (error) {
+    const stdout = (error as { stdout?: string }).stdout?.trim().split('\n').pop();
+    console.log(`floor: WebRTC mesh measurement FAILED: ${stdout ?? (error as Error).message.split('\n')[0]}`);
+    return undefined;
   }
-  if (measured.length === 0) return undefined;
-  const cheapest = measured.reduce((best, entry) => (entry.cpuMsPerMiB < best.cpuMsPerMiB ? entry : best));
-  const peerMiB = ((CLIENTS - 1) * SIZE_BYTES) / MiB;
-  const cores = cpus().length;
-  const seconds = (peerMiB * cheapest.cpuMsPerMiB) / 1000 / cores;
-  console.log(`floor: at the cheaper (${cheapest.writeKiB} KiB), the swarm's >= ${peerMiB.toFixed(0)} MiB between peers need >= ${seconds.toFixed(1)} s of all ${cores} cores`);
+  const seconds = result.doneSeconds.reduce((a, b) => a + b, 0) / result.doneSeconds.length;
+  const totalMiB = result.mibPerProcess * result.processes;
+  console.log(
+    `floor: ${result.processes} processes, each with a data channel to every other (simple-peer + @roamhq/wrtc, ${messageKiB} KiB messages, nothing of peerfill), moving the swarm's ${totalMiB.toFixed(0)} MiB between peers: mean ${seconds.toFixed(1)} s (max ${Math.max(...result.doneSeconds).toFixed(1)}), ${((result.cpuSeconds * 1000) / totalMiB).toFixed(1)} CPU-ms per MiB, on ${cpus().length} cores`,
+  );
   return { seconds };
 }
 
@@ -303,7 +303,7 @@ async function inside(): Promise<void> {
     const httpMeans = byMode('http').map(meanOf).filter((v) => !Number.isNaN(v));
     if (floor && httpMeans.length) {
       console.log(
-        `floor vs target: ${floor.seconds.toFixed(1)} s of WebRTC alone = ${(floor.seconds / median(httpMeans)).toFixed(2)}x HTTP-only's mean completion (target <= 0.35x; ${floor.seconds / median(httpMeans) > 0.35 ? 'below what this machine can do' : 'within reach'})`,
+        `floor vs target: ${floor.seconds.toFixed(1)} s of WebRTC alone (mean) = ${(floor.seconds / median(httpMeans)).toFixed(2)}x HTTP-only's mean completion (target <= 0.35x; ${floor.seconds / median(httpMeans) > 0.35 ? 'below what this machine can do' : 'within reach'})${swarmMeans.length ? `; the swarm's mean at ${(median(swarmMeans) / floor.seconds).toFixed(2)}x this floor` : ''}`,
       );
     }
     const swarmRatios = byMode('swarm').map((r) => r.originBytes / SIZE_BYTES);
