@@ -167,11 +167,14 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   broadcastHave(index: number, fromHttp: boolean): void {
     for (const remote of this.#remotes) {
       if (!remote.source) continue;
-      remote.wire.have(index, fromHttp);
-      if (remote.bitfield.get(index)) {
-        remote.wanted--;
-        if (remote.wanted <= 0) remote.wire.uninterested();
+      // A peer that has the chunk will never ask us for it: no have (libtorrent's have
+      // suppression). Late in a flash crowd most haves were such, each a data-channel message.
+      if (!remote.bitfield.get(index)) {
+        remote.wire.have(index, fromHttp);
+        continue;
       }
+      remote.wanted--;
+      if (remote.wanted <= 0) remote.wire.uninterested();
     }
   }
 
