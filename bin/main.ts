@@ -2,7 +2,6 @@ import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError, SERVER_OPTIONS, loadServerConfig, originConfigFrom, type ServerConfig } from './config.ts';
 import { createLogger } from './logger.ts';
-import { growHeapForTransfers } from '../client/node/heap-growth.ts';
 
 /** `peerfill <command>`: the only place that reads the environment, listens and handles signals. */
 const USAGE = `peerfill — peer-assisted hybrid CDN
@@ -129,12 +128,10 @@ async function main(argv: string[]): Promise<number> {
     case 'sign':
       return sign(rest);
     case 'get': {
-      growHeapForTransfers();
       const { runGet } = await import('../client/node/cli-get.ts');
       return runGet(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env });
     }
     case 'seed': {
-      growHeapForTransfers();
       const { runSeed } = await import('../client/node/cli-seed.ts');
       return runSeed(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env });
     }

@@ -6,6 +6,7 @@ import { createClient } from '../engine.ts';
 import { getJson } from '../session-client.ts';
 import type { CliIo } from './cli-io.ts';
 import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
+import { growHeapForTransfers } from './heap-growth.ts';
 import { nodeApiRequest } from './node-http.ts';
 import { nodeClientOptions } from './node-runtime.ts';
 import { SeedFileStore } from './seed-file-store.ts';
@@ -37,6 +38,7 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
     io.stdout.write(SEED_USAGE);
     return EXIT_CODES.OK;
   }
+  growHeapForTransfers();
   const server = values.server ?? io.env.PEERFILL_SERVER_URL;
   if (positionals.length !== 1 || server === undefined) {
     io.stderr.write(SEED_USAGE);

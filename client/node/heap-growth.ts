@@ -16,8 +16,8 @@ import { setFlagsFromString } from 'node:v8';
 export const HEAP_GROWING_PERCENT = 300;
 
 /**
- * For the CLI's `get` and `seed` only, as the first thing they do: the setting is
- * process-wide, and V8 reads it at every full collection, so it holds from then on.
+ * For the CLI's `seed` and peer-assisted `get` only, before the transfer starts: the setting
+ * is process-wide, and V8 reads it at every full collection, so it holds from then on.
  */
 export function growHeapForTransfers(): void {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
