@@ -57,6 +57,8 @@ export class FileChunkStore implements ChunkStore {
   #isFinalized = false;
   /** Time spent in synchronous writes in the current window (see #writeAt). */
   readonly #syncWrites = { sinceMs: 0, spentMs: 0, isOver: false };
+  /** The last pool write queued: each waits for the one before (see #writeAt). */
+  #poolWriteTail: Promise<void> = Promise.resolve();
   /** Set by open() in 'boot' mode: flushes skip fsync and the state carries this id. */
   #bootId: string | undefined;
 
@@ -174,7 +176,17 @@ export class FileChunkStore implements ChunkStore {
         window.spentMs += endedMs - startedMs;
         if (window.spentMs > budget * SYNC_WRITE_WINDOW_MS) window.isOver = true;
       } else {
-        written += (await this.#handle!.write(bytes, written, length, position + written)).bytesWritten;
+        // One pool write at a time: concurrent ones (a write per verified chunk) only took turns
+        // on the file's inode lock, spinning for it on every core (bench/client profile).
+        const previous = this.#poolWriteTail;
+        let release!: () => void;
+        this.#poolWriteTail = new Promise((resolve) => (release = resolve));
+        await previous;
+        try {
+          written += (await this.#handle!.write(bytes, written, length, position + written)).bytesWritten;
+        } finally {
+          release();
+        }
       }
     }
   }
