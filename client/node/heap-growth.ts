@@ -10,7 +10,7 @@ import { setFlagsFromString } from 'node:v8';
  * the last full collection against the old generation's limit. On so small a heap the limit
  * sat about 16 MB above the live size, so marking began again about 0.5 s after each full
  * collection ended. bench/swarm: 66-79 full collections per client in 40 s. With this setting,
- * 10-14, and mean completion went from 40.3 to 34.9 s (one round each, same machine).
+ * 8-15, and mean completion went from 40.3 to 34.9 s (one round each, same machine).
  * The cost is bounded: at most 4x the live heap before the next full collection.
  */
 export const HEAP_GROWING_PERCENT = 300;

@@ -168,7 +168,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     for (const remote of this.#remotes) {
       if (!remote.source) continue;
       // A peer that has the chunk will never ask us for it: no have (libtorrent's have
-      // suppression). Late in a flash crowd most haves were such, each a data-channel message.
+      // suppression). In bench/swarm that was half of them.
       if (!remote.bitfield.get(index)) {
         remote.wire.have(index, fromHttp);
         continue;
