@@ -1,39 +1,27 @@
-import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { MAX_MESSAGE_BYTES, PeerWire } from '../../client/peer/wire.ts';
 import { waitFor } from '../support/net.ts';
-
-/**
- * Two in-memory channel ends: what one writes, the other emits as data. Like a data channel's
- * send, a write copies the bytes; with `holdWrites`, each write's callback waits (like simple-peer
- * over a full data channel) and the bytes go across uncopied, so the writer must not touch them.
- */
-function channelPair(holdWrites = false): [Duplex, Duplex, Uint8Array[]] {
-  const sent: Uint8Array[] = [];
-  const make = (): Duplex => new Duplex({ read() {}, write(chunk: Buffer, _encoding, callback) {
-    sent.push(chunk);
-    (this === a ? b : a).push(holdWrites ? chunk : Buffer.from(chunk));
-    if (holdWrites) setTimeout(callback, 1);
-    else callback();
-  } });
-  const a = make();
-  const b = make();
-  return [a, b, sent];
-}
+import { channelPair } from './fixtures/channel-pair.ts';
 
 const INFO_HASH = 'ab'.repeat(20);
 
+/** Two PeerWires over an in-memory channel, handshakes sent; `sent` is every message either wrote. */
+function wirePair(holdWrites = false): { a: PeerWire; b: PeerWire; sent: Uint8Array[] } {
+  const [left, right, sent] = channelPair(holdWrites);
+  const a = new PeerWire(left);
+  const b = new PeerWire(right);
+  a.handshake(INFO_HASH, '11'.repeat(20));
+  b.handshake(INFO_HASH, '22'.repeat(20));
+  return { a, b, sent };
+}
+
 describe('PeerWire', () => {
   it('sends a have with the next bytes to that peer, or on its own within 300 ms, as bittorrent-protocol reads it', async () => {
-    const [left, right, sent] = channelPair();
-    const a = new PeerWire(left);
-    const b = new PeerWire(right);
+    const { a, b, sent } = wirePair();
     const haves: number[] = [];
     const requests: number[] = [];
     b.on('have', (index) => haves.push(index));
     b.on('request', ({ index }) => requests.push(index));
-    a.handshake(INFO_HASH, '11'.repeat(20));
-    b.handshake(INFO_HASH, '22'.repeat(20));
     await new Promise((resolve) => setTimeout(resolve, 20));
     a.unchoke();
     b.unchoke();
@@ -66,13 +54,9 @@ describe('PeerWire', () => {
   });
 
   it('never sends a message over MAX_MESSAGE_BYTES, and a bitfield larger than one arrives whole', async () => {
-    const [left, right, sent] = channelPair();
-    const a = new PeerWire(left);
-    const b = new PeerWire(right);
+    const { a, b, sent } = wirePair();
     const bitfields: Uint8Array[] = [];
     b.on('bitfield', (bytes) => bitfields.push(bytes));
-    a.handshake(INFO_HASH, '11'.repeat(20));
-    b.handshake(INFO_HASH, '22'.repeat(20));
     // 2.5 messages of bitfield (a 50 GiB file of 64 KiB chunks would be ~100 KiB).
     const bitfield = Uint8Array.from({ length: Math.floor(MAX_MESSAGE_BYTES * 2.5) }, (_, i) => i % 251);
     a.bitfield(bitfield);
@@ -84,13 +68,9 @@ describe('PeerWire', () => {
   });
 
   it("sends the uploader's answer of 8 blocks (128 KiB and their headers) as one message", async () => {
-    const [left, right, sent] = channelPair();
-    const a = new PeerWire(left);
-    const b = new PeerWire(right);
+    const { a, b, sent } = wirePair();
     const pieces: number[] = [];
     b.on('piece', ({ offset }) => pieces.push(offset));
-    a.handshake(INFO_HASH, '11'.repeat(20));
-    b.handshake(INFO_HASH, '22'.repeat(20));
     await new Promise((resolve) => setTimeout(resolve, 20));
     const sendsBefore = sent.length;
     a.have(3);
@@ -103,13 +83,9 @@ describe('PeerWire', () => {
 
   for (const holdWrites of [false, true]) {
     it(`joins each message in a reused buffer only once the channel has taken the last one (${holdWrites ? 'channel holds its writes' : 'channel copies at once'})`, async () => {
-      const [left, right, sent] = channelPair(holdWrites);
-      const a = new PeerWire(left);
-      const b = new PeerWire(right);
+      const { a, b, sent } = wirePair(holdWrites);
       const pieces: Array<{ index: number; offset: number; bytes: Uint8Array }> = [];
       b.on('piece', (piece) => pieces.push({ ...piece, bytes: Uint8Array.from(piece.bytes) }));
-      a.handshake(INFO_HASH, '11'.repeat(20));
-      b.handshake(INFO_HASH, '22'.repeat(20));
       await new Promise((resolve) => setTimeout(resolve, 20));
       const block = (index: number, offset: number) => new Uint8Array(16_384).fill((index * 31 + offset / 16_384) % 251);
       const sendsBefore = sent.length;

@@ -1,4 +1,3 @@
-import { Duplex } from 'node:stream';
 import type SimplePeer from 'simple-peer';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Swarm } from '../../client/peer/swarm.ts';
@@ -6,6 +5,7 @@ import { PeerWire } from '../../client/peer/wire.ts';
 import { Scheduler } from '../../client/scheduler.ts';
 import { Bitfield, type Manifest } from '../../protocol/index.ts';
 import { waitFor } from '../support/net.ts';
+import { channelPair } from './fixtures/channel-pair.ts';
 
 const CHUNK = 256 * 1024;
 const CHUNKS = 8;
@@ -20,21 +20,6 @@ const manifest: Manifest = {
   sha256: '00'.repeat(32),
   info_hash: 'ab'.repeat(20),
 };
-
-/** Two in-memory ends of a data channel (a write is copied across, as a data channel's send does). */
-function channelPair(): [Duplex, Duplex] {
-  const make = (): Duplex =>
-    new Duplex({
-      read() {},
-      write(chunk: Buffer, _encoding, callback) {
-        (this === a ? b : a).push(Buffer.from(chunk));
-        callback();
-      },
-    });
-  const a = make();
-  const b = make();
-  return [a, b];
-}
 
 const swarms: Swarm[] = [];
 afterEach(() => {
