@@ -223,28 +223,32 @@ async function runRound(mode: 'swarm' | 'http', round: number, dirs: { filesDir:
 const fmtMiB = (bytes: number) => (bytes / MiB).toFixed(1);
 
 /**
- * What WebRTC alone costs here (webrtc-mesh.ts): the swarm must move at least (clients - 1)
- * file copies between peers (the origin sends one at best). The same number of processes,
- * each with a data channel to every other and nothing of peerfill, move exactly that; the
- * mean time they take is the least mean completion the swarm can have on this machine.
+ * What WebRTC costs here (webrtc-mesh.ts): the swarm must move at least (clients - 1) file
+ * copies between peers (the origin sends one at best). The same number of processes, each
+ * with a data channel to every other and nothing of peerfill, move exactly that, first with
+ * nothing else, then with the per-byte work of any client that checks and keeps what it gets
+ * (SHA-256 per chunk, the write at its offset, reads for uploads, the whole-file SHA-256). The
+ * mean time of the second is the least mean completion a verifying swarm can have here.
  */
-function webrtcFloor(): { seconds: number } | undefined {
+function webrtcFloor(isVerifying: boolean): { seconds: number } | undefined {
   const script = new URL('./webrtc-mesh.ts', import.meta.url).pathname;
   const mibPerProcess = ((CLIENTS - 1) * SIZE_BYTES) / CLIENTS / MiB;
   const messageKiB = MAX_MESSAGE_BYTES / 1024;
+  const what = isVerifying ? 'plus SHA-256 per chunk, writes, reads for uploads and the whole-file SHA-256' : 'nothing of peerfill';
   let result: MeshResult;
   try {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', script, String(CLIENTS), String(mibPerProcess), String(messageKiB)], { encoding: 'utf8', timeout: 300_000 });
+    const args = ['--import', 'tsx', script, String(CLIENTS), String(mibPerProcess), String(messageKiB), ...(isVerifying ? ['verify'] : [])];
+    const out = execFileSync(process.execPath, args, { encoding: 'utf8', timeout: 300_000 });
     result = JSON.parse(out.trim().split('\n').pop()!) as MeshResult;
   } catch (error) {
     const stdout = (error as { stdout?: string }).stdout?.trim().split('\n').pop();
-    console.log(`floor: WebRTC mesh measurement FAILED: ${stdout ?? (error as Error).message.split('\n')[0]}`);
+    console.log(`floor (${what}): WebRTC mesh measurement FAILED: ${stdout ?? (error as Error).message.split('\n')[0]}`);
     return undefined;
   }
   const seconds = result.doneSeconds.reduce((a, b) => a + b, 0) / result.doneSeconds.length;
   const totalMiB = result.mibPerProcess * result.processes;
   console.log(
-    `floor: ${result.processes} processes, each with a data channel to every other (simple-peer + @roamhq/wrtc, ${messageKiB} KiB messages, nothing of peerfill), moving the swarm's ${totalMiB.toFixed(0)} MiB between peers: mean ${seconds.toFixed(1)} s (max ${Math.max(...result.doneSeconds).toFixed(1)}), ${((result.cpuSeconds * 1000) / totalMiB).toFixed(1)} CPU-ms per MiB, on ${cpus().length} cores`,
+    `floor: ${result.processes} processes, each with a data channel to every other (simple-peer + @roamhq/wrtc, ${messageKiB} KiB messages, ${what}), moving the swarm's ${totalMiB.toFixed(0)} MiB between peers: mean ${seconds.toFixed(1)} s (max ${Math.max(...result.doneSeconds).toFixed(1)}), ${((result.cpuSeconds * 1000) / totalMiB).toFixed(1)} CPU-ms per MiB, on ${cpus().length} cores`,
   );
   return { seconds };
 }
@@ -274,7 +278,7 @@ async function inside(): Promise<void> {
       `bench/swarm: ${CLIENTS} \`peerfill get\` processes, ${SIZE_BYTES / MiB} MiB file, no seeder at the start, origin egress capped at ${EGRESS_BYTES_PER_SECOND / MiB} MiB/s (--egress-limit ${EGRESS_BYTES_PER_SECOND}); namespace ${process.env.PF_SWARM_INSIDE}; ${ROUNDS} rounds of ${MODES.join(' + ')}; ${machineLine()}`,
     );
     console.log(`floor: one copy through the cap takes ${(SIZE_BYTES / EGRESS_BYTES_PER_SECOND).toFixed(1)} s; ${CLIENTS} HTTP-only copies ${((CLIENTS * SIZE_BYTES) / EGRESS_BYTES_PER_SECOND).toFixed(1)} s`);
-    const floor = webrtcFloor();
+    const floors = { webrtc: webrtcFloor(false), verifying: webrtcFloor(true) };
     const sha = await writeTestFile(join(dirs.filesDir, 'crowd.bin'), SIZE_BYTES);
     const results: RoundResult[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
@@ -301,9 +305,12 @@ async function inside(): Promise<void> {
     }
     const swarmMeans = byMode('swarm').map(meanOf).filter((v) => !Number.isNaN(v));
     const httpMeans = byMode('http').map(meanOf).filter((v) => !Number.isNaN(v));
-    if (floor && httpMeans.length) {
+    for (const [name, floor] of Object.entries(floors)) {
+      if (!floor || !httpMeans.length) continue;
+      const ratio = floor.seconds / median(httpMeans);
+      const what = name === 'webrtc' ? 'WebRTC alone' : "WebRTC plus a verifying client's per-byte work";
       console.log(
-        `floor vs target: ${floor.seconds.toFixed(1)} s of WebRTC alone (mean) = ${(floor.seconds / median(httpMeans)).toFixed(2)}x HTTP-only's mean completion (target <= 0.35x; ${floor.seconds / median(httpMeans) > 0.35 ? 'below what this machine can do' : 'within reach'})${swarmMeans.length ? `; the swarm's mean at ${(median(swarmMeans) / floor.seconds).toFixed(2)}x this floor` : ''}`,
+        `floor vs target: ${floor.seconds.toFixed(1)} s of ${what} (mean) = ${ratio.toFixed(2)}x HTTP-only's mean completion (target <= 0.35x; ${ratio > 0.35 ? 'below what this machine can do' : 'within reach'})${swarmMeans.length ? `; the swarm's mean at ${(median(swarmMeans) / floor.seconds).toFixed(2)}x this floor` : ''}`,
       );
     }
     const swarmRatios = byMode('swarm').map((r) => r.originBytes / SIZE_BYTES);
