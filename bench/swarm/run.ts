@@ -6,7 +6,8 @@
 // own network namespace, re-runs itself inside it and deletes it at the end.
 //   node --import tsx bench/swarm/run.ts
 //   PF_SWARM_CLIENTS (8)  PF_SWARM_SIZE_MIB (256)  PF_SWARM_EGRESS_MIBPS (32)  PF_SWARM_ROUNDS (2)
-//   PF_SWARM_MODES (swarm,http)  PF_SWARM_ROUND_LIMIT_S (300)  PF_SWARM_CLIENT_NODE_ARGS  PF_SWARM_CLIENT_LOG
+//   PF_SWARM_MODES (swarm,http)  PF_SWARM_FLOORS (webrtc,verifying)  PF_SWARM_ROUND_LIMIT_S (300)
+//   PF_SWARM_CLIENT_NODE_ARGS  PF_SWARM_CLIENT_LOG
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { appendFileSync } from 'node:fs';
@@ -24,6 +25,8 @@ const SIZE_BYTES = Number(process.env.PF_SWARM_SIZE_MIB ?? 256) * MiB;
 const EGRESS_BYTES_PER_SECOND = Number(process.env.PF_SWARM_EGRESS_MIBPS ?? 32) * MiB;
 const ROUNDS = Number(process.env.PF_SWARM_ROUNDS ?? 2);
 const MODES = (process.env.PF_SWARM_MODES ?? 'swarm,http').split(',') as Array<'swarm' | 'http'>;
+/** Which floors to measure first (PF_SWARM_FLOORS, '' for none: when comparing client changes). */
+const FLOORS = (process.env.PF_SWARM_FLOORS ?? 'webrtc,verifying').split(',').filter(Boolean);
 /** Extra node flags for the clients, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (PF_SWARM_CLIENT_NODE_ARGS). */
 const CLIENT_NODE_ARGS = (process.env.PF_SWARM_CLIENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** Where each client's other stdout lines go, e.g. V8's from `--trace-gc`: PREFIX-MODE-ROUND-CLIENT.log (PF_SWARM_CLIENT_LOG). */
@@ -278,7 +281,10 @@ async function inside(): Promise<void> {
       `bench/swarm: ${CLIENTS} \`peerfill get\` processes, ${SIZE_BYTES / MiB} MiB file, no seeder at the start, origin egress capped at ${EGRESS_BYTES_PER_SECOND / MiB} MiB/s (--egress-limit ${EGRESS_BYTES_PER_SECOND}); namespace ${process.env.PF_SWARM_INSIDE}; ${ROUNDS} rounds of ${MODES.join(' + ')}; ${machineLine()}`,
     );
     console.log(`floor: one copy through the cap takes ${(SIZE_BYTES / EGRESS_BYTES_PER_SECOND).toFixed(1)} s; ${CLIENTS} HTTP-only copies ${((CLIENTS * SIZE_BYTES) / EGRESS_BYTES_PER_SECOND).toFixed(1)} s`);
-    const floors = { webrtc: webrtcFloor(false), verifying: webrtcFloor(true) };
+    const floors = {
+      webrtc: FLOORS.includes('webrtc') ? webrtcFloor(false) : undefined,
+      verifying: FLOORS.includes('verifying') ? webrtcFloor(true) : undefined,
+    };
     const sha = await writeTestFile(join(dirs.filesDir, 'crowd.bin'), SIZE_BYTES);
     const results: RoundResult[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
