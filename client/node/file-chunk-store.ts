@@ -4,6 +4,7 @@ import { Bitfield, chunkCount, chunkRange, type Manifest } from '../../protocol/
 import type { ChunkStore, ResumeData } from '../chunk-store.ts';
 import { readAt, readVerifiedChunk } from './chunk-file-read.ts';
 import { currentBootId, readStateFile, removeStateFile, syncDirectory, writeStateFile, type StateBody } from './state-file.ts';
+import { SyncWriteBudget } from './sync-write-budget.ts';
 
 /**
  * Chunks are written in pieces of this size. The kernel caches a write in folios as large as
@@ -11,9 +12,6 @@ import { currentBootId, readStateFile, removeStateFile, syncDirectory, writeStat
  * taken back, and 1 MiB writes cost 2.5 ms of system time per MiB against 0.3 at 128 KiB.
  */
 const WRITE_BYTES = 128 * 1024;
-
-/** The window over which the time spent in synchronous writes is measured. */
-const SYNC_WRITE_WINDOW_MS = 1000;
 
 export interface FileChunkStoreOptions {
   /** Least time between two state flushes. Default 200 ms. */
@@ -55,8 +53,8 @@ export class FileChunkStore implements ChunkStore {
   #flushing: Promise<void> | undefined;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #isFinalized = false;
-  /** Time spent in synchronous writes in the current window (see #writeAt). */
-  readonly #syncWrites = { sinceMs: 0, spentMs: 0, isOver: false };
+  /** Whether the next chunk write may be synchronous (see #writeAt). */
+  readonly #syncWrites: SyncWriteBudget;
   /** The last pool write queued: each waits for the one before (see #writeAt). */
   #poolWriteTail: Promise<void> = Promise.resolve();
   /** Set by open() in 'boot' mode: flushes skip fsync and the state carries this id. */
@@ -67,6 +65,7 @@ export class FileChunkStore implements ChunkStore {
     this.partPath = `${outPath}.part`;
     this.statePath = `${outPath}.part.state`;
     this.#options = options;
+    this.#syncWrites = new SyncWriteBudget(options.syncWriteBudget ?? 0.3);
   }
 
   async loadResumeData(): Promise<ResumeData | undefined> {
@@ -155,26 +154,15 @@ export class FileChunkStore implements ChunkStore {
    * (syncWriteBudget): into the page cache a write is a copy, cheaper than a job on libuv's
    * pool per piece, whose wake-ups took the CPU from this thread (bench/client: a 2 GiB get
    * 4.4 -> 3.6 s, CPU 5.6 -> 4.4 s). Over budget, the kernel is holding writers back (dirty
-   * pages over its limit: the disk is the bottleneck), and from then on writes go through the
-   * pool so that the event loop keeps serving peers. Single writes of 25-35 ms happen now and
-   * then without that, so one slow write does not decide it.
+   * pages over its limit: the disk is the bottleneck), and for a while (SyncWriteBudget) writes
+   * go through the pool so that the event loop keeps serving peers.
    */
   async #writeAt(bytes: Uint8Array, position: number): Promise<void> {
-    const budget = this.#options.syncWriteBudget ?? 0.3;
     let written = 0;
     while (written < bytes.length) {
       const length = Math.min(WRITE_BYTES, bytes.length - written);
-      if (!this.#syncWrites.isOver) {
-        const startedMs = performance.now();
-        written += writeSync(this.#handle!.fd, bytes, written, length, position + written);
-        const endedMs = performance.now();
-        const window = this.#syncWrites;
-        if (endedMs - window.sinceMs > SYNC_WRITE_WINDOW_MS) {
-          window.sinceMs = startedMs;
-          window.spentMs = 0;
-        }
-        window.spentMs += endedMs - startedMs;
-        if (window.spentMs > budget * SYNC_WRITE_WINDOW_MS) window.isOver = true;
+      if (this.#syncWrites.allowsSync) {
+        written += this.#syncWrites.time(() => writeSync(this.#handle!.fd, bytes, written, length, position + written));
       } else {
         // One pool write at a time: concurrent ones (a write per verified chunk) only took turns
         // on the file's inode lock, spinning for it on every core (bench/client profile).
