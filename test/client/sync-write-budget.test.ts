@@ -8,11 +8,11 @@ function budgetAt(share: number) {
   return {
     budget,
     /** One synchronous write that takes `ms`, then `idleMs` with nothing written. */
-    write(ms: number, idleMs = 0) {
+    write: (ms: number, idleMs = 0) => {
       budget.time(() => (nowMs += ms));
       nowMs += idleMs;
     },
-    wait(ms: number) {
+    wait: (ms: number) => {
       nowMs += ms;
     },
   };
