@@ -1,7 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError, SERVER_OPTIONS, loadServerConfig, originConfigFrom, type ServerConfig } from './config.ts';
-import { createLogger } from './logger.ts';
+import type { Logger } from 'pino';
+
+/** pino only where a command logs: `get` and `seed` print their own progress and errors. */
+async function createLogger(level: string): Promise<Logger> {
+  return (await import('./logger.ts')).createLogger(level);
+}
 
 /** `peerfill <command>`: the only place that reads the environment, listens and handles signals. */
 const USAGE = `peerfill — peer-assisted hybrid CDN
@@ -48,7 +53,7 @@ async function serve(config: ServerConfig): Promise<number> {
   const { buildServer } = await import('./serve.ts');
   // `npm start` on a fresh clone: the default folder may not exist yet.
   if (!config.s3) await mkdir(config.filesDir, { recursive: true });
-  const logger = createLogger(config.logLevel);
+  const logger = await createLogger(config.logLevel);
   const server = await buildServer(config, logger);
   await server.app.listen({ port: config.port, host: config.host });
   const address = server.app.server.address();
@@ -90,7 +95,7 @@ async function add(argv: string[]): Promise<number> {
   const config = loadServerConfig(rest, process.env, process.cwd());
   // Not the whole origin: no scan of the folder, no fastify, no AWS SDK unless S3 is used.
   const { addFile } = await import('../origin/add-file.ts');
-  const manifest = await addFile(originConfigFrom(config), positionals[0]!, { logger: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel) });
+  const manifest = await addFile(originConfigFrom(config), positionals[0]!, { logger: await createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel) });
   process.stdout.write(`${JSON.stringify({ file_id: manifest.file_id, name: manifest.name, size: manifest.size, sha256: manifest.sha256, info_hash: manifest.info_hash, chunks: manifest.chunks.length })}\n`);
   return 0;
 }
@@ -106,7 +111,7 @@ async function sign(argv: string[]): Promise<number> {
   const rest = argv.filter((arg, index) => arg !== positionals[0] && arg !== '--expires-in' && argv[index - 1] !== '--expires-in');
   const config = loadServerConfig(rest, { ...process.env, ...(expiresIn ? { PEERFILL_URL_TTL_SECONDS: expiresIn } : {}) }, process.cwd());
   const { createOrigin } = await import('../origin/index.ts');
-  const origin = await createOrigin(originConfigFrom(config), { logger: createLogger('warn') });
+  const origin = await createOrigin(originConfigFrom(config), { logger: await createLogger('warn') });
   try {
     const minted = await origin.minter.mintDownloadUrl(positionals[0]!);
     process.stdout.write(`${minted.url}\n`);

@@ -17,6 +17,8 @@ const INDEX = join(CACHE, 'current.json');
 async function cachedEntry() {
   try {
     const index = JSON.parse(await readFile(INDEX, 'utf8'));
+    // A bundle from before this file was one of the inputs: its build options are unknown.
+    if (!('bin/peerfill.mjs' in index.inputs)) return undefined;
     const checks = Object.entries(index.inputs).map(async ([path, [size, mtimeMs]]) => {
       const info = await stat(join(ROOT, path));
       return info.size === size && info.mtimeMs === mtimeMs;
@@ -30,6 +32,20 @@ async function cachedEntry() {
   }
 }
 
+/**
+ * Packages stay outside the bundle and load from node_modules, except those bundled in:
+ * @sinclair/typebox ships as some 220 small ES modules, and resolving and compiling each at
+ * start was most of what a short `peerfill get` spent before its first request.
+ */
+const BUNDLED_PACKAGES = ['@sinclair/typebox'];
+
+async function externalPackages() {
+  const { dependencies = {}, devDependencies = {} } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
+  return Object.keys({ ...dependencies, ...devDependencies })
+    .filter((name) => !BUNDLED_PACKAGES.includes(name))
+    .flatMap((name) => [name, `${name}/*`]);
+}
+
 async function buildEntry() {
   const { build } = await import('esbuild');
   const result = await build({
@@ -40,7 +56,7 @@ async function buildEntry() {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    packages: 'external',
+    external: await externalPackages(),
     outdir: join(CACHE, 'out'),
     write: false,
     metafile: true,
@@ -73,8 +89,11 @@ async function buildEntry() {
   }
   await rename(tmp, dir).catch(() => rm(tmp, { recursive: true, force: true }));
   const inputs = {};
+  // Our sources, this file (the build options), and for the bundled packages the lock file:
+  // checking each of their files at every start would cost what bundling them saves.
+  const sources = Object.keys(result.metafile.inputs).filter((path) => !path.startsWith('node_modules/'));
   await Promise.all(
-    Object.keys(result.metafile.inputs).map(async (path) => {
+    [...sources, 'bin/peerfill.mjs', 'package.json', 'package-lock.json'].map(async (path) => {
       const info = await stat(resolve(ROOT, path));
       inputs[relative(ROOT, resolve(ROOT, path))] = [info.size, info.mtimeMs];
     }),
