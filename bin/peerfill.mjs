@@ -34,8 +34,8 @@ async function cachedEntry() {
 
 /**
  * Packages stay outside the bundle and load from node_modules, except those bundled in:
- * @sinclair/typebox ships as some 220 small ES modules, and resolving and compiling each at
- * start was most of what a short `peerfill get` spent before its first request.
+ * @sinclair/typebox ships as some 220 small ES modules, and resolving and compiling each cost
+ * about 70 ms at every start (a 4 KiB `peerfill get`: 0.30 -> 0.23 s).
  */
 const BUNDLED_PACKAGES = ['@sinclair/typebox'];
 
