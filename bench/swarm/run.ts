@@ -233,7 +233,7 @@ const fmtMiB = (bytes: number) => (bytes / MiB).toFixed(1);
  * (SHA-256 per chunk, the write at its offset, reads for uploads, the whole-file SHA-256). The
  * mean time of the second is the least mean completion a verifying swarm can have here.
  */
-function webrtcFloor(isVerifying: boolean): { seconds: number } | undefined {
+function webrtcFloor(isVerifying: boolean): { seconds: number; summary: string } | undefined {
   const script = new URL('./webrtc-mesh.ts', import.meta.url).pathname;
   const mibPerProcess = ((CLIENTS - 1) * SIZE_BYTES) / CLIENTS / MiB;
   const messageKiB = MAX_MESSAGE_BYTES / 1024;
@@ -253,7 +253,7 @@ function webrtcFloor(isVerifying: boolean): { seconds: number } | undefined {
   console.log(
     `floor: ${result.processes} processes, each with a data channel to every other (simple-peer + @roamhq/wrtc, ${messageKiB} KiB messages, ${what}), moving the swarm's ${totalMiB.toFixed(0)} MiB between peers: mean ${seconds.toFixed(1)} s (max ${Math.max(...result.doneSeconds).toFixed(1)}), ${((result.cpuSeconds * 1000) / totalMiB).toFixed(1)} CPU-ms per MiB, on ${cpus().length} cores`,
   );
-  return { seconds };
+  return { seconds, summary: isVerifying ? "WebRTC plus a verifying client's per-byte work" : 'WebRTC alone' };
 }
 
 function printRound(r: RoundResult): void {
@@ -281,10 +281,7 @@ async function inside(): Promise<void> {
       `bench/swarm: ${CLIENTS} \`peerfill get\` processes, ${SIZE_BYTES / MiB} MiB file, no seeder at the start, origin egress capped at ${EGRESS_BYTES_PER_SECOND / MiB} MiB/s (--egress-limit ${EGRESS_BYTES_PER_SECOND}); namespace ${process.env.PF_SWARM_INSIDE}; ${ROUNDS} rounds of ${MODES.join(' + ')}; ${machineLine()}`,
     );
     console.log(`floor: one copy through the cap takes ${(SIZE_BYTES / EGRESS_BYTES_PER_SECOND).toFixed(1)} s; ${CLIENTS} HTTP-only copies ${((CLIENTS * SIZE_BYTES) / EGRESS_BYTES_PER_SECOND).toFixed(1)} s`);
-    const floors = {
-      webrtc: FLOORS.includes('webrtc') ? webrtcFloor(false) : undefined,
-      verifying: FLOORS.includes('verifying') ? webrtcFloor(true) : undefined,
-    };
+    const floors = [false, true].filter((isVerifying) => FLOORS.includes(isVerifying ? 'verifying' : 'webrtc')).map(webrtcFloor);
     const sha = await writeTestFile(join(dirs.filesDir, 'crowd.bin'), SIZE_BYTES);
     const results: RoundResult[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
@@ -311,12 +308,11 @@ async function inside(): Promise<void> {
     }
     const swarmMeans = byMode('swarm').map(meanOf).filter((v) => !Number.isNaN(v));
     const httpMeans = byMode('http').map(meanOf).filter((v) => !Number.isNaN(v));
-    for (const [name, floor] of Object.entries(floors)) {
+    for (const floor of floors) {
       if (!floor || !httpMeans.length) continue;
       const ratio = floor.seconds / median(httpMeans);
-      const what = name === 'webrtc' ? 'WebRTC alone' : "WebRTC plus a verifying client's per-byte work";
       console.log(
-        `floor vs target: ${floor.seconds.toFixed(1)} s of ${what} (mean) = ${ratio.toFixed(2)}x HTTP-only's mean completion (target <= 0.35x; ${ratio > 0.35 ? 'below what this machine can do' : 'within reach'})${swarmMeans.length ? `; the swarm's mean at ${(median(swarmMeans) / floor.seconds).toFixed(2)}x this floor` : ''}`,
+        `floor vs target: ${floor.seconds.toFixed(1)} s of ${floor.summary} (mean) = ${ratio.toFixed(2)}x HTTP-only's mean completion (target <= 0.35x; ${ratio > 0.35 ? 'below what this machine can do' : 'within reach'})${swarmMeans.length ? `; the swarm's mean at ${(median(swarmMeans) / floor.seconds).toFixed(2)}x this floor` : ''}`,
       );
     }
     const swarmRatios = byMode('swarm').map((r) => r.originBytes / SIZE_BYTES);

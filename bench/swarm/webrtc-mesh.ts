@@ -18,13 +18,13 @@ import { mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SimplePeer from 'simple-peer';
+import { WRITE_BYTES } from '../../client/node/file-chunk-store.ts';
 import { loadNodeWrtc } from '../../client/node/wrtc.ts';
 
 const MiB = 1024 * 1024;
 const LIMIT_MS = 240_000;
-/** The manifest's chunk size, and the client's write piece (FileChunkStore). */
+/** The manifest's chunk size for bench/swarm's 256 MiB file. */
 const CHUNK_BYTES = 256 * 1024;
-const WRITE_BYTES = 128 * 1024;
 
 type ToParent =
   | { kind: 'signal'; to: number; data: unknown }
@@ -86,7 +86,11 @@ class ChunkWork {
     }
   }
 
-  /** The whole-file check: read back and hash everything received. */
+  /**
+   * The whole-file check: read back and hash everything received, through one reused 1 MiB
+   * buffer. bench/client's sha256File (a stream of fresh 4 MiB buffers) made this floor 2.3-3.1 s
+   * longer in two interleaved pairs of runs.
+   */
   hashWhole(): void {
     const hash = createHash('sha256');
     const bytes = Buffer.allocUnsafe(MiB);

@@ -11,7 +11,7 @@ import { SyncWriteBudget } from './sync-write-budget.ts';
  * the write (ext4, Linux 6.16 on); on the bench VM, a large folio lands on memory the host has
  * taken back, and 1 MiB writes cost 2.5 ms of system time per MiB against 0.3 at 128 KiB.
  */
-const WRITE_BYTES = 128 * 1024;
+export const WRITE_BYTES = 128 * 1024;
 
 export interface FileChunkStoreOptions {
   /** Least time between two state flushes. Default 200 ms. */
