@@ -25,7 +25,7 @@ const implementations: Array<[string, () => Promise<ChunkStore>]> = [
     },
   ],
   [
-    // No time for synchronous writes: after the first piece, every write goes through libuv's pool.
+    // No time for synchronous writes: every write goes through libuv's pool.
     'file, writes on the pool',
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'pf-store-'));
