@@ -101,9 +101,13 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#status = 'paused';
     this.#swarm?.pauseRequests();
     // Announced once the lanes have ended: a chunk being verified and stored when the pause
-    // came is counted before, so the count shown as paused then stands still.
+    // came is counted before, and that count goes out as progress first, so a listener that
+    // shows progress on its interval shows the count that then stands still.
     await this.#lanes?.stop();
-    if (this.#status === 'paused') this.emit('status', { status: 'paused' });
+    if (this.#status === 'paused') {
+      this.emit('progress', this.progress());
+      this.emit('status', { status: 'paused' });
+    }
     await this.#store.flush();
     this.#tracker?.announce('paused');
     await this.#patchSession({ status: 'paused' }).catch((error: unknown) => this.#warn('session PATCH paused failed', { error: String(error) }));

@@ -78,10 +78,20 @@ describe('download engine over HTTP only', () => {
       download.on('done', resolve);
       download.on('error', reject);
     });
+    // What a page shows when it says "paused" is the last progress event before it; that
+    // count must be the one that stands (the e2e pause test read a stale one).
+    let shownBytes = -1;
+    let shownWhenPaused = -1;
+    download.on('progress', ({ verifiedBytes }) => (shownBytes = verifiedBytes));
+    download.on('status', ({ status }) => {
+      if (status === 'paused') shownWhenPaused = shownBytes;
+    });
     void download.start();
     await firstChunk;
     await download.pause();
     expect(download.status).toBe('paused');
+    expect(shownWhenPaused).toBe(download.progress().verifiedBytes);
+    expect(shownWhenPaused).toBeGreaterThanOrEqual(CHUNK);
     expect(server.patches.some((p) => typeof p === 'object' && p !== null && 'status' in p && p.status === 'paused')).toBe(true);
     await download.resume();
     expect((await done).sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
