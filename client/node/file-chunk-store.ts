@@ -53,6 +53,7 @@ export class FileChunkStore implements ChunkStore {
   #flushing: Promise<void> | undefined;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #isFinalized = false;
+  #finalizing: Promise<void> | undefined;
   /** Whether the next chunk write may be synchronous (see #writeAt). */
   readonly #syncWrites: SyncWriteBudget;
   /** The last pool write queued: each waits for the one before (see #writeAt). */
@@ -84,6 +85,7 @@ export class FileChunkStore implements ChunkStore {
 
   async open(manifest: Manifest, verify: (index: number, bytes: Uint8Array) => Promise<boolean>): Promise<Bitfield> {
     this.#manifest = manifest;
+    this.#finalizing = undefined;
     const count = chunkCount(manifest.size, manifest.chunk_size);
     this.#verified = new Bitfield(count);
     const previousSize = await stat(this.partPath).then((s) => s.size, () => undefined);
@@ -201,8 +203,13 @@ export class FileChunkStore implements ChunkStore {
     return this.#flushing;
   }
 
-  async finalize(): Promise<void> {
+  finalize(): Promise<void> {
     this.#requireOpen();
+    this.#finalizing ??= this.#finalize();
+    return this.#finalizing;
+  }
+
+  async #finalize(): Promise<void> {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     await this.flush();
@@ -218,11 +225,17 @@ export class FileChunkStore implements ChunkStore {
   }
 
   async close(): Promise<void> {
+    // A close during finalize() waits for it: the rename happens, and the handle it opens is closed here.
+    await this.#finalizing?.catch(() => undefined);
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
-    if (!this.#isFinalized) await this.flush();
-    await this.#handle?.close();
-    this.#handle = undefined;
+    try {
+      if (!this.#isFinalized) await this.flush();
+    } finally {
+      const handle = this.#handle;
+      this.#handle = undefined;
+      await handle?.close();
+    }
   }
 
   /** 'fsync' durability, or 'boot' where the kernel names no boot: every write waits for the disk. */

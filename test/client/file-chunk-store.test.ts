@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -18,9 +18,18 @@ beforeEach(async () => {
   bytes = testBytes(CHUNK * 4 + 100, 7);
   manifest = await makeManifest(bytes, 'f', CHUNK);
 });
+/** Stores a test opened to look at, closed after it (a handle left to the GC is a DEP0137 warning). */
+let opened: FileChunkStore[] = [];
 afterEach(async () => {
+  await Promise.all(opened.map((store) => store.close()));
+  opened = [];
   await rm(dir, { recursive: true, force: true });
 });
+
+function track(store: FileChunkStore): FileChunkStore {
+  opened.push(store);
+  return store;
+}
 
 const chunk = (index: number) => {
   const { start, end } = chunkRange(manifest, index);
@@ -45,7 +54,7 @@ describe('FileChunkStore', () => {
     const out = join(dir, 'a.bin');
     await writeSome(out, [0, 2]);
     const { checked, verify } = countingVerify(manifest);
-    const have = await new FileChunkStore(out).open(manifest, verify);
+    const have = await track(new FileChunkStore(out)).open(manifest, verify);
     expect([have.get(0), have.get(1), have.get(2)]).toEqual([true, false, true]);
     expect(checked).toEqual([]);
   });
@@ -60,7 +69,7 @@ describe('FileChunkStore', () => {
     part[CHUNK + 10] = (part[CHUNK + 10] ?? 0) ^ 0xff;
     await writeFile(`${out}.part`, part);
     const { checked, verify } = countingVerify(manifest);
-    const have = await new FileChunkStore(out).open(manifest, verify);
+    const have = await track(new FileChunkStore(out)).open(manifest, verify);
     expect(checked.sort()).toEqual([0, 1, 2, 3, 4]);
     expect([0, 1, 2, 3, 4].map((i) => have.get(i))).toEqual([true, false, false, true, false]);
   });
@@ -73,7 +82,7 @@ describe('FileChunkStore', () => {
     await writeFile(`${out}.part.state`, JSON.stringify(parsed));
     expect((await readStateFile(`${out}.part.state`)).kind).toBe('corrupt');
     const reasons: string[] = [];
-    const have = await new FileChunkStore(out, { onStateRejected: (reason) => reasons.push(reason) }).open(manifest, (i, b) => verifyChunk(manifest, i, b));
+    const have = await track(new FileChunkStore(out, { onStateRejected: (reason) => reasons.push(reason) })).open(manifest, (i, b) => verifyChunk(manifest, i, b));
     expect(have.count()).toBe(1);
     expect(reasons[0]).toMatch(/checksum/);
   });
@@ -85,7 +94,7 @@ describe('FileChunkStore', () => {
     const foreign = await makeManifest(bytes, 'g', CHUNK);
     const reasons: string[] = [];
     const { checked, verify } = countingVerify(foreign);
-    const have = await new FileChunkStore(out, { onStateRejected: (reason) => reasons.push(reason) }).open(foreign, verify);
+    const have = await track(new FileChunkStore(out, { onStateRejected: (reason) => reasons.push(reason) })).open(foreign, verify);
     expect(other.info_hash).toBe(manifest.info_hash);
     expect(reasons[0]).toMatch(/foreign/);
     expect(checked.sort()).toEqual([0, 1]);
@@ -108,7 +117,7 @@ describe('FileChunkStore', () => {
     await writeFile(`${out}.part`, part);
     const reasons: string[] = [];
     const { checked, verify } = countingVerify(manifest);
-    const have = await new FileChunkStore(out, { onStateRejected: (reason) => reasons.push(reason) }).open(manifest, verify);
+    const have = await track(new FileChunkStore(out, { onStateRejected: (reason) => reasons.push(reason) })).open(manifest, verify);
     expect(reasons[0]).toMatch(/machine restarted/);
     expect(checked.sort()).toEqual([0, 3]);
     expect([0, 1, 2, 3, 4].map((i) => have.get(i))).toEqual([true, false, false, false, false]);
@@ -124,7 +133,7 @@ describe('FileChunkStore', () => {
     const state = await readStateFile(`${out}.part.state`);
     expect(state.kind === 'valid' && state.body.boot_id).toBe(undefined);
     const { checked, verify } = countingVerify(manifest);
-    const have = await new FileChunkStore(out).open(manifest, verify);
+    const have = await track(new FileChunkStore(out)).open(manifest, verify);
     expect(checked).toEqual([]);
     expect(have.get(1)).toBe(true);
   });
@@ -134,7 +143,7 @@ describe('FileChunkStore', () => {
     await writeSome(out, [2]);
     await rm(`${out}.part.state`);
     const { checked, verify } = countingVerify(manifest);
-    const have = await new FileChunkStore(out).open(manifest, verify);
+    const have = await track(new FileChunkStore(out)).open(manifest, verify);
     expect(checked).toHaveLength(5);
     expect(have.count()).toBe(1);
   });
@@ -156,5 +165,20 @@ describe('FileChunkStore', () => {
     await expect(stat(`${out}.part.state`)).rejects.toThrow();
     expect(await store.read(4, 0, 100)).toEqual(bytes.subarray(CHUNK * 4, CHUNK * 4 + 100));
     await store.close();
+  });
+
+  it('close() while finalize() is under way lets it publish the file, and leaves no descriptor open', async () => {
+    const out = join(dir, 'g.bin');
+    const store = new FileChunkStore(out, { flushIntervalMs: 1 });
+    await store.open(manifest, (i, b) => verifyChunk(manifest, i, b));
+    for (let index = 0; index < 5; index++) await store.put(index, chunk(index));
+    // As Download.destroy() may, while Download's finish awaits finalize().
+    const finalizing = store.finalize();
+    await store.close();
+    await finalizing;
+    expect(Buffer.compare(await readFile(out), bytes)).toBe(0);
+    const fds = await readdir('/proc/self/fd');
+    const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+    expect(targets.filter((target) => target.startsWith(out))).toEqual([]);
   });
 });
