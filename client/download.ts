@@ -1,16 +1,19 @@
 import type SimplePeer from 'simple-peer';
 import { PfError, chunkCount, isPfError, type Manifest } from '../protocol/index.ts';
 import type { ChunkStore, ResumeData } from './chunk-store.ts';
+import { DownloadSession, type DownloadTarget } from './download-session.ts';
 import { TypedEmitter } from './events.ts';
 import { FileHashTracker } from './file-hash-tracker.ts';
 import { HttpFiller } from './http-filler.ts';
 import { HttpLanes } from './http-lanes.ts';
+import { InFlightWindow } from './in-flight-window.ts';
 import type { ResolvedOptions } from './options.ts';
+import { PeerStack } from './peer/peer-stack.ts';
 import type { Swarm } from './peer/swarm.ts';
 import { ProgressCounter, type ProgressInfo } from './progress.ts';
 import { Scheduler, isPeerSource, type SourceId } from './scheduler.ts';
 import { SessionClient, fetchApiRequest } from './session-client.ts';
-import { TrackerClient } from './tracker-client.ts';
+import type { TrackerClient } from './tracker-client.ts';
 import { chunkLength, verifyChunk } from './verify.ts';
 
 /** HTTP duplicates a peer's chunk in endgame only after the peer has had it this long. */
@@ -30,10 +33,7 @@ export interface DownloadEvents {
   status: { status: 'running' | 'paused' | 'seeding' | 'done' | 'stopped' };
 }
 
-export interface DownloadTarget {
-  serverUrl: string;
-  fileId: string;
-}
+export type { DownloadTarget } from './download-session.ts';
 
 /**
  * One file: session, manifest, peers and HTTP together. Created by `Client.download()`.
@@ -43,22 +43,18 @@ export class Download extends TypedEmitter<DownloadEvents> {
   manifest: Manifest | undefined;
   readonly #store: ChunkStore;
   readonly #options: ResolvedOptions;
-  readonly #api: SessionClient;
+  readonly #session: DownloadSession;
   readonly #counter = new ProgressCounter();
+  readonly #inFlight: InFlightWindow;
   /** Chunks being written right now: a second verified copy must not be stored or counted again. */
   readonly #storing = new Set<number>();
-  #session: ResumeData | undefined;
-  #downloadUrl = '';
   #scheduler: Scheduler | undefined;
   #swarm: Swarm | undefined;
   #tracker: TrackerClient | undefined;
-  #filler: HttpFiller | undefined;
   #hashTracker: FileHashTracker | undefined;
-  /** Loaded only by downloads that use peers: an HTTP-only `peerfill get` never loads WebRTC or the wire. */
-  #peerStack: { Swarm: typeof Swarm; SimplePeer: typeof SimplePeer } | undefined;
+  #peerStack: PeerStack | undefined;
   #lanes: HttpLanes | undefined;
   #timers: Array<ReturnType<typeof setInterval>> = [];
-  #inFlightBytes = 0;
   #status: DownloadEvents['status']['status'] = 'running';
   #isFinishing = false;
   #isDestroyed = false;
@@ -71,7 +67,14 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.target = target;
     this.#store = store;
     this.#options = options;
-    this.#api = new SessionClient(target.serverUrl, options.apiRequest ?? fetchApiRequest(options.fetch));
+    this.#inFlight = new InFlightWindow(options.maxInFlightBytes, () => this.#wake());
+    this.#session = new DownloadSession({
+      target,
+      api: new SessionClient(target.serverUrl, options.apiRequest ?? fetchApiRequest(options.fetch)),
+      store,
+      clientId: options.clientId,
+      warn: (message, details) => this.#warn(message, details),
+    });
   }
 
   get status(): DownloadEvents['status']['status'] {
@@ -79,7 +82,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
   }
 
   get sessionId(): string | undefined {
-    return this.#session?.session_id;
+    return this.#session.state?.session_id;
   }
 
   /** Start (idempotent). Errors are also emitted as `error`. */
@@ -117,7 +120,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
   async resume(): Promise<void> {
     if (this.#status !== 'paused') return;
     this.#setStatus('running');
-    await this.#refreshUrl().catch((error: unknown) => this.#warn('session PATCH resumed failed', { error: String(error) }));
+    await this.#session.refreshUrl().catch((error: unknown) => this.#warn('session PATCH resumed failed', { error: String(error) }));
     this.#swarm?.resumeRequests();
     this.#tracker?.announce('update');
     this.#lanes?.start();
@@ -143,25 +146,9 @@ export class Download extends TypedEmitter<DownloadEvents> {
   // --- start-up ---------------------------------------------------------------
 
   async #run(): Promise<void> {
-    const resume = await this.#store.loadResumeData();
-    let infoHash: string | undefined;
-    if (resume && resume.server_url === this.target.serverUrl && resume.file_id === this.target.fileId) {
-      try {
-        this.#session = resume;
-        await this.#refreshUrlFromSession();
-        infoHash = resume.info_hash;
-      } catch (error) {
-        this.#warn('cannot resume the saved session; starting a new one', { error: String(error) });
-        this.#session = undefined;
-      }
-    }
-    if (!this.#session) infoHash = await this.#createSession();
-    const session = this.#session!;
-    const manifest = await this.#api.manifest(session.manifest_url, infoHash);
-    if (this.#options.usePeers && !this.#peerStack) {
-      const [{ Swarm }, simplePeer] = await Promise.all([import('./peer/swarm.ts'), import('simple-peer')]);
-      this.#peerStack = { Swarm, SimplePeer: simplePeer.default };
-    }
+    const session = await this.#session.open(await this.#store.loadResumeData());
+    const manifest = await this.#session.manifest();
+    if (this.#options.usePeers) this.#peerStack ??= await PeerStack.load(this.#options);
     this.manifest = manifest;
     if (this.#isDestroyed) return;
 
@@ -180,10 +167,10 @@ export class Download extends TypedEmitter<DownloadEvents> {
     });
     this.#scheduler = scheduler;
     this.#hashTracker = new FileHashTracker(manifest, have, options.createFileHasher(this.#store), (index, offset, length) => this.#store.read(index, offset, length));
-    this.#filler = new HttpFiller({
+    const filler = new HttpFiller({
       manifest,
-      getUrl: () => this.#downloadUrl,
-      refreshUrl: () => this.#refreshUrl(),
+      getUrl: () => this.#session.downloadUrl,
+      refreshUrl: () => this.#session.refreshUrl(),
       fetch: options.fetch,
       rangeGet: options.rangeGet,
       maxAttempts: options.httpMaxAttempts,
@@ -208,103 +195,47 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#lanes = new HttpLanes({
       manifest,
       scheduler,
-      filler: this.#filler,
+      filler,
       options,
       isPeerGrace: () => this.#tracker !== undefined && Date.now() - this.#startedAtMs < options.peerGraceMs,
       acceptChunk: (index, bytes, source) => this.#acceptChunk(index, bytes, source),
-      reserve: (bytes) => this.#reserve(bytes),
-      unreserve: (bytes) => this.#unreserve(bytes),
+      reserve: (bytes) => this.#inFlight.reserve(bytes),
+      unreserve: (bytes) => this.#inFlight.release(bytes),
       warn: (message, details) => this.#warn(message, details),
       fail: (error) => this.#fail(error),
     });
     this.#lanes.start();
   }
 
-  async #createSession(): Promise<string> {
-    const created = await this.#api.create(this.target.fileId, this.#options.clientId);
-    this.#session = {
-      session_id: created.session_id,
-      session_token: created.session_token,
-      server_url: this.target.serverUrl,
-      file_id: this.target.fileId,
-      manifest_url: new URL(created.manifest_url, `${this.target.serverUrl}/`).href,
-      tracker_url: new URL(created.tracker_url, `${this.target.serverUrl.replace(/^http/, 'ws')}/`).href,
-      info_hash: created.info_hash,
-    };
-    this.#downloadUrl = new URL(created.download_url, `${this.target.serverUrl}/`).href;
-    await this.#store.saveResumeData(this.#session);
-    return created.info_hash;
-  }
-
-  async #refreshUrlFromSession(): Promise<void> {
-    const session = this.#session!;
-    const state = await this.#api.patch(session.session_id, session.session_token, { status: 'resumed' });
-    if (state.info_hash !== session.info_hash) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the session now names another version of the file');
-    if (!state.download_url) throw new PfError('PF_ERR_UPSTREAM', 'PATCH resumed returned no download_url');
-    this.#downloadUrl = new URL(state.download_url, `${this.target.serverUrl}/`).href;
-  }
-
-  /** A fresh download URL: PATCH the session; if the session is gone, open a new one. */
-  async #refreshUrl(): Promise<string> {
-    try {
-      await this.#refreshUrlFromSession();
-    } catch (error) {
-      if (!isPfError(error) || !['PF_ERR_SESSION_NOT_FOUND', 'PF_ERR_NOT_FOUND', 'PF_ERR_UNAUTHORIZED', 'PF_ERR_SESSION_EXPIRED'].includes(error.code)) throw error;
-      this.#warn('session lost; opening a new one', { code: error.code });
-      const infoHash = await this.#createSession();
-      if (infoHash !== this.manifest?.info_hash) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the file changed on the server during the download');
-    }
-    return this.#downloadUrl;
-  }
-
   #startPeers(manifest: Manifest, scheduler: Scheduler, session: ResumeData): void {
-    const options = this.#options;
-    const swarm = new this.#peerStack!.Swarm({
+    const { swarm, tracker } = this.#peerStack!.join({
       manifest,
-      peerIdHex: options.peerIdHex,
       scheduler,
-      acceptChunk: (index, bytes, source) => this.#acceptChunk(index, bytes, source),
-      read: (index, offset, length) => this.#store.read(index, offset, length),
-      reserve: (bytes) => this.#reserve(bytes),
-      unreserve: (bytes) => this.#unreserve(bytes),
-      maxPeers: options.maxPeers,
-      maxChunksPerPeer: options.maxChunksPerPeer,
-      maxBlocksPerPeer: options.maxBlocksPerPeer,
-      uploadSlots: options.uploadSlots,
-      chokeIntervalMs: options.chokeIntervalMs,
-      banAfterBadChunks: options.banAfterBadChunks,
-      warn: (message, details) => this.#warn(message, details),
+      trackerUrl: session.tracker_url,
+      hooks: {
+        acceptChunk: (index, bytes, source) => this.#acceptChunk(index, bytes, source),
+        read: (index, offset, length) => this.#store.read(index, offset, length),
+        reserve: (bytes) => this.#inFlight.reserve(bytes),
+        unreserve: (bytes) => this.#inFlight.release(bytes),
+        warn: (message, details) => this.#warn(message, details),
+      },
+      stats: () => this.#announceStats(),
     });
     this.#swarm = swarm;
+    this.#tracker = tracker;
     swarm.on('peer', (event) => {
       this.emit('peer', event);
       this.#wake();
     });
     swarm.on('upload', ({ bytes }) => this.#counter.addUploaded(bytes));
     swarm.on('ban', (event) => this.emit('ban', event));
-    const createWebSocket = options.createWebSocket;
-    if (!createWebSocket) return this.#warn('no WebSocket implementation: peers disabled');
-    const tracker = new TrackerClient({
-      announceUrl: session.tracker_url,
-      infoHashHex: manifest.info_hash,
-      peerIdHex: options.peerIdHex,
-      createWebSocket,
-      createPeer: (isInitiator) => this.createPeer(isInitiator),
-      stats: () => this.#announceStats(),
-      wantedPeers: () => (swarm.hasRoom() ? options.maxPeers - swarm.connectionCount : 0),
-      acceptsPeer: (peerIdHex) => swarm.hasRoom() && !swarm.isBanned(peerIdHex) && !swarm.isConnectedTo(peerIdHex),
-      eagerAnnounceMs: options.eagerAnnounceMs,
-    });
-    this.#tracker = tracker;
-    tracker.on('connection', ({ channel, isInitiator, peerIdHex }) => swarm.addChannel(channel, isInitiator, peerIdHex));
-    tracker.on('warning', ({ message }) => this.#warn(message));
-    tracker.start();
+    tracker?.start();
   }
 
   /** A simple-peer for this client's WebRTC settings (also used by tests to connect directly). */
   createPeer(isInitiator: boolean): SimplePeer.Instance {
     if (!this.#peerStack) throw new PfError('PF_ERR_INTERNAL', 'peers are off, or the download has no manifest yet');
-    return new this.#peerStack.SimplePeer({ initiator: isInitiator, trickle: false, wrtc: this.#options.wrtc, config: this.#options.rtcConfig });
+    return this.#peerStack.createPeer(isInitiator);
   }
 
   /** Hand an already connected data channel to the swarm (tests; custom signalling). */
@@ -319,7 +250,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       uploadedBytes: this.#counter.uploadedBytes,
       downloadedBytes: verified,
       leftBytes: Math.max(0, (this.manifest?.size ?? 0) - verified),
-      sessionId: this.#session?.session_id,
+      sessionId: this.#session.state?.session_id,
       haveBase64Url: scheduler?.have.toBase64Url(),
       bytesConfirmed: verified,
       bytesFromPeers: this.#counter.fromPeersBytes,
@@ -372,18 +303,6 @@ export class Download extends TypedEmitter<DownloadEvents> {
     return true;
   }
 
-  #reserve(bytes: number): boolean {
-    if (this.#inFlightBytes > 0 && this.#inFlightBytes + bytes > this.#options.maxInFlightBytes) return false;
-    this.#inFlightBytes += bytes;
-    return true;
-  }
-
-  #unreserve(bytes: number): void {
-    const wasFull = this.#inFlightBytes + this.#options.maxInFlightBytes / 8 > this.#options.maxInFlightBytes;
-    this.#inFlightBytes = Math.max(0, this.#inFlightBytes - bytes);
-    if (wasFull) this.#wake();
-  }
-
   /** Wake idle HTTP lanes: a chunk, a peer or freed memory changed what they may take. */
   #wake(): void {
     this.#lanes?.wake();
@@ -426,10 +345,9 @@ export class Download extends TypedEmitter<DownloadEvents> {
   }
 
   async #patchSession(body: { status?: 'paused' | 'resumed' }): Promise<void> {
-    const session = this.#session;
     const scheduler = this.#scheduler;
-    if (!session || !scheduler) return;
-    await this.#api.patch(session.session_id, session.session_token, {
+    if (!scheduler) return;
+    await this.#session.report({
       ...body,
       bytes_confirmed: this.#counter.verifiedBytes,
       have: scheduler.have.toBase64Url(),

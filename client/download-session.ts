@@ -1,0 +1,127 @@
+import { PfError, isPfError, type Manifest, type PatchDownloadBody } from '../protocol/index.ts';
+import type { ChunkStore, ResumeData } from './chunk-store.ts';
+import type { SessionClient } from './session-client.ts';
+
+export interface DownloadTarget {
+  serverUrl: string;
+  fileId: string;
+}
+
+/** What the server says of a session that no longer exists for us: open a new one. */
+const LOST_SESSION_CODES: readonly string[] = ['PF_ERR_SESSION_NOT_FOUND', 'PF_ERR_NOT_FOUND', 'PF_ERR_UNAUTHORIZED', 'PF_ERR_SESSION_EXPIRED'];
+
+/**
+ * One download's session on the server: resumed from the store's saved state or opened anew,
+ * its signed download URL kept fresh, and progress reported to it. The session is also what
+ * the store saves, so a crashed or reloaded download finds it again.
+ */
+export class DownloadSession {
+  readonly #target: DownloadTarget;
+  readonly #api: SessionClient;
+  readonly #store: ChunkStore;
+  readonly #clientId: string | undefined;
+  readonly #warn: (message: string, details?: Record<string, unknown>) => void;
+  #state: ResumeData | undefined;
+  #downloadUrl = '';
+  #infoHash: string | undefined;
+
+  constructor(options: {
+    target: DownloadTarget;
+    api: SessionClient;
+    store: ChunkStore;
+    clientId: string | undefined;
+    warn: (message: string, details?: Record<string, unknown>) => void;
+  }) {
+    this.#target = options.target;
+    this.#api = options.api;
+    this.#store = options.store;
+    this.#clientId = options.clientId;
+    this.#warn = options.warn;
+  }
+
+  /** The session's state once open() has settled. */
+  get state(): ResumeData | undefined {
+    return this.#state;
+  }
+
+  /** The current signed URL of the file's bytes. */
+  get downloadUrl(): string {
+    return this.#downloadUrl;
+  }
+
+  /** Resume `saved` if it is this file's session and the server still has it; otherwise open a new one. */
+  async open(saved: ResumeData | undefined): Promise<ResumeData> {
+    if (saved && saved.server_url === this.#target.serverUrl && saved.file_id === this.#target.fileId) {
+      try {
+        this.#state = saved;
+        this.#infoHash = saved.info_hash;
+        await this.#resume();
+        return saved;
+      } catch (error) {
+        this.#warn('cannot resume the saved session; starting a new one', { error: String(error) });
+        this.#state = undefined;
+        this.#infoHash = undefined;
+      }
+    }
+    return this.#create();
+  }
+
+  /** The manifest the session names, checked against its info_hash. */
+  manifest(): Promise<Manifest> {
+    const state = this.#openState();
+    return this.#api.manifest(state.manifest_url, this.#infoHash);
+  }
+
+  /** A fresh download URL: PATCH the session `resumed`; if the session is gone, open a new one for the same file version. */
+  async refreshUrl(): Promise<string> {
+    try {
+      await this.#resume();
+    } catch (error) {
+      if (!isPfError(error) || !LOST_SESSION_CODES.includes(error.code)) throw error;
+      this.#warn('session lost; opening a new one', { code: error.code });
+      const wanted = this.#infoHash;
+      const state = await this.#create();
+      if (state.info_hash !== wanted) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the file changed on the server during the download');
+    }
+    return this.#downloadUrl;
+  }
+
+  /** PATCH the session with this progress (and a status change, if any). Does nothing before open(). */
+  async report(body: PatchDownloadBody): Promise<void> {
+    const state = this.#state;
+    if (!state) return;
+    await this.#api.patch(state.session_id, state.session_token, body);
+  }
+
+  async #create(): Promise<ResumeData> {
+    const created = await this.#api.create(this.#target.fileId, this.#clientId);
+    const { serverUrl, fileId } = this.#target;
+    const state: ResumeData = {
+      session_id: created.session_id,
+      session_token: created.session_token,
+      server_url: serverUrl,
+      file_id: fileId,
+      manifest_url: new URL(created.manifest_url, `${serverUrl}/`).href,
+      tracker_url: new URL(created.tracker_url, `${serverUrl.replace(/^http/, 'ws')}/`).href,
+      info_hash: created.info_hash,
+    };
+    this.#state = state;
+    this.#infoHash ??= created.info_hash;
+    this.#downloadUrl = new URL(created.download_url, `${serverUrl}/`).href;
+    await this.#store.saveResumeData(state);
+    return state;
+  }
+
+  async #resume(): Promise<void> {
+    const state = this.#openState();
+    const answer = await this.#api.patch(state.session_id, state.session_token, { status: 'resumed' });
+    if (answer.info_hash !== state.info_hash) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the session now names another version of the file');
+    if (!answer.download_url) throw new PfError('PF_ERR_UPSTREAM', 'PATCH resumed returned no download_url');
+    this.#downloadUrl = new URL(answer.download_url, `${this.#target.serverUrl}/`).href;
+  }
+
+  #openState(): ResumeData {
+    if (!this.#state) throw new PfError('PF_ERR_INTERNAL', 'the download session is not open');
+    return this.#state;
+  }
+}
