@@ -25,6 +25,30 @@ export function pickOptimistic(candidates: readonly ChokeCandidate[], unchoked: 
   return pool[Math.floor(random() * pool.length)]!.id;
 }
 
+/**
+ * Rechoke rounds: each round unchokes the best-rated peers, and every third round (or when
+ * the optimistic peer left) picks a new optimistic one, as BitTorrent does.
+ */
+export class Choker {
+  readonly #slots: number;
+  readonly #random: () => number;
+  #optimisticId: string | undefined;
+  #rounds = 0;
+
+  constructor(slots: number, random: () => number = Math.random) {
+    this.#slots = slots;
+    this.#random = random;
+  }
+
+  /** The ids to unchoke this round; every other candidate is choked. */
+  round(candidates: readonly ChokeCandidate[]): Set<string> {
+    if (this.#rounds++ % 3 === 0 || !candidates.some((c) => c.id === this.#optimisticId)) {
+      this.#optimisticId = pickOptimistic(candidates, chooseUnchoked(candidates, this.#slots, undefined), this.#random);
+    }
+    return chooseUnchoked(candidates, this.#slots, this.#optimisticId);
+  }
+}
+
 /** Bytes per second over a sliding window, cheap enough to keep one per peer. */
 export class RateMeter {
   readonly #windowMs: number;

@@ -3,16 +3,10 @@ import { Bitfield, type Manifest } from '../../protocol/index.ts';
 import { TypedEmitter } from '../events.ts';
 import { peerSource, type Scheduler, type SourceId } from '../scheduler.ts';
 import { chunkLength } from '../verify.ts';
-import { ChunkAssembly } from './chunk-assembly.ts';
-import { RateMeter, chooseUnchoked, pickOptimistic } from './choker.ts';
+import { Choker, RateMeter } from './choker.ts';
+import { PeerRequests } from './peer-requests.ts';
 import { Uploader } from './uploader.ts';
 import { PeerWire } from './wire.ts';
-
-/**
- * Requests are topped up once this many blocks (512 KiB) can be asked for: each top-up is a
- * data-channel message. At 16, requests were a fifth of a bench/swarm client's messages.
- */
-const REQUEST_BATCH_BLOCKS = 32;
 
 export interface SwarmOptions {
   manifest: Manifest;
@@ -51,12 +45,10 @@ interface Remote {
   bitfield: Bitfield;
   /** Chunks it has that we still lack: we are interested while this is > 0. */
   wanted: number;
-  assemblies: Map<number, ChunkAssembly>;
+  requests: PeerRequests;
   uploader: Uploader;
   downloadRate: RateMeter;
   uploadRate: RateMeter;
-  /** Last block received, or when we started waiting on it (requests sent while none were outstanding). */
-  lastBlockAtMs: number;
 }
 
 /**
@@ -69,8 +61,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   readonly #remotes = new Set<Remote>();
   readonly #strikes = new Map<string, number>();
   readonly #banned = new Set<string>();
-  #optimisticId: string | undefined;
-  #ticks = 0;
+  readonly #choker: Choker;
   #chokeTimer: ReturnType<typeof setInterval> | undefined;
   #silenceTimer: ReturnType<typeof setInterval> | undefined;
   #isDestroyed = false;
@@ -79,6 +70,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   constructor(options: SwarmOptions) {
     super();
     this.#options = options;
+    this.#choker = new Choker(options.uploadSlots);
     this.#chokeTimer = setInterval(() => this.#rechoke(), options.chokeIntervalMs);
     this.#silenceTimer = setInterval(() => this.#closeSilent(), 1000);
   }
@@ -122,10 +114,9 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
       source: undefined,
       bitfield: new Bitfield(bitfieldLength),
       wanted: 0,
-      assemblies: new Map(),
+      requests: new PeerRequests(wire, this.#options),
       downloadRate: new RateMeter(),
       uploadRate: new RateMeter(),
-      lastBlockAtMs: Date.now(),
       uploader: new Uploader(wire, {
         has: (index) => this.#options.scheduler.have.get(index),
         chunkLength: (index) => chunkLength(this.#options.manifest, index),
@@ -149,7 +140,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     wire.on('choke', () => {
       if (!remote.source) return;
       this.#options.scheduler.peerUnchoking(remote.source, false);
-      this.#dropAssemblies(remote, false);
+      this.#dropRequests(remote, false);
     });
     wire.on('interested', () => this.#onInterested(remote));
     wire.on('uninterested', () => wire.choke());
@@ -182,11 +173,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   cancelChunk(index: number, source: SourceId): void {
     for (const remote of this.#remotes) {
       if (remote.source !== source) continue;
-      const assembly = remote.assemblies.get(index);
-      if (!assembly) return;
-      for (const block of assembly.outstandingBlocks()) remote.wire.cancel(index, block.offset, block.length);
-      remote.assemblies.delete(index);
-      this.#options.unreserve(assembly.bytes.length);
+      if (!remote.requests.cancel(index)) return;
       this.#fill(remote);
     }
   }
@@ -208,7 +195,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   /** Stop asking for chunks (the download paused); keep serving what we have. */
   pauseRequests(): void {
     this.#isPaused = true;
-    for (const remote of this.#remotes) this.#dropAssemblies(remote, true);
+    for (const remote of this.#remotes) this.#dropRequests(remote, true);
   }
 
   resumeRequests(): void {
@@ -281,13 +268,10 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #onPiece(remote: Remote, index: number, offset: number, bytes: Uint8Array): void {
     if (!remote.source) return this.#violation(remote, 'piece before handshake');
     remote.downloadRate.add(bytes.length);
-    remote.lastBlockAtMs = Date.now();
     this.emit('download', { bytes: bytes.length });
-    const assembly = remote.assemblies.get(index);
-    // A block we cancelled may still arrive; anything else unasked is ignored too.
-    if (!assembly || !assembly.accept(offset, bytes)) return;
+    const assembly = remote.requests.receive(index, offset, bytes);
+    if (!assembly) return;
     if (!assembly.isComplete) return this.#fill(remote);
-    remote.assemblies.delete(index);
     const source = remote.source;
     void this.#options.acceptChunk(index, assembly.bytes, source).then(
       (isGood) => {
@@ -306,8 +290,8 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #onClose(remote: Remote, reason: string): void {
     if (!this.#remotes.delete(remote)) return;
     remote.uploader.stop();
-    for (const assembly of remote.assemblies.values()) this.#options.unreserve(assembly.bytes.length);
-    remote.assemblies.clear();
+    // The scheduler forgets the peer whole just below.
+    remote.requests.drop(undefined, false);
     if (remote.source) {
       this.#options.scheduler.removePeer(remote.source);
       this.emit('peer', { peerIdHex: remote.peerIdHex ?? '', isConnected: false, peerCount: this.peerCount });
@@ -325,43 +309,11 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
 
   #fill(remote: Remote): void {
     if (this.#isPaused || this.#isDestroyed || !remote.source || remote.wire.isClosed || remote.wire.peerChoking) return;
-    const { scheduler, maxBlocksPerPeer, maxChunksPerPeer, manifest } = this.#options;
-    const outstandingNow = outstandingBlocks(remote);
-    if (outstandingNow === 0) remote.lastBlockAtMs = Date.now();
-    // Top up in batches, not one request per block received: the requests then go out as one
-    // data-channel message (each send is a blocking cross-thread call in @roamhq/wrtc) and
-    // reach the peer as adjacent blocks that it reads and answers together.
-    if (outstandingNow > maxBlocksPerPeer - Math.min(REQUEST_BATCH_BLOCKS, maxBlocksPerPeer)) return;
-    for (;;) {
-      const outstanding = outstandingBlocks(remote);
-      if (outstanding >= maxBlocksPerPeer) return;
-      const open = [...remote.assemblies.values()].find((assembly) => assembly.hasUnaskedBlocks);
-      if (open) {
-        for (const block of open.takeBlocks(maxBlocksPerPeer - outstanding)) remote.wire.request(open.index, block.offset, block.length);
-        continue;
-      }
-      if (remote.assemblies.size >= maxChunksPerPeer) return;
-      const reserveBytes = manifest.chunk_size;
-      if (!this.#options.reserve(reserveBytes)) return;
-      const [index] = scheduler.nextForPeer(remote.source, 1);
-      if (index === undefined) {
-        this.#options.unreserve(reserveBytes);
-        return;
-      }
-      const assembly = new ChunkAssembly(index, chunkLength(manifest, index));
-      // Reserve exactly what the assembly holds (the last chunk is shorter).
-      this.#options.unreserve(reserveBytes - assembly.bytes.length);
-      remote.assemblies.set(index, assembly);
-    }
+    remote.requests.fill(remote.source);
   }
 
-  #dropAssemblies(remote: Remote, sendCancel: boolean): void {
-    for (const assembly of remote.assemblies.values()) {
-      if (sendCancel) for (const block of assembly.outstandingBlocks()) remote.wire.cancel(assembly.index, block.offset, block.length);
-      if (remote.source) this.#options.scheduler.release(assembly.index, remote.source);
-      this.#options.unreserve(assembly.bytes.length);
-    }
-    remote.assemblies.clear();
+  #dropRequests(remote: Remote, sendCancel: boolean): void {
+    remote.requests.drop(remote.source, sendCancel);
     this.fillAll();
   }
 
@@ -373,7 +325,8 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     const limitMs = this.#options.peerSilenceTimeoutMs ?? 5000;
     const now = Date.now();
     for (const remote of [...this.#remotes]) {
-      if (outstandingBlocks(remote) > 0 && now - remote.lastBlockAtMs > limitMs) remote.wire.close(`silent: no block for ${Math.round((now - remote.lastBlockAtMs) / 1000)} s`);
+      const { outstandingBlocks, lastBlockAtMs } = remote.requests;
+      if (outstandingBlocks > 0 && now - lastBlockAtMs > limitMs) remote.wire.close(`silent: no block for ${Math.round((now - lastBlockAtMs) / 1000)} s`);
     }
   }
 
@@ -408,11 +361,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
         rateBytesPerSecond: isSeeding ? remote.uploadRate.bytesPerSecond() : remote.downloadRate.bytesPerSecond(),
         remote,
       }));
-    if (this.#ticks++ % 3 === 0 || !candidates.some((c) => c.id === this.#optimisticId)) {
-      const best = chooseUnchoked(candidates, this.#options.uploadSlots, undefined);
-      this.#optimisticId = pickOptimistic(candidates, best);
-    }
-    const unchoked = chooseUnchoked(candidates, this.#options.uploadSlots, this.#optimisticId);
+    const unchoked = this.#choker.round(candidates);
     for (const candidate of candidates) {
       if (unchoked.has(candidate.id)) candidate.remote.wire.unchoke();
       else if (!candidate.remote.wire.amChoking) {
@@ -421,10 +370,4 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
       }
     }
   }
-}
-
-function outstandingBlocks(remote: Remote): number {
-  let outstanding = 0;
-  for (const assembly of remote.assemblies.values()) outstanding += assembly.outstanding;
-  return outstanding;
 }
