@@ -111,8 +111,8 @@ describe('the embeddable API', () => {
     }
   });
 
-  for (const storage of ['opfs-async', 'indexeddb'] as const) {
-    it(`stores, resumes and saves through the ${storage} fallback`, async () => {
+  for (const storage of ['opfs-worker', 'opfs-async', 'indexeddb'] as const) {
+    it(`stores, resumes and saves through the ${storage} backend`, async () => {
       const file = server.files[0]!;
       const { page, context } = await openTab(browser, server.url);
       try {

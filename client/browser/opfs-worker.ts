@@ -16,11 +16,6 @@ interface SyncAccessHandle {
 
 type SyncFileHandle = FileSystemFileHandle & { createSyncAccessHandle(): Promise<SyncAccessHandle> };
 
-interface WorkerScope {
-  onmessage: ((event: MessageEvent<unknown>) => void) | null;
-  postMessage(message: OpfsReply, transfer?: Transferable[]): void;
-}
-
 interface OpenStore {
   dir: FileSystemDirectoryHandle;
   dataHandle: FileSystemFileHandle;
@@ -30,7 +25,6 @@ interface OpenStore {
   sealedFile: File | undefined;
 }
 
-const scope = globalThis as unknown as WorkerScope;
 const stores = new Map<number, OpenStore>();
 const queues = new Map<number, Promise<unknown>>();
 
@@ -178,7 +172,12 @@ async function handle(request: OpfsRequest): Promise<OpfsValue> {
   }
 }
 
-scope.onmessage = (event) => {
+/** A dedicated worker's postMessage (the DOM typings declare Window's; the options form is the same in both). */
+function reply(message: OpfsReply, transfer: Transferable[] = []): void {
+  postMessage(message, { transfer });
+}
+
+addEventListener('message', (event: MessageEvent<unknown>) => {
   const request = parseOpfsRequest(event.data);
   if (!request) return;
   const key = request.op === 'probe' ? -1 : request.store;
@@ -189,11 +188,11 @@ scope.onmessage = (event) => {
   );
   queues.set(key, next);
   next.then(
-    (value) => scope.postMessage({ id: request.id, ok: true, value }, value instanceof Uint8Array ? [value.buffer] : []),
-    (error: unknown) => scope.postMessage({ id: request.id, ok: false, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
+    (value) => reply({ id: request.id, ok: true, value }, value instanceof Uint8Array ? [value.buffer] : []),
+    (error: unknown) => reply({ id: request.id, ok: false, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
   );
   const forget = (): void => {
     if (queues.get(key) === next) queues.delete(key);
   };
   next.then(forget, forget);
-};
+});
