@@ -31,6 +31,14 @@ export class Bitfield {
     return new Bitfield(length, bytes);
   }
 
+  /** Every one of `length` bits set: a complete file. */
+  static full(length: number): Bitfield {
+    const bitfield = new Bitfield(length);
+    bitfield.bytes.fill(0xff);
+    bitfield.clearSpareBits();
+    return bitfield;
+  }
+
   get(index: number): boolean {
     if (index < 0 || index >= this.length) return false;
     return ((this.bytes[index >> 3] ?? 0) & (0x80 >> (index & 7))) !== 0;

@@ -84,14 +84,14 @@ export class BackendChunkStore implements ChunkStore {
         this.#verified = bits;
         this.#isComplete = body.is_complete === true && bits.isComplete();
       } else {
-        claimed = bits ?? allSet(count);
+        claimed = bits ?? Bitfield.full(count);
       }
     } else if (state.kind === 'corrupt') {
       rejection = state.reason;
-      claimed = allSet(count);
+      claimed = Bitfield.full(count);
     } else if (hadData) {
       rejection = 'data without a state record';
-      claimed = allSet(count);
+      claimed = Bitfield.full(count);
     }
     if (rejection !== undefined && claimed) {
       // Never trusted: re-verify what it could claim against the manifest's chunk hashes.
@@ -198,10 +198,4 @@ export class BackendChunkStore implements ChunkStore {
     if (!this.#manifest || !this.#isOpen) throw new Error('the chunk store is not open');
     return this.#manifest;
   }
-}
-
-function allSet(count: number): Bitfield {
-  const bitfield = new Bitfield(count);
-  for (let index = 0; index < count; index++) bitfield.set(index);
-  return bitfield;
 }

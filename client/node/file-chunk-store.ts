@@ -108,14 +108,14 @@ export class FileChunkStore implements ChunkStore {
       if (rejection === undefined) {
         this.#verified = bits ?? new Bitfield(count);
       } else {
-        claimed = bits ?? allSet(count);
+        claimed = bits ?? Bitfield.full(count);
       }
     } else if (state.kind === 'corrupt') {
       rejection = state.reason;
-      claimed = allSet(count);
+      claimed = Bitfield.full(count);
     } else if (previousSize !== undefined) {
       rejection = 'a .part file without state';
-      claimed = allSet(count);
+      claimed = Bitfield.full(count);
     }
     if (rejection !== undefined && claimed) {
       // Never trusted: re-verify what it claims against the manifest's chunk hashes.
@@ -256,10 +256,4 @@ export class FileChunkStore implements ChunkStore {
     if (!this.#manifest || !this.#handle) throw new Error('FileChunkStore is not open');
     return this.#manifest;
   }
-}
-
-function allSet(count: number): Bitfield {
-  const bitfield = new Bitfield(count);
-  for (let index = 0; index < count; index++) bitfield.set(index);
-  return bitfield;
 }

@@ -19,9 +19,7 @@ async function setUp(options: { maxChunksPerPeer: number; maxBlocksPerPeer: numb
   const manifest = await makeManifest(bytes, 'file1', CHUNK);
   const count = manifest.chunks.length;
   const scheduler = new Scheduler({ chunkCount: count, have: new Bitfield(count), peerDeadlineMs: () => 60_000, random: () => 0 });
-  const all = new Bitfield(count);
-  for (let index = 0; index < count; index++) all.set(index);
-  scheduler.addPeer(PEER, all);
+  scheduler.addPeer(PEER, Bitfield.full(count));
   scheduler.peerUnchoking(PEER, true);
   const [left, right] = channelPair();
   const ours = new PeerWire(left);

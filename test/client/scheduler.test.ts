@@ -2,11 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../protocol/index.ts';
 import { Scheduler, httpSource, peerSource } from '../../client/scheduler.ts';
 
-const all = (length: number) => {
-  const bitfield = new Bitfield(length);
-  for (let i = 0; i < length; i++) bitfield.set(i);
-  return bitfield;
-};
 const bits = (length: number, set: number[]) => {
   const bitfield = new Bitfield(length);
   for (const index of set) bitfield.set(index);
@@ -42,8 +37,8 @@ describe('Scheduler', () => {
     const scheduler = makeScheduler(8);
     const a = peerSource('a'.repeat(40));
     const b = peerSource('b'.repeat(40));
-    scheduler.addPeer(a, all(8));
-    scheduler.addPeer(b, all(8));
+    scheduler.addPeer(a, Bitfield.full(8));
+    scheduler.addPeer(b, Bitfield.full(8));
     scheduler.peerUnchoking(a, true);
     scheduler.peerUnchoking(b, true);
     const fromA = scheduler.nextForPeer(a, 4);
@@ -61,7 +56,7 @@ describe('Scheduler', () => {
     const scheduler = makeScheduler(4);
     const a = peerSource('a'.repeat(40));
     const b = peerSource('b'.repeat(40));
-    scheduler.addPeer(a, all(4));
+    scheduler.addPeer(a, Bitfield.full(4));
     scheduler.addPeer(b, bits(4, [0, 1, 2]));
     scheduler.peerUnchoking(a, true);
     expect(scheduler.nextForPeer(a, 1)).toEqual([3]);
@@ -122,8 +117,8 @@ describe('Scheduler', () => {
     const scheduler = makeScheduler(1);
     const a = peerSource('a'.repeat(40));
     const b = peerSource('b'.repeat(40));
-    scheduler.addPeer(a, all(1));
-    scheduler.addPeer(b, all(1));
+    scheduler.addPeer(a, Bitfield.full(1));
+    scheduler.addPeer(b, Bitfield.full(1));
     scheduler.peerUnchoking(a, true);
     scheduler.peerUnchoking(b, true);
     expect(scheduler.nextForPeer(a, 1)).toEqual([0]);
@@ -137,7 +132,7 @@ describe('Scheduler', () => {
   it('a peer that leaves frees its chunks', () => {
     const scheduler = makeScheduler(3);
     const a = peerSource('a'.repeat(40));
-    scheduler.addPeer(a, all(3));
+    scheduler.addPeer(a, Bitfield.full(3));
     scheduler.peerUnchoking(a, true);
     expect(scheduler.nextForPeer(a, 3)).toHaveLength(3);
     expect(scheduler.removePeer(a).sort()).toEqual([0, 1, 2]);

@@ -56,6 +56,14 @@ describe('Bitfield', () => {
     for (const index of [0, 1, 2, 5]) bits.set(index);
     expect(bits.prefixLength()).toBe(3);
   });
+
+  it('full() sets every bit and no spare one', () => {
+    for (const length of [0, 1, 8, 13]) {
+      const bits = Bitfield.full(length);
+      expect([bits.count(), bits.isComplete(), bits.prefixLength()]).toEqual([length, true, length]);
+      expect(Bitfield.fromBase64Url(bits.toBase64Url(), length)?.count()).toBe(length);
+    }
+  });
 });
 
 describe('manifest', () => {
