@@ -23,7 +23,6 @@ export class DownloadSession {
   readonly #warn: (message: string, details?: Record<string, unknown>) => void;
   #state: ResumeData | undefined;
   #downloadUrl = '';
-  #infoHash: string | undefined;
 
   constructor(options: {
     target: DownloadTarget;
@@ -54,13 +53,11 @@ export class DownloadSession {
     if (saved && saved.server_url === this.#target.serverUrl && saved.file_id === this.#target.fileId) {
       try {
         this.#state = saved;
-        this.#infoHash = saved.info_hash;
         await this.#resume();
         return saved;
       } catch (error) {
         this.#warn('cannot resume the saved session; starting a new one', { error: String(error) });
         this.#state = undefined;
-        this.#infoHash = undefined;
       }
     }
     return this.#create();
@@ -69,7 +66,7 @@ export class DownloadSession {
   /** The manifest the session names, checked against its info_hash. */
   manifest(): Promise<Manifest> {
     const state = this.#openState();
-    return this.#api.manifest(state.manifest_url, this.#infoHash);
+    return this.#api.manifest(state.manifest_url, state.info_hash);
   }
 
   /** A fresh download URL: PATCH the session `resumed`; if the session is gone, open a new one for the same file version. */
@@ -79,7 +76,7 @@ export class DownloadSession {
     } catch (error) {
       if (!isPfError(error) || !LOST_SESSION_CODES.includes(error.code)) throw error;
       this.#warn('session lost; opening a new one', { code: error.code });
-      const wanted = this.#infoHash;
+      const wanted = this.#openState().info_hash;
       const state = await this.#create();
       if (state.info_hash !== wanted) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the file changed on the server during the download');
     }
@@ -106,7 +103,6 @@ export class DownloadSession {
       info_hash: created.info_hash,
     };
     this.#state = state;
-    this.#infoHash ??= created.info_hash;
     this.#downloadUrl = new URL(created.download_url, `${serverUrl}/`).href;
     await this.#store.saveResumeData(state);
     return state;
