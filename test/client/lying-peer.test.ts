@@ -68,7 +68,11 @@ describe('peers over real WebRTC data channels (@roamhq/wrtc)', () => {
     void leecher.start();
     await Promise.all([whenSeeding(honest), whenSeeding(liar), whenReady(leecher)]);
     liarStore.isLying = true;
+    // The liar alone first, until it is banned: with the honest peer there from the start, under
+    // load it could serve every chunk before the liar's bad ones arrived (a full run saw no ban).
+    const banned = new Promise<void>((resolve) => leecher.once('ban', () => resolve()));
     await connectDirectly(liar, leecher);
+    await banned;
     await connectDirectly(honest, leecher);
 
     const { sha256 } = await done;
