@@ -2,6 +2,7 @@ export * from './errors.ts';
 export * from './codec.ts';
 export * from './hex.ts';
 export * from './bitfield.ts';
+export * from './bit-rate.ts';
 export * from './manifest.ts';
 export * from './session.ts';
 export * from './signed-url.ts';

@@ -1,0 +1,142 @@
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLab, labSupport, parseRate, type Lab, type LabHost } from './lab.ts';
+import { listNetns, NETNS_PREFIX } from './netns.ts';
+
+const TCP_TOOL = fileURLToPath(new URL('./tools/tcp-tool.mjs', import.meta.url));
+const support = labSupport();
+const hasNetem = support.isSupported && support.hasNetem;
+const hasPing = (() => {
+  try {
+    execFileSync('ping', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!support.isSupported) console.log(`test/lab: lab tests skipped: ${support.reason}`);
+else if (!hasNetem) console.log('test/lab: delay/jitter/loss cases skipped: the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM)');
+
+describe('parseRate', () => {
+  it('reads tc bit rates', () => {
+    expect(parseRate('100mbit')).toBe(100_000_000);
+    expect(parseRate('1.5Mbit')).toBe(1_500_000);
+    expect(parseRate('64kbit')).toBe(64_000);
+    expect(parseRate('1gbit')).toBe(1_000_000_000);
+    expect(parseRate('9600bit')).toBe(9600);
+  });
+
+  it.each(['', 'fast', '20', 'mbit', '-5mbit', '20mbps', '20 mb', '1e3kbit', '0bit'])('rejects %j with a clear error', (junk) => {
+    expect(() => parseRate(junk)).toThrow(/bad rate .*(bit, kbit, mbit, gbit|at least)/);
+  });
+});
+
+/** Spawn a tcp-tool server in `host` and wait for its "ready" line. */
+async function startServer(host: LabHost, args: string[]): Promise<ChildProcess> {
+  const child = host.spawn(process.execPath, [TCP_TOOL, ...args]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (data: Buffer) => {
+      if (data.toString().includes('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`tcp-tool ${args.join(' ')} exited with ${code}`)));
+  });
+  return child;
+}
+
+describe.skipIf(!support.isSupported)('lab', () => {
+  let lab: Lab | undefined;
+  afterEach(async () => {
+    await lab?.close();
+    lab = undefined;
+  });
+
+  it('connects two hosts (TCP round trips); close() kills spawned processes and leaves no namespace', async () => {
+    const startedAt = performance.now();
+    lab = await createLab([
+      { name: 'a', down: '100mbit', up: '20mbit' },
+      { name: 'b', down: '100mbit', up: '20mbit' },
+    ]);
+    console.log(`test/lab: 2-host lab built in ${(performance.now() - startedAt).toFixed(0)} ms`);
+    expect(lab.hosts.map((host) => host.ip)).toEqual(['10.99.0.10', '10.99.0.11']);
+    const server = await startServer(lab.host('b'), ['echo-serve', '7000']);
+    const { stdout } = await lab.host('a').exec(process.execPath, [TCP_TOOL, 'rtt', lab.host('b').ip, '7000', '5']);
+    expect((JSON.parse(stdout) as { rttMs: number[] }).rttMs).toHaveLength(5);
+
+    const id = lab.id;
+    await lab.close();
+    expect(server.signalCode).toBe('SIGKILL');
+    expect((await listNetns()).filter((name) => name.startsWith(`${id}-`))).toEqual([]);
+    expect((await listNetns()).filter((name) => name.startsWith(`${NETNS_PREFIX}${process.pid}-`))).toEqual([]);
+  });
+
+  it.skipIf(!hasNetem)('gives an RTT of about 2*(d1+d2)', async () => {
+    lab = await createLab([
+      { name: 'a', down: '100mbit', up: '20mbit', delayMs: 10 },
+      { name: 'b', down: '100mbit', up: '20mbit', delayMs: 15 },
+    ]);
+    const expectedMs = 2 * (10 + 15);
+    let rttMs: number;
+    if (hasPing) {
+      const { stdout } = await lab.host('a').exec('ping', ['-c', '3', '-i', '0.2', lab.host('b').ip]);
+      rttMs = Number(/= [\d.]+\/([\d.]+)\//.exec(stdout)?.[1]);
+    } else {
+      await startServer(lab.host('b'), ['echo-serve', '7000']);
+      const { stdout } = await lab.host('a').exec(process.execPath, [TCP_TOOL, 'rtt', lab.host('b').ip, '7000', '5']);
+      const samples = (JSON.parse(stdout) as { rttMs: number[] }).rttMs.slice(1); // the first may wait for ARP
+      rttMs = samples.reduce((sum, value) => sum + value, 0) / samples.length;
+    }
+    expect(rttMs).toBeGreaterThan(0.7 * expectedMs);
+    expect(rttMs).toBeLessThan(2 * expectedMs);
+  });
+
+  it('limits a bulk TCP transfer to the sender uplink, and the receiver counters see it', async () => {
+    const upRate = '20mbit';
+    lab = await createLab([
+      { name: 'sender', down: '100mbit', up: upRate },
+      { name: 'receiver', down: '100mbit', up: '20mbit' },
+    ]);
+    const sentBytes = 6 * 1024 * 1024;
+    await startServer(lab.host('sender'), ['bulk-serve', '7001', String(sentBytes)]);
+    const before = await lab.host('receiver').counters();
+    const { stdout } = await lab.host('receiver').exec(process.execPath, [TCP_TOOL, 'bulk-fetch', lab.host('sender').ip, '7001']);
+    const after = await lab.host('receiver').counters();
+    const result = JSON.parse(stdout) as { bytes: number; elapsedMs: number };
+    const bitsPerSecond = (result.bytes * 8) / (result.elapsedMs / 1000);
+    const ratio = bitsPerSecond / parseRate(upRate);
+    console.log(`test/lab: ${result.bytes} bytes at ${(bitsPerSecond / 1e6).toFixed(2)} Mbit/s (${ratio.toFixed(3)}x of ${upRate}); receiver rx +${after.rxBytes - before.rxBytes} bytes`);
+    expect(result.bytes).toBe(sentBytes);
+    expect(ratio).toBeGreaterThan(0.6);
+    expect(ratio).toBeLessThan(1.15);
+    expect(after.rxBytes - before.rxBytes).toBeGreaterThanOrEqual(sentBytes);
+  });
+
+  it('removes a namespace left by a dead run', async () => {
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+    const stale = `${NETNS_PREFIX}${deadPid}-0-hub`;
+    execFileSync('ip', ['netns', 'add', stale]);
+    expect(await listNetns()).toContain(stale);
+    lab = await createLab([{ name: 'a', down: '10mbit', up: '10mbit' }]);
+    expect(await listNetns()).not.toContain(stale);
+  });
+
+  it('refuses bad specs with a clear error', async () => {
+    await expect(createLab([{ name: 'TooLongName', down: '1mbit', up: '1mbit' }])).rejects.toThrow(/bad host name/);
+    await expect(createLab([{ name: 'a', down: '1mbps', up: '1mbit' }])).rejects.toThrow(/bad rate/);
+    await expect(createLab([{ name: 'a', down: '1mbit', up: '1mbit', loss: 2 }])).rejects.toThrow(/loss/);
+  });
+
+  it.skipIf(hasNetem)('refuses delay, jitter and loss when the kernel has no netem', async () => {
+    await expect(createLab([{ name: 'a', down: '1mbit', up: '1mbit', delayMs: 10 }])).rejects.toThrow(/netem/);
+  });
+
+  it('builds a 10-host lab quickly', async () => {
+    const startedAt = performance.now();
+    lab = await createLab(Array.from({ length: 10 }, (_, index) => ({ name: `h${index}`, down: '50mbit', up: '10mbit' })));
+    const elapsedMs = performance.now() - startedAt;
+    console.log(`test/lab: 10-host lab built in ${elapsedMs.toFixed(0)} ms`);
+    await startServer(lab.host('h9'), ['echo-serve', '7000']);
+    const { stdout } = await lab.host('h0').exec(process.execPath, [TCP_TOOL, 'rtt', lab.host('h9').ip, '7000', '2']);
+    expect((JSON.parse(stdout) as { rttMs: number[] }).rttMs).toHaveLength(2);
+  });
+});

@@ -1,0 +1,123 @@
+// peerfill's roles started inside lab hosts, as real CLI processes: serve, seed, get.
+// Shared by the lab's tests and bench/lab, so that both measure the same thing.
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { LabHost } from './host.ts';
+
+const CLI = fileURLToPath(new URL('../../bin/peerfill.mjs', import.meta.url));
+
+/** One JSON line of `--json` output. */
+export type CliEvent = { event: string } & Record<string, unknown>;
+
+export interface GetResult {
+  exitCode: number | null;
+  /** From spawn to exit, as a user would time it. */
+  wallMs: number;
+  done: CliEvent | undefined;
+  /** The last progress line (it carries the policy in force and its decisions). */
+  lastProgress: CliEvent | undefined;
+  /** Chunk index -> 'peer' | 'http'. */
+  chunkSources: Map<number, string>;
+  stderr: string;
+}
+
+function lines(child: ChildProcess, onLine: (line: string) => void): void {
+  if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine);
+}
+
+function collectStderr(child: ChildProcess): () => string {
+  let text = '';
+  child.stderr?.on('data', (data: Buffer) => {
+    if (text.length < 64 * 1024) text += data.toString();
+  });
+  return () => text;
+}
+
+function waitForLine(child: ChildProcess, what: string, matches: (line: string) => boolean, limitMs: number, stderr: () => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${limitMs} ms waiting for ${what}; stderr: ${stderr().slice(-2000)}`)), limitMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what}: the process exited (${code}) first; stderr: ${stderr().slice(-2000)}`));
+    });
+    lines(child, (line) => {
+      if (!matches(line)) return;
+      clearTimeout(timer);
+      resolve(line);
+    });
+  });
+}
+
+/** `peerfill serve` in `host`, listening on its address; resolves once it prints its page's URL. */
+export async function startServe(
+  host: LabHost,
+  options: { filesDir: string; dataDir: string; port: number; extraArgs?: string[]; env?: NodeJS.ProcessEnv },
+): Promise<{ url: string; child: ChildProcess }> {
+  const args = [CLI, 'serve', '--files', options.filesDir, '--host', host.ip, '--port', String(options.port), '--announce-interval', '5', ...(options.extraArgs ?? [])];
+  const child = host.spawn(process.execPath, args, { env: { ...process.env, PEERFILL_DATA_DIR: options.dataDir, PEERFILL_LOG_LEVEL: 'warn', ...options.env } });
+  const stderr = collectStderr(child);
+  await waitForLine(child, 'peerfill serve', (line) => line.includes('web page:'), 60_000, stderr);
+  return { url: `http://${host.ip}:${options.port}`, child };
+}
+
+/** `peerfill seed` in `host`; resolves once it seeds (the file checked against the manifest). */
+export async function startSeed(host: LabHost, filePath: string, serverUrl: string): Promise<ChildProcess> {
+  const child = host.spawn(process.execPath, [CLI, 'seed', filePath, '--server', serverUrl, '--json']);
+  const stderr = collectStderr(child);
+  await waitForLine(child, 'peerfill seed', (line) => line.includes('"event":"seeding"'), 120_000, stderr);
+  return child;
+}
+
+/** `peerfill get --json` in `host`, to completion (or until `limitMs`, when it is killed). */
+export function runGet(host: LabHost, url: string, outPath: string, extraArgs: string[] = [], limitMs = 180_000): Promise<GetResult> {
+  const startedAtMs = performance.now();
+  const child = host.spawn(process.execPath, [CLI, 'get', url, '-o', outPath, '--json', ...extraArgs]);
+  const stderr = collectStderr(child);
+  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), stderr: '' };
+  lines(child, (line) => {
+    let event: CliEvent;
+    try {
+      event = JSON.parse(line) as CliEvent;
+    } catch {
+      return;
+    }
+    if (event.event === 'done') result.done = event;
+    else if (event.event === 'progress') result.lastProgress = event;
+    else if (event.event === 'chunk' && typeof event.index === 'number' && typeof event.source === 'string') result.chunkSources.set(event.index, event.source);
+  });
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      result.exitCode = code;
+      result.wallMs = performance.now() - startedAtMs;
+      result.stderr = stderr();
+      resolve(result);
+    });
+  });
+}
+
+/** Stop a role started with startServe/startSeed and wait for it (the lab kills what is left). */
+export function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve();
+    }, 5000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** The catalog's file ids by name, asked from inside `host` (the lab's hosts are not reachable from the test process). */
+export async function fileIds(host: LabHost, serverUrl: string): Promise<Map<string, string>> {
+  const script = `fetch(${JSON.stringify(`${serverUrl}/files`)}).then((r) => r.text()).then((t) => process.stdout.write(t))`;
+  const { stdout } = await host.exec(process.execPath, ['-e', script]);
+  const body = JSON.parse(stdout) as { files: Array<{ file_id: string; name: string }> };
+  return new Map(body.files.map((file) => [file.name, file.file_id]));
+}
