@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
 import type { OriginConfig } from '../origin/index.ts';
-import { parseSigningKeys, type SigningKey } from '../protocol/index.ts';
+import { parseBitRate, parseSigningKeys, type SigningKey } from '../protocol/index.ts';
 
 /**
  * Configuration for the server commands: flags, else environment (`PEERFILL_*`,
@@ -24,6 +24,8 @@ export interface ServerConfig {
   s3: S3Settings | undefined;
   open: boolean;
   announceIntervalSeconds: number;
+  /** The publisher's speed floor (bits/s) handed to clients with each session; undefined = never slower than HTTP. */
+  speedFloorBitsPerSecond: number | undefined;
   snapshotIntervalMs: number;
   /** How often the catalog is rescanned for new or changed files (0: only on SIGHUP). */
   rescanIntervalSeconds: number;
@@ -57,6 +59,7 @@ export const SERVER_OPTIONS = {
   'server-url': { type: 'string' },
   'url-ttl': { type: 'string' },
   'egress-limit': { type: 'string' },
+  'speed-floor': { type: 'string' },
   redis: { type: 'string' },
   open: { type: 'boolean' },
   'announce-interval': { type: 'string' },
@@ -146,6 +149,12 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     if (s3.endpoint !== undefined) httpUrl(errors, 'PEERFILL_S3_ENDPOINT', s3.endpoint);
   }
 
+  const floorText = flagOrEnv(str('speed-floor'), env.PEERFILL_SPEED_FLOOR);
+  const speedFloorBitsPerSecond = floorText === undefined || floorText === '' || floorText === '0' ? undefined : parseBitRate(floorText);
+  if (floorText !== undefined && floorText !== '' && floorText !== '0' && speedFloorBitsPerSecond === undefined) {
+    errors.push(`--speed-floor / PEERFILL_SPEED_FLOOR must be a bit rate such as 50mbit (got ${JSON.stringify(floorText)})`);
+  }
+
   const logLevel = flagOrEnv(str('log-level'), env.PEERFILL_LOG_LEVEL) ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) errors.push(`--log-level must be one of fatal|error|warn|info|debug|trace|silent`);
 
@@ -163,6 +172,7 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     s3,
     open: values.open === true || bool(errors, 'PEERFILL_OPEN', env.PEERFILL_OPEN, false),
     announceIntervalSeconds: integer(errors, '--announce-interval / PEERFILL_ANNOUNCE_INTERVAL_SECONDS', flagOrEnv(str('announce-interval'), env.PEERFILL_ANNOUNCE_INTERVAL_SECONDS), 120, 1, 3600),
+    speedFloorBitsPerSecond,
     rescanIntervalSeconds: integer(errors, '--rescan-interval / PEERFILL_RESCAN_INTERVAL_SECONDS', flagOrEnv(str('rescan-interval'), env.PEERFILL_RESCAN_INTERVAL_SECONDS), 60, 0, 86_400),
     snapshotIntervalMs: integer(errors, 'PEERFILL_SNAPSHOT_INTERVAL_MS', env.PEERFILL_SNAPSHOT_INTERVAL_MS, 30_000, 100, 3_600_000),
     logLevel,

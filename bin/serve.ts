@@ -56,6 +56,7 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
       originUrl: config.serverUrl,
       open: config.open,
       announceIntervalSeconds: config.announceIntervalSeconds,
+      speedFloorBitsPerSecond: config.speedFloorBitsPerSecond,
     },
     { directory: origin.directory, minter: origin.minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );

@@ -23,6 +23,7 @@ export class DownloadSession {
   readonly #warn: (message: string, details?: Record<string, unknown>) => void;
   #state: ResumeData | undefined;
   #downloadUrl = '';
+  #speedFloorBitsPerSecond: number | undefined;
 
   constructor(options: {
     target: DownloadTarget;
@@ -41,6 +42,11 @@ export class DownloadSession {
   /** The session's state once open() has settled. */
   get state(): ResumeData | undefined {
     return this.#state;
+  }
+
+  /** The publisher's speed floor, as the server last said (undefined = none). */
+  get speedFloorBitsPerSecond(): number | undefined {
+    return this.#speedFloorBitsPerSecond;
   }
 
   /** The current signed URL of the file's bytes. */
@@ -103,6 +109,7 @@ export class DownloadSession {
       info_hash: created.info_hash,
     };
     this.#state = state;
+    this.#speedFloorBitsPerSecond = created.speed_floor_bps;
     this.#downloadUrl = new URL(created.download_url, `${serverUrl}/`).href;
     await this.#store.saveResumeData(state);
     return state;
@@ -113,6 +120,7 @@ export class DownloadSession {
     const answer = await this.#api.patch(state.session_id, state.session_token, { status: 'resumed' });
     if (answer.info_hash !== state.info_hash) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the session now names another version of the file');
     if (!answer.download_url) throw new PfError('PF_ERR_UPSTREAM', 'PATCH resumed returned no download_url');
+    this.#speedFloorBitsPerSecond = answer.speed_floor_bps;
     this.#downloadUrl = new URL(answer.download_url, `${this.#target.serverUrl}/`).href;
   }
 

@@ -6,12 +6,13 @@ import { TypedEmitter } from './events.ts';
 import { FileHashTracker } from './file-hash-tracker.ts';
 import { HttpFiller } from './http-filler.ts';
 import { HttpLanes } from './http-lanes.ts';
+import { HybridPolicy } from './hybrid-policy.ts';
 import { InFlightWindow } from './in-flight-window.ts';
 import type { ResolvedOptions } from './options.ts';
 import { PeerStack } from './peer/peer-stack.ts';
 import type { Swarm } from './peer/swarm.ts';
 import { ProgressCounter, type ProgressInfo } from './progress.ts';
-import { Scheduler, isPeerSource, type SourceId } from './scheduler.ts';
+import { Scheduler, isPeerSource, peerSource, type SourceId } from './scheduler.ts';
 import { SessionClient, fetchApiRequest } from './session-client.ts';
 import type { TrackerClient } from './tracker-client.ts';
 import { chunkLength, verifyChunk } from './verify.ts';
@@ -49,6 +50,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
   /** Chunks being written right now: a second verified copy must not be stored or counted again. */
   readonly #storing = new Set<number>();
   #scheduler: Scheduler | undefined;
+  #policy: HybridPolicy | undefined;
   #swarm: Swarm | undefined;
   #tracker: TrackerClient | undefined;
   #hashTracker: FileHashTracker | undefined;
@@ -95,7 +97,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
   progress(): ProgressInfo {
     const scheduler = this.#scheduler;
-    return this.#counter.snapshot(this.manifest?.size ?? 0, this.#swarm?.peerCount ?? 0, scheduler?.have.count() ?? 0, scheduler?.chunkCount ?? 0);
+    return this.#counter.snapshot(this.manifest?.size ?? 0, this.#swarm?.peerCount ?? 0, scheduler?.have.count() ?? 0, scheduler?.chunkCount ?? 0, this.#policy?.info());
   }
 
   /** Stop fetching, make local state durable and PATCH the session `paused`. Peers are still served. */
@@ -122,6 +124,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#setStatus('running');
     await this.#session.refreshUrl().catch((error: unknown) => this.#warn('session PATCH resumed failed', { error: String(error) }));
     this.#swarm?.resumeRequests();
+    this.#policy?.restart();
     this.#tracker?.announce('update');
     this.#lanes?.start();
   }
@@ -157,7 +160,11 @@ export class Download extends TypedEmitter<DownloadEvents> {
     for (let index = 0; index < have.length; index++) if (have.get(index)) this.#counter.resumedBytes += chunkLength(manifest, index);
     this.#counter.verifiedBytes = this.#counter.resumedBytes;
     const options = this.#options;
+    const policy = new HybridPolicy({ speedFloorBitsPerSecond: options.speedFloorBitsPerSecond ?? this.#session.speedFloorBitsPerSecond });
+    this.#policy = policy;
     const scheduler = new Scheduler({
+      policy,
+      chunkBytes: (index) => chunkLength(manifest, index),
       chunkCount: have.length,
       have,
       random: options.random,
@@ -177,6 +184,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       idleTimeoutMs: options.httpIdleTimeoutMs,
       onBytes: (bytes) => {
         this.#counter.httpReceivedBytes += bytes;
+        policy.httpBytes(bytes);
       },
     });
     this.#timers.push(setInterval(() => this.emit('progress', this.progress()), options.progressIntervalMs));
@@ -192,9 +200,11 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#startedAtMs = Date.now();
     if (scheduler.isComplete()) return this.#finish();
     void this.#hashTracker.advance().catch((error: unknown) => this.#fail(error));
+    policy.restart();
     this.#lanes = new HttpLanes({
       manifest,
       scheduler,
+      policy,
       filler,
       options,
       isPeerGrace: () => this.#tracker !== undefined && Date.now() - this.#startedAtMs < options.peerGraceMs,
@@ -224,10 +234,12 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#swarm = swarm;
     this.#tracker = tracker;
     swarm.on('peer', (event) => {
+      if (!event.isConnected) this.#policy?.peerGone(peerSource(event.peerIdHex));
       this.emit('peer', event);
       this.#wake();
     });
     swarm.on('upload', ({ bytes }) => this.#counter.addUploaded(bytes));
+    swarm.on('download', ({ bytes, source }) => this.#policy?.peerBytes(source, bytes));
     swarm.on('ban', (event) => this.emit('ban', event));
     tracker?.start();
   }
@@ -289,6 +301,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     for (const other of others) if (isPeerSource(other)) this.#swarm?.cancelChunk(index, other);
     const fromPeer = isPeerSource(source);
     this.#counter.addVerified(bytes.length, fromPeer);
+    this.#policy?.delivered(bytes.length);
     this.#swarm?.broadcastHave(index, !fromPeer);
     this.emit('chunk', fromPeer ? { index, source: 'peer', peerIdHex: source.slice(5) } : { index, source: 'http' });
     const { consumed, caughtUp } = this.#hashTracker!.offer(index, bytes);

@@ -1,5 +1,6 @@
 import type { Manifest } from '../protocol/index.ts';
 import type { HttpFiller } from './http-filler.ts';
+import type { HybridPolicy } from './hybrid-policy.ts';
 import type { ResolvedOptions } from './options.ts';
 import { httpSource, type Scheduler, type SourceId } from './scheduler.ts';
 import { sleep } from './sleep.ts';
@@ -7,6 +8,7 @@ import { sleep } from './sleep.ts';
 export interface HttpLanesOptions {
   manifest: Manifest;
   scheduler: Scheduler;
+  policy: HybridPolicy;
   filler: HttpFiller;
   options: Pick<ResolvedOptions, 'httpConcurrency' | 'httpConcurrencyWithPeers' | 'httpMaxRunBytes' | 'httpMaxRunBytesWithPeers'>;
   /** Peers may still connect (a tracker runs and the start is recent): fill cautiously. */
@@ -33,6 +35,8 @@ export class HttpLanes {
   #wakeResolvers: Array<() => void> = [];
   #wakeTimer: ReturnType<typeof setTimeout> | undefined;
   #failures = 0;
+  /** Bytes of runs in flight not yet landed (the floor counts them as good as delivered). */
+  #inFlightBytes = 0;
   #running: Array<Promise<void>> = [];
 
   constructor(options: HttpLanesOptions) {
@@ -67,37 +71,45 @@ export class HttpLanes {
   }
 
   async #runLane(lane: number, signal: AbortSignal): Promise<void> {
-    const { scheduler, manifest, filler, options } = this.#options;
+    const { scheduler, manifest, filler, policy } = this.#options;
     while (!signal.aborted && !scheduler.isComplete()) {
-      // Until peers had a moment to connect, fill cautiously (short runs, fewer lanes).
-      // Peers that have what we need but choke us still count: a client that went full speed on
-      // HTTP while its swarm choked it fetched nearly the whole file from the origin (bench/swarm).
-      const hasPeers = scheduler.hasServingPeers() || scheduler.peersHaveWantedChunks() || this.#options.isPeerGrace();
-      const laneCount = hasPeers ? options.httpConcurrencyWithPeers : options.httpConcurrency;
-      if (lane >= laneCount || !this.#options.reserve(manifest.chunk_size)) {
-        await this.#idle();
+      const plan = this.#plan();
+      if (plan === 'wait') {
+        // The floor holds without us: look again soon, the line moves with the clock.
+        await this.#idle(100);
         continue;
       }
-      const maxRunBytes = hasPeers ? options.httpMaxRunBytesWithPeers : options.httpMaxRunBytes;
+      if (lane >= plan.laneCount || !this.#options.reserve(manifest.chunk_size)) {
+        await this.#idle(plan.isSwarm ? 250 : 1000);
+        continue;
+      }
       // Runs no longer than an even share of what is left, so every lane has work.
       const left = scheduler.chunkCount - scheduler.have.count();
-      const maxRunChunks = Math.max(1, Math.min(Math.floor(maxRunBytes / manifest.chunk_size), Math.ceil(left / laneCount)));
-      const run = scheduler.nextHttpRun(lane, { laneCount, maxRunChunks, mayTakeServable: !hasPeers });
+      const maxRunChunks = Math.max(1, Math.min(Math.floor(plan.maxRunBytes / manifest.chunk_size), Math.ceil(left / plan.laneCount)));
+      const run = scheduler.nextHttpRun(lane, { laneCount: plan.laneCount, maxRunChunks, mayTakeServable: plan.mayTakeServable });
       if (!run) {
         this.#options.unreserve(manifest.chunk_size);
-        await this.#idle();
+        await this.#idle(plan.isSwarm ? 250 : 1000);
         continue;
       }
       const source = httpSource(lane);
+      const runBytes = this.#runBytes(run.start, run.count);
+      let landedBytes = 0;
+      this.#inFlightBytes += runBytes;
+      policy.httpLaneBegin();
       try {
-        const handOverAfter = Math.max(1, Math.floor(options.httpMaxRunBytesWithPeers / manifest.chunk_size));
+        const handOverAfter = Math.max(1, Math.floor(this.#options.options.httpMaxRunBytesWithPeers / manifest.chunk_size));
         let delivered = 0;
         await filler.fetchRun(
           run.start,
           run.count,
           async (index, bytes) => {
+            landedBytes += bytes.length;
+            this.#inFlightBytes -= bytes.length;
             const isGood = await this.#options.acceptChunk(index, bytes, source);
             if (!isGood) return false;
+            // Taking peers' chunks on purpose (they are behind): no reason to stop early.
+            if (plan.mayTakeServable) return true;
             // Peers appeared mid-run: hand the rest of a long run over to them.
             if (++delivered >= handOverAfter && scheduler.hasServingPeers()) return 'stop';
             // The run's next chunk reached a peer that serves us since the run started: stop
@@ -115,22 +127,51 @@ export class HttpLanes {
         this.#failures++;
         this.#options.warn('HTTP run failed', { lane, start: run.start, count: run.count, error: String(error) });
         // With no peer to fall back on, persistent HTTP failure is fatal.
-        if (this.#failures >= options.httpConcurrency * 2 && !scheduler.hasServingPeers()) {
+        if (this.#failures >= this.#options.options.httpConcurrency * 2 && !scheduler.hasServingPeers()) {
           this.#options.fail(error);
           break;
         }
         await sleep(1000, signal).catch(() => undefined);
       } finally {
+        policy.httpLaneEnd();
+        this.#inFlightBytes -= runBytes - landedBytes;
         scheduler.releaseAll(source);
         this.#options.unreserve(manifest.chunk_size);
       }
     }
   }
 
-  /** Wait until something changes (a chunk, a peer, freed memory), at most 1 s. */
-  #idle(): Promise<void> {
+  /**
+   * How HTTP fills right now. With no peer in play: every lane, long runs, any chunk. In a
+   * swarm the policy decides: never slower than HTTP (all lanes and peers' chunks too while
+   * peers are behind; else a few lanes on chunks no peer serves), or, with a speed floor,
+   * HTTP only while the download runs below it.
+   */
+  #plan(): 'wait' | { laneCount: number; maxRunBytes: number; mayTakeServable: boolean; isSwarm: boolean } {
+    const { scheduler, policy, options } = this.#options;
+    // Peers that have what we need but choke us still count: a client that went full speed on
+    // HTTP while its swarm choked it fetched nearly the whole file from the origin (bench/swarm).
+    const isSwarm = scheduler.hasServingPeers() || scheduler.peersHaveWantedChunks() || this.#options.isPeerGrace();
+    const full = { laneCount: options.httpConcurrency, maxRunBytes: options.httpMaxRunBytes, mayTakeServable: true, isSwarm };
+    if (!isSwarm) return full;
+    if (policy.hasFloor) return policy.mayHttpStart(this.#inFlightBytes, true) ? { ...full, maxRunBytes: options.httpMaxRunBytesWithPeers } : 'wait';
+    const shareBytes = policy.httpShareOfServable(scheduler.freeWork());
+    // Peers are behind: every lane, each run its part of HTTP's share of the peers' chunks.
+    if (shareBytes >= this.#options.manifest.chunk_size / 2) {
+      return { ...full, maxRunBytes: Math.max(options.httpMaxRunBytesWithPeers, Math.min(options.httpMaxRunBytes, shareBytes / options.httpConcurrency)) };
+    }
+    return { laneCount: options.httpConcurrencyWithPeers, maxRunBytes: options.httpMaxRunBytesWithPeers, mayTakeServable: false, isSwarm };
+  }
+
+  #runBytes(start: number, count: number): number {
+    const { manifest } = this.#options;
+    return Math.min(manifest.size, (start + count) * manifest.chunk_size) - start * manifest.chunk_size;
+  }
+
+  /** Wait until something changes (a chunk, a peer, freed memory), at most `limitMs`. */
+  #idle(limitMs = 1000): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, 1000);
+      const timer = setTimeout(resolve, limitMs);
       this.#wakeResolvers.push(() => {
         clearTimeout(timer);
         resolve();

@@ -5,3 +5,4 @@ export type { Download, DownloadEvents, DownloadTarget } from './download.ts';
 export type { ChunkStore, ResumeData } from './chunk-store.ts';
 export { MemoryChunkStore } from './memory-chunk-store.ts';
 export type { ProgressInfo } from './progress.ts';
+export type { PolicyInfo, PolicyDecisions } from './hybrid-policy.ts';

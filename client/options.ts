@@ -70,6 +70,12 @@ export interface ClientOptions {
   seedAfterDoneMs?: number;
   /** After start, HTTP fills cautiously this long while peers connect [3 s]. */
   peerGraceMs?: number;
+  /**
+   * Speed floor in bits per second: take all that peers give and fill from HTTP only what
+   * keeps the download at or above this rate; 0 = never slower than HTTP alone [the
+   * publisher's floor from the session, else 0].
+   */
+  speedFloorBitsPerSecond?: number;
   /** Seed only: the store must already hold the whole file, else the download fails [false]. */
   seedOnly?: boolean;
   /** Re-announce while short of peers [10 s]. */
@@ -80,5 +86,5 @@ export interface ClientOptions {
   random?: () => number;
 }
 
-export type ResolvedOptions = Required<Omit<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet' | 'apiRequest'>> &
-  Pick<ClientOptions, 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet' | 'apiRequest'>;
+type PassedAsGiven = 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet' | 'apiRequest' | 'speedFloorBitsPerSecond';
+export type ResolvedOptions = Required<Omit<ClientOptions, PassedAsGiven>> & Pick<ClientOptions, PassedAsGiven>;

@@ -1,3 +1,4 @@
+import type { PolicyInfo } from './hybrid-policy.ts';
 import { RateMeter } from './peer/choker.ts';
 
 /** What the `progress` event carries. */
@@ -20,6 +21,8 @@ export interface ProgressInfo {
   peerCount: number;
   chunksVerified: number;
   chunkCount: number;
+  /** The hybrid policy in force: each source's rate and what it decided (once the download runs). */
+  policy?: PolicyInfo;
 }
 
 /** Counters behind ProgressInfo. */
@@ -45,7 +48,7 @@ export class ProgressCounter {
     this.#uploadRate.add(bytes);
   }
 
-  snapshot(totalBytes: number, peerCount: number, chunksVerified: number, chunkCount: number): ProgressInfo {
+  snapshot(totalBytes: number, peerCount: number, chunksVerified: number, chunkCount: number, policy?: PolicyInfo): ProgressInfo {
     const rate = this.#downloadRate.bytesPerSecond();
     const left = totalBytes - this.verifiedBytes;
     return {
@@ -62,6 +65,7 @@ export class ProgressCounter {
       peerCount,
       chunksVerified,
       chunkCount,
+      ...(policy ? { policy } : {}),
     };
   }
 }

@@ -1,4 +1,5 @@
 import type { Bitfield } from '../protocol/index.ts';
+import type { HybridPolicy } from './hybrid-policy.ts';
 import { PiecePicker } from './piece-picker.ts';
 
 /** `http:<lane>` or `peer:<hex peer id>`. */
@@ -12,6 +13,8 @@ interface Assignment {
   source: SourceId;
   startedAtMs: number;
   deadlineAtMs: number;
+  /** When a peer is expected to deliver it, from its measured rate and queue; undefined = no estimate. */
+  expectedDoneAtMs: number | undefined;
 }
 
 interface PeerState {
@@ -36,6 +39,21 @@ export interface SchedulerOptions {
    * hash keeps up instead of reading most of the file back at the end [false].
    */
   httpInFileOrder?: boolean;
+  /**
+   * The hybrid policy (rates of each source and the decisions made from them). Without it,
+   * the fixed rules hold: a peer gets any chunk it has, HTTP duplicates a peer's chunk only
+   * after httpEndgameMinAgeMs.
+   */
+  policy?: HybridPolicy;
+  /** Bytes of chunk `index` (the last is shorter) [1]. */
+  chunkBytes?: (index: number) => number;
+}
+
+/** What HTTP and the serving peers would each have to fetch (the policy weighs the two). */
+export interface FreeWork {
+  servableFreeBytes: number;
+  otherFreeBytes: number;
+  servingPeerBytesPerSecond: number;
 }
 
 /** The cursor all HTTP lanes share with `httpInFileOrder` (lanes are numbered from 0). */
@@ -166,6 +184,21 @@ export class Scheduler {
     return picked;
   }
 
+  /** What each side would fetch now: free chunks a serving peer has, and the other free chunks. */
+  freeWork(): FreeWork {
+    let servableFreeBytes = 0;
+    let otherFreeBytes = 0;
+    for (let index = 0; index < this.chunkCount; index++) {
+      if (!this.#isFree(index)) continue;
+      if (this.picker.servable(index) > 0 && !this.isExcludedFromAllPeers(index)) servableFreeBytes += this.#chunkBytes(index);
+      else otherFreeBytes += this.#chunkBytes(index);
+    }
+    let servingPeerBytesPerSecond = 0;
+    const policy = this.#options.policy;
+    if (policy) for (const [source, peer] of this.#peers) if (peer.isUnchokingUs) servingPeerBytesPerSecond += policy.peerBytesPerSecond(source);
+    return { servableFreeBytes, otherFreeBytes, servingPeerBytesPerSecond };
+  }
+
   /**
    * Assign a run of adjacent chunks to HTTP lane `lane`. Chunks no connected peer has come
    * first. Unless `mayTakeServable`, chunks that an unchoking peer can serve are left to
@@ -189,9 +222,12 @@ export class Scheduler {
       });
     let run = this.#peers.size > 0 ? pick('available') : undefined;
     if (!run && (options.mayTakeServable || !this.#servingPeersHaveWork())) run = pick('servable');
-    if (!run && options.mayTakeServable) run = pick('none');
+    if (!run && options.mayTakeServable) {
+      run = pick('none');
+      if (run && this.hasServingPeers() && this.#options.policy) this.#options.policy.decisions.servableToHttp++;
+    }
     if (!run) {
-      const [index] = this.#endgamePicks(httpSource(lane), 1, () => true, true);
+      const [index] = this.#endgamePicks(httpSource(lane), 1, () => true, true, options.laneCount);
       if (index === undefined) return undefined;
       run = { start: index, count: 1 };
     }
@@ -282,27 +318,60 @@ export class Scheduler {
   #assign(index: number, source: SourceId): void {
     const now = this.#options.nowMs();
     const list = this.#assignments.get(index) ?? [];
-    list.push({ source, startedAtMs: now, deadlineAtMs: now + this.#options.peerDeadlineMs(index) });
+    list.push({ source, startedAtMs: now, deadlineAtMs: now + this.#options.peerDeadlineMs(index), expectedDoneAtMs: this.#expectedDoneAtMs(index, source, now) });
     this.#assignments.set(index, list);
   }
 
+  /** A peer's chunk is done once the peer has sent its queue ahead and this chunk, at its rate. */
+  #expectedDoneAtMs(index: number, source: SourceId, now: number): number | undefined {
+    const rate = isPeerSource(source) ? (this.#options.policy?.peerBytesPerSecond(source) ?? 0) : 0;
+    if (rate <= 0) return undefined;
+    let queueBytes = this.#chunkBytes(index);
+    for (const [other, list] of this.#assignments) if (other !== index && list.some((a) => a.source === source)) queueBytes += this.#chunkBytes(other);
+    return now + (queueBytes * 1000) / rate;
+  }
+
+  #chunkBytes(index: number): number {
+    return this.#options.chunkBytes?.(index) ?? 1;
+  }
+
+  /**
+   * Whether HTTP should fetch a chunk beside its peer now: the peer's expected delivery is
+   * later than one HTTP lane would need for it. Without estimates, once the peer has had
+   * the chunk for httpEndgameMinAgeMs (a chunk merely in flight is not stuck).
+   */
+  #isLateForHttp(index: number, list: readonly Assignment[], laneCount: number, now: number): boolean {
+    const policy = this.#options.policy;
+    const httpLaneRate = policy?.httpLaneBytesPerSecond(laneCount) ?? 0;
+    const expected = list.map((a) => a.expectedDoneAtMs);
+    if (policy && httpLaneRate > 0 && expected.every((at) => at !== undefined)) {
+      const httpMs = (this.#chunkBytes(index) * 1000) / httpLaneRate;
+      // Half again HTTP's own time, so a peer about to finish keeps its chunk.
+      return Math.min(...expected) - now > httpMs * 1.5;
+    }
+    const startedAtMs = Math.min(...list.map((a) => a.startedAtMs));
+    return startedAtMs <= now - (this.#options.httpEndgameMinAgeMs ?? 0);
+  }
+
   /** Endgame: pending chunks held by fewer than the max sources, oldest first. */
-  #endgamePicks(source: SourceId, max: number, sourceHas: (index: number) => boolean, isHttp = false): number[] {
+  #endgamePicks(source: SourceId, max: number, sourceHas: (index: number) => boolean, isHttp = false, laneCount = 1): number[] {
     if (max <= 0) return [];
     for (let index = 0; index < this.chunkCount; index++) if (this.#isFree(index) && (isHttp || sourceHas(index))) return [];
     const candidates: Array<{ index: number; startedAtMs: number }> = [];
-    const startedBeforeMs = this.#options.nowMs() - (isHttp ? (this.#options.httpEndgameMinAgeMs ?? 0) : 0);
+    const now = this.#options.nowMs();
     for (const [index, list] of this.#assignments) {
       if (list.length >= this.#options.maxSourcesPerChunk || list.some((a) => a.source === source)) continue;
       if (!sourceHas(index) || this.#isExcluded(index, source)) continue;
       // HTTP lanes duplicate only peer work; two lanes on one chunk gain nothing.
       if (isHttp && list.every((a) => !isPeerSource(a.source))) continue;
       const startedAtMs = Math.min(...list.map((a) => a.startedAtMs));
-      // HTTP bytes are the scarce ones: a peer chunk that is merely in flight is not stuck.
-      if (startedAtMs > startedBeforeMs) continue;
+      // HTTP bytes are the scarce ones: only a peer chunk that HTTP would deliver sooner.
+      if (isHttp && !this.#isLateForHttp(index, list, laneCount, now)) continue;
       candidates.push({ index, startedAtMs });
     }
     candidates.sort((a, b) => a.startedAtMs - b.startedAtMs);
-    return candidates.slice(0, max).map((c) => c.index);
+    const picked = candidates.slice(0, max).map((c) => c.index);
+    if (isHttp && this.#options.policy) this.#options.policy.decisions.lateToHttp += picked.length;
+    return picked;
   }
 }

@@ -27,6 +27,12 @@ export const CreateDownloadBodySchema = Type.Object(
 export type CreateDownloadBody = Static<typeof CreateDownloadBodySchema>;
 export const createDownloadBodyCodec = createCodec(CreateDownloadBodySchema);
 
+/**
+ * The publisher's download policy: a client holds at least this many bits per second and
+ * takes everything else it can from peers. Absent = never slower than plain HTTP.
+ */
+export const SpeedFloorSchema = Type.Integer({ minimum: 1, maximum: 1e12 });
+
 export const CreateDownloadResponseSchema = Type.Object({
   session_id: SessionIdSchema,
   session_token: Type.String({ minLength: 32 }),
@@ -38,6 +44,7 @@ export const CreateDownloadResponseSchema = Type.Object({
   manifest_url: Type.String(),
   tracker_url: Type.String(),
   info_hash: InfoHashSchema,
+  speed_floor_bps: Type.Optional(SpeedFloorSchema),
 });
 export type CreateDownloadResponse = Static<typeof CreateDownloadResponseSchema>;
 export const createDownloadResponseCodec = createCodec(CreateDownloadResponseSchema);
@@ -77,6 +84,7 @@ export const SessionStateSchema = Type.Object({
   expires_at: Type.String({ description: 'RFC 3339; when the idle session expires' }),
   download_url: Type.Optional(Type.String()),
   download_url_expires_at: Type.Optional(Type.String()),
+  speed_floor_bps: Type.Optional(SpeedFloorSchema),
 });
 export type SessionState = Static<typeof SessionStateSchema>;
 export const sessionStateCodec = createCodec(SessionStateSchema);

@@ -46,6 +46,8 @@ export interface TrackerConfig extends Partial<TrackerLimits> {
   open: boolean;
   /** Announce interval sent to clients; default 120. */
   announceIntervalSeconds?: number;
+  /** The publisher's speed floor, bits per second, handed out with every session; default none. */
+  speedFloorBitsPerSecond?: number | undefined;
   /** A session not touched for this long expires; default 7 days. */
   sessionIdleTtlSeconds?: number;
   /** How long an expired session stays readable as `expired` before it is deleted; default 1 day. */
@@ -61,6 +63,7 @@ export interface ResolvedTrackerConfig extends TrackerLimits {
   originUrl: string;
   open: boolean;
   announceIntervalSeconds: number;
+  speedFloorBitsPerSecond: number | undefined;
   /** A peer that has not announced for this long leaves its swarm. */
   peerTtlMs: number;
   sessionIdleTtlSeconds: number;
@@ -86,6 +89,8 @@ export function resolveTrackerConfig(config: TrackerConfig): ResolvedTrackerConf
   positiveInteger(errors, 'announceIntervalSeconds', announceIntervalSeconds);
   positiveInteger(errors, 'sessionIdleTtlSeconds', sessionIdleTtlSeconds);
   positiveInteger(errors, 'sessionExpiredRetentionSeconds', sessionExpiredRetentionSeconds);
+  const floor = config.speedFloorBitsPerSecond;
+  if (floor !== undefined && (!Number.isInteger(floor) || floor < 1 || floor > 1e12)) errors.push(`speedFloorBitsPerSecond must be an integer from 1 to 1e12 (got ${floor})`);
   let trackerUrl: URL | undefined;
   try {
     trackerUrl = new URL(config.publicTrackerUrl);
@@ -108,6 +113,7 @@ export function resolveTrackerConfig(config: TrackerConfig): ResolvedTrackerConf
     originUrl: config.originUrl.replace(/\/+$/, ''),
     open: config.open,
     announceIntervalSeconds,
+    speedFloorBitsPerSecond: floor,
     peerTtlMs: 2 * intervalMs + Math.min(intervalMs, 30_000),
     sessionIdleTtlSeconds,
     sessionExpiredRetentionSeconds,

@@ -97,6 +97,7 @@ export class SessionService {
       manifest_url: urls.manifestUrl,
       tracker_url: urls.trackerUrl,
       info_hash: manifest.info_hash,
+      ...this.#policy(),
     };
   }
 
@@ -113,8 +114,14 @@ export class SessionService {
     return record;
   }
 
+  /** The publisher's download policy, as every session answer carries it. */
+  #policy(): { speed_floor_bps?: number } {
+    const floor = this.config.speedFloorBitsPerSecond;
+    return floor === undefined ? {} : { speed_floor_bps: floor };
+  }
+
   async get(sessionId: string, authorization: string | undefined): Promise<SessionState> {
-    return toState(await this.authorize(sessionId, authorization), Date.now());
+    return { ...toState(await this.authorize(sessionId, authorization), Date.now()), ...this.#policy() };
   }
 
   async progress(sessionId: string, authorization: string | undefined): Promise<Progress> {
@@ -154,7 +161,7 @@ export class SessionService {
     if (!updated) throw new PfError('PF_ERR_SESSION_NOT_FOUND');
     if (updated.expires_at_ms <= now) throw new PfError('PF_ERR_SESSION_EXPIRED');
     this.countOffload(updated.file_id, deltas);
-    return toState(updated, now);
+    return { ...toState(updated, now), ...this.#policy() };
   }
 
   /**

@@ -1,7 +1,8 @@
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FileEntrySchema, PfError, createCodec, isPfError } from '../../protocol/index.ts';
+import { FileEntrySchema, PfError, createCodec, isPfError, parseBitRate } from '../../protocol/index.ts';
 import { createClient } from '../engine.ts';
+import type { PolicyInfo } from '../hybrid-policy.ts';
 import { getJson, parseDownloadUrl } from '../session-client.ts';
 import type { CliIo } from './cli-io.ts';
 import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
@@ -11,13 +12,16 @@ import { nodeApiRequest } from './node-http.ts';
 import { nodeClientOptions } from './node-runtime.ts';
 import { renderProgressLine } from './progress-bar.ts';
 
-export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS]
+export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS] [--speed-floor RATE]
 
   URL          <server>/<file_id> or <server>/files/<file_id>
   -o OUT       where to write the file [the file's name, in the current directory]
   --json       progress as JSON lines on stdout
   --no-peers   HTTP only
   --seed S     stay and seed for S seconds after the download
+  --speed-floor RATE
+               hold at least RATE (e.g. 20mbit) and take the rest from peers; 0 = never
+               slower than HTTP alone [the publisher's floor, if it set one]
 Ctrl-C pauses (state kept in OUT.part.state, exit ${EXIT_CODES.PAUSED}); run the same command again to resume.
 `;
 
@@ -36,6 +40,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
         json: { type: 'boolean' },
         'no-peers': { type: 'boolean' },
         seed: { type: 'string' },
+        'speed-floor': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -55,6 +60,12 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
   const seedSeconds = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isFinite(seedSeconds) || seedSeconds < 0) {
     io.stderr.write(`peerfill get: --seed must be a number of seconds\n`);
+    return EXIT_CODES.USAGE;
+  }
+  const floorText = values['speed-floor'];
+  const speedFloorBitsPerSecond = floorText === undefined ? undefined : floorText.trim() === '0' ? 0 : parseBitRate(floorText);
+  if (speedFloorBitsPerSecond === undefined && floorText !== undefined) {
+    io.stderr.write(`peerfill get: --speed-floor must be a bit rate such as 20mbit, or 0 (got ${JSON.stringify(floorText)})\n`);
     return EXIT_CODES.USAGE;
   }
   const isJson = values.json === true;
@@ -93,6 +104,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
   const client = createClient({
     ...nodeClientOptions({ usePeers: values['no-peers'] !== true }),
     seedAfterDoneMs: seedSeconds * 1000,
+    ...(speedFloorBitsPerSecond === undefined ? {} : { speedFloorBitsPerSecond }),
     onWarning: (message, details) => emit('warning', { message, ...details }),
   });
   const download = client.download(target, store);
@@ -112,6 +124,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
       peers: progress.peerCount,
       chunks_verified: progress.chunksVerified,
       chunk_count: progress.chunkCount,
+      ...(progress.policy ? { policy: policyJson(progress.policy) } : {}),
     });
     if (isTty) say(`\r${renderProgressLine(progress)}\x1b[K`);
     else if (Date.now() - lastLineAtMs > 5000) {
@@ -202,3 +215,18 @@ function report(io: CliIo, isJson: boolean, error: unknown): number {
   return storageError ? EXIT_CODES.STORAGE : exitCodeFor(code);
 }
 
+
+/** The policy in force and why it moved work, for `--json` (snake_case like the rest). */
+function policyJson(policy: PolicyInfo): Record<string, unknown> {
+  return {
+    mode: policy.mode,
+    speed_floor_bps: policy.speedFloorBitsPerSecond,
+    http_bytes_per_second: Math.round(policy.httpBytesPerSecond),
+    peer_bytes_per_second: Math.round(policy.peerBytesPerSecond),
+    decisions: {
+      servable_to_http: policy.decisions.servableToHttp,
+      late_to_http: policy.decisions.lateToHttp,
+      floor_held: policy.decisions.floorHeld,
+    },
+  };
+}

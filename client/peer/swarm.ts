@@ -33,7 +33,7 @@ export interface SwarmEvents {
   peer: { peerIdHex: string; isConnected: boolean; peerCount: number };
   ban: { peerIdHex: string; reason: string };
   /** Block bytes received from a peer (before verification). */
-  download: { bytes: number };
+  download: { bytes: number; source: SourceId };
   upload: { bytes: number };
 }
 
@@ -268,7 +268,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #onPiece(remote: Remote, index: number, offset: number, bytes: Uint8Array): void {
     if (!remote.source) return this.#violation(remote, 'piece before handshake');
     remote.downloadRate.add(bytes.length);
-    this.emit('download', { bytes: bytes.length });
+    this.emit('download', { bytes: bytes.length, source: remote.source });
     const assembly = remote.requests.receive(index, offset, bytes);
     if (!assembly) return;
     if (!assembly.isComplete) return this.#fill(remote);
