@@ -1,4 +1,6 @@
 import type { ProgressInfo } from '../progress.ts';
+import type { PolicyInfo } from '../hybrid-policy.ts';
+import { formatBitRate } from '../../protocol/index.ts';
 import type { Client } from '../engine.ts';
 import { download, seedFile, type BrowserDownload } from './browser-download.ts';
 import { formatBytes, openBrowserChunkStore, storeKey } from './opfs-chunk-store.ts';
@@ -41,7 +43,7 @@ export class DownloadCard {
   #starting: Promise<void> | undefined;
   readonly #parts: {
     bar: HTMLElement; resumed: HTMLElement; peers: HTMLElement; cdn: HTMLElement;
-    done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement;
+    done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement; policy: HTMLElement;
     status: HTMLElement; message: HTMLElement; pause: HTMLButtonElement; save: HTMLButtonElement; cancel: HTMLButtonElement; keepSeeding: HTMLInputElement;
   };
 
@@ -57,7 +59,7 @@ export class DownloadCard {
     this.#parts = {
       bar: span('.bar'), resumed: span('.bar .resumed'), peers: span('.bar .peers'), cdn: span('.bar .cdn'),
       done: span('.done-text'), peersText: span('.peers-text'), cdnText: span('.cdn-text'), speed: span('.speed-text'), eta: span('.eta-text'),
-      peerCount: span('.peer-count'), uploaded: span('.uploaded-text'), status: span('.status-text'), message: span('.message'),
+      peerCount: span('.peer-count'), uploaded: span('.uploaded-text'), policy: span('.policy-text'), status: span('.status-text'), message: span('.message'),
       pause: element(root, 'button.pause', HTMLButtonElement), save: element(root, 'button.save', HTMLButtonElement),
       cancel: element(root, 'button.cancel', HTMLButtonElement), keepSeeding: element(root, 'input.keep-seeding', HTMLInputElement),
     };
@@ -218,6 +220,7 @@ export class DownloadCard {
     p.eta.textContent = progress.verifiedBytes >= total ? '–' : formatDuration(progress.etaMs);
     p.peerCount.textContent = String(progress.peerCount);
     p.uploaded.textContent = formatBytes(progress.uploadedBytes);
+    if (progress.policy) p.policy.textContent = describePolicy(progress.policy);
     data.verifiedBytes = String(progress.verifiedBytes);
     data.fromPeersBytes = String(progress.fromPeersBytes);
     data.fromHttpBytes = String(progress.fromHttpBytes);
@@ -226,4 +229,11 @@ export class DownloadCard {
     data.uploadedBytes = String(progress.uploadedBytes);
     data.peerCount = String(progress.peerCount);
   }
+}
+
+/** The hybrid policy in force, for people: "Never slower than HTTP" or "Speed floor 50 Mbit/s", and what it moved. */
+function describePolicy(policy: PolicyInfo): string {
+  const mode = policy.mode === 'speed-floor' ? `Speed floor ${formatBitRate(policy.speedFloorBitsPerSecond)}` : 'Never slower than HTTP';
+  const moved = policy.decisions.servableToHttp + policy.decisions.lateToHttp;
+  return moved > 0 ? `${mode} (${moved} chunk runs moved from slow peers to the CDN)` : mode;
 }

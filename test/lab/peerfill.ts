@@ -1,11 +1,17 @@
 // peerfill's roles started inside lab hosts, as real CLI processes: serve, seed, get.
 // Shared by the lab's tests and bench/lab, so that both measure the same thing.
 import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { LabHost } from './host.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/peerfill.mjs', import.meta.url));
+/** GNU time(1), when installed, gives each `get` its CPU seconds. */
+const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+let timeFiles = 0;
 
 /** One JSON line of `--json` output. */
 export type CliEvent = { event: string } & Record<string, unknown>;
@@ -19,6 +25,8 @@ export interface GetResult {
   lastProgress: CliEvent | undefined;
   /** Chunk index -> 'peer' | 'http'. */
   chunkSources: Map<number, string>;
+  /** User + system CPU seconds of the process (undefined without /usr/bin/time). */
+  cpuSeconds: number | undefined;
   stderr: string;
 }
 
@@ -72,9 +80,11 @@ export async function startSeed(host: LabHost, filePath: string, serverUrl: stri
 /** `peerfill get --json` in `host`, to completion (or until `limitMs`, when it is killed). */
 export function runGet(host: LabHost, url: string, outPath: string, extraArgs: string[] = [], limitMs = 180_000): Promise<GetResult> {
   const startedAtMs = performance.now();
-  const child = host.spawn(process.execPath, [CLI, 'get', url, '-o', outPath, '--json', ...extraArgs]);
+  const args = [CLI, 'get', url, '-o', outPath, '--json', ...extraArgs];
+  const timeFile = TIME && join(tmpdir(), `pf-lab-time-${process.pid}-${timeFiles++}`);
+  const child = TIME && timeFile ? host.spawn(TIME, ['-f', '%U %S', '-o', timeFile, process.execPath, ...args]) : host.spawn(process.execPath, args);
   const stderr = collectStderr(child);
-  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), stderr: '' };
+  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), cpuSeconds: undefined, stderr: '' };
   lines(child, (line) => {
     let event: CliEvent;
     try {
@@ -87,12 +97,27 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
     else if (event.event === 'chunk' && typeof event.index === 'number' && typeof event.source === 'string') result.chunkSources.set(event.index, event.source);
   });
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-(child.pid ?? 0), 'SIGKILL'); // time(1) and the get it runs
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, limitMs);
     child.once('exit', (code) => {
       clearTimeout(timer);
       result.exitCode = code;
       result.wallMs = performance.now() - startedAtMs;
       result.stderr = stderr();
+      if (timeFile) {
+        try {
+          const [user, system] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+          result.cpuSeconds = (user ?? 0) + (system ?? 0);
+        } catch {
+          // killed before time(1) wrote it
+        }
+        rmSync(timeFile, { force: true });
+      }
       resolve(result);
     });
   });

@@ -1,0 +1,211 @@
+// The hybrid policy where users are, in the lab (test/lab): hosts with their own down/up rates
+// joined through a hub, `peerfill serve` on a fast CDN host, real `get`/`seed` processes on
+// home hosts. Bytes the CDN sent come from its interface counters (the kernel's). Each
+// scenario measures HTTP-only on the same links in the same run, interleaved.
+//   node --import tsx bench/lab/run.ts            (as root)
+//   PF_LAB_SCENARIOS (l1,l2)  PF_LAB_ROUNDS (2)  PF_LAB_L1_MIB (160)  PF_LAB_L2_MIB (256)  PF_LAB_L2_CLIENTS (8)
+// Not measured here (see the closing notes of issue 13): delay, jitter and loss (this kernel has
+// no netem), L3 and the WebTorrent reference.
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createLab, labSupport, type HostSpec, type Lab } from '../../test/lab/lab.ts';
+import { fileIds, runGet, startSeed, startServe, stop, type GetResult } from '../../test/lab/peerfill.ts';
+import { MiB, sha256File, writeTestFile } from '../client/procs.ts';
+
+const SCENARIOS = (process.env.PF_LAB_SCENARIOS ?? 'l1,l2').split(',').filter(Boolean);
+const ROUNDS = Number(process.env.PF_LAB_ROUNDS ?? 2);
+const L1_BYTES = Number(process.env.PF_LAB_L1_MIB ?? 160) * MiB;
+const L2_BYTES = Number(process.env.PF_LAB_L2_MIB ?? 256) * MiB;
+const L2_CLIENTS = Number(process.env.PF_LAB_L2_CLIENTS ?? 8);
+const CDN: HostSpec = { name: 'cdn', down: '10gbit', up: '10gbit' };
+
+let failures = 0;
+const fail = (what: string) => {
+  failures++;
+  console.log(`FAIL ${what}`);
+};
+
+/** Whole-machine CPU busy share and the load average, sampled while a phase runs. */
+function cpuMeter(): () => string {
+  const read = () => {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { idle, total: fields.reduce((sum, value) => sum + value, 0) };
+  };
+  const start = read();
+  let maxLoad = 0;
+  const timer = setInterval(() => (maxLoad = Math.max(maxLoad, loadavg()[0]!)), 1000);
+  return () => {
+    clearInterval(timer);
+    const end = read();
+    const busy = 1 - (end.idle - start.idle) / Math.max(1, end.total - start.total);
+    return `machine CPU ${(busy * 100).toFixed(0)}% of ${cpus().length} cores, load average max ${maxLoad.toFixed(2)}`;
+  };
+}
+
+function procCpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+const field = (result: GetResult, name: string): number => (typeof result.done?.[name] === 'number' ? result.done[name] : Number.NaN);
+const mib = (bytes: number) => (bytes / MiB).toFixed(1);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function checkFile(result: GetResult, path: string, sha256: string, label: string): Promise<void> {
+  if (result.exitCode !== 0) return fail(`${label}: exit ${result.exitCode}: ${result.stderr.slice(-400)}`);
+  if ((await sha256File(path)) !== sha256) fail(`${label}: the file's SHA-256 is wrong`);
+}
+
+// --- L1: one slow seeder, a fast CDN ----------------------------------------------------
+
+async function scenarioL1(dir: string): Promise<void> {
+  console.log(`\nL1 slow seeder, fast CDN: ${mib(L1_BYTES)} MiB; seeder 100mbit down / 16mbit up; leecher 200mbit down / 20mbit up; CDN not capped`);
+  const lab = await createLab([CDN, { name: 'seeder', down: '100mbit', up: '16mbit' }, { name: 'leecher', down: '200mbit', up: '20mbit' }]);
+  try {
+    const sha256 = await writeTestFile(join(dir, 'files', 'l1.bin'), L1_BYTES);
+    const server = await startServe(lab.host('cdn'), { filesDir: join(dir, 'files'), dataDir: join(dir, 'data-l1'), port: 8080 });
+    const url = `${server.url}/${(await fileIds(lab.host('cdn'), server.url)).get('l1.bin')}`;
+    const seeder = await startSeed(lab.host('seeder'), join(dir, 'files', 'l1.bin'), server.url);
+    console.log('round  mode       time s   ratio  peers MiB  CDN MiB  client CPU s  decisions');
+    const cpu = cpuMeter();
+    for (let round = 1; round <= ROUNDS; round++) {
+      let httpMs = Number.NaN;
+      // Interleaved, and the order flips each round.
+      const modes = round % 2 === 1 ? ['http-only', 'hybrid'] : ['hybrid', 'http-only'];
+      const results = new Map<string, GetResult>();
+      for (const mode of modes) {
+        const out = join(dir, `l1-${mode}-${round}.bin`);
+        const before = await lab.host('cdn').counters();
+        const result = await runGet(lab.host('leecher'), url, out, mode === 'http-only' ? ['--no-peers'] : []);
+        const cdnBytes = (await lab.host('cdn').counters()).txBytes - before.txBytes;
+        await checkFile(result, out, sha256, `L1 round ${round} ${mode}`);
+        await rm(out, { force: true });
+        results.set(mode, result);
+        (result as GetResult & { cdnBytes?: number }).cdnBytes = cdnBytes;
+      }
+      httpMs = results.get('http-only')!.wallMs;
+      for (const mode of ['http-only', 'hybrid']) {
+        const result = results.get(mode)! as GetResult & { cdnBytes?: number };
+        const decisions = JSON.stringify((result.lastProgress?.policy as { decisions?: unknown } | undefined)?.decisions ?? {});
+        console.log(
+          `${String(round).padEnd(6)} ${mode.padEnd(10)} ${(result.wallMs / 1000).toFixed(2).padStart(6)}  ${(result.wallMs / httpMs).toFixed(2).padStart(6)}  ${mib(field(result, 'from_peers_bytes')).padStart(9)}  ${mib(result.cdnBytes ?? Number.NaN).padStart(7)}  ${(result.cpuSeconds ?? Number.NaN).toFixed(2).padStart(12)}  ${mode === 'hybrid' ? decisions : ''}`,
+        );
+        if (mode === 'hybrid' && result.wallMs / httpMs > 1.1) console.log(`  (target missed: ${(result.wallMs / httpMs).toFixed(2)}x > 1.1x HTTP-only)`);
+      }
+    }
+    console.log(`L1: ${cpu()}; serve CPU ${procCpuSeconds(server.child.pid).toFixed(1)} s, seeder CPU ${procCpuSeconds(seeder.pid).toFixed(1)} s`);
+  } finally {
+    await lab.close();
+  }
+}
+
+// --- L2: a home crowd ----------------------------------------------------------------------
+
+interface CrowdClient {
+  index: number;
+  arriveMs: number;
+  seedSeconds: number;
+  result?: GetResult;
+  leftMs?: number;
+}
+
+async function crowd(lab: Lab, url: string, dir: string, sha256: string, label: string, extraArgs: string[]): Promise<CrowdClient[]> {
+  const clients: CrowdClient[] = Array.from({ length: L2_CLIENTS }, (_, index) => ({
+    index,
+    arriveMs: Math.round((index * 20_000) / Math.max(1, L2_CLIENTS - 1)),
+    // Half leave when they finish; half seed for 30 s more.
+    seedSeconds: extraArgs.includes('--no-peers') || index % 2 === 0 ? 0 : 30,
+  }));
+  const startedAt = performance.now();
+  await Promise.all(
+    clients.map(async (client) => {
+      await sleep(client.arriveMs);
+      const out = join(dir, `l2-${label}-${client.index}.bin`);
+      const args = [...extraArgs, ...(client.seedSeconds > 0 ? ['--seed', String(client.seedSeconds)] : [])];
+      client.result = await runGet(lab.host(`home${client.index}`), url, out, args, 300_000);
+      client.leftMs = performance.now() - startedAt;
+      await checkFile(client.result, out, sha256, `L2 ${label} client ${client.index}`);
+      await rm(out, { force: true });
+    }),
+  );
+  return clients;
+}
+
+async function scenarioL2(dir: string): Promise<void> {
+  const upBitsPerSecond = 20e6;
+  console.log(`\nL2 home crowd: ${mib(L2_BYTES)} MiB, ${L2_CLIENTS} leechers (100mbit down / 20mbit up) arriving over 20 s, half seed 30 s more; CDN not capped`);
+  console.log('   (no RTT or loss: this kernel has no netem qdisc; rates only)');
+  const hosts: HostSpec[] = [CDN, ...Array.from({ length: L2_CLIENTS }, (_, index) => ({ name: `home${index}`, down: '100mbit', up: '20mbit' }))];
+  const lab = await createLab(hosts);
+  try {
+    const sha256 = await writeTestFile(join(dir, 'files', 'l2.bin'), L2_BYTES);
+    const runs: Array<{ label: string; args: string[]; floor?: string }> = [
+      { label: 'http-only', args: ['--no-peers'] },
+      { label: 'default', args: [] },
+      { label: 'floor-50mbit', args: ['--speed-floor', '50mbit'] },
+    ];
+    const httpMs = new Map<number, number>();
+    for (const [runIndex, run] of runs.entries()) {
+      // A fresh server per run: its sessions and swarm start empty.
+      const server = await startServe(lab.host('cdn'), { filesDir: join(dir, 'files'), dataDir: join(dir, `data-l2-${runIndex}`), port: 8080 + runIndex });
+      const url = `${server.url}/${(await fileIds(lab.host('cdn'), server.url)).get('l2.bin')}`;
+      const before = await lab.host('cdn').counters();
+      const cpu = cpuMeter();
+      const clients = await crowd(lab, url, dir, sha256, run.label, run.args);
+      const load = cpu();
+      const cdnBytes = (await lab.host('cdn').counters()).txBytes - before.txBytes;
+      const serveCpu = procCpuSeconds(server.child.pid);
+      await stop(server.child);
+      // The bound: peers can deliver no more than they could upload while they were there
+      // (each from arrival until it left), nor more than every copy but the first.
+      let uploadBound = 0;
+      for (const client of clients) uploadBound += (upBitsPerSecond / 8) * (((client.leftMs ?? 0) - client.arriveMs) / 1000);
+      const bound = Math.min(uploadBound, (L2_CLIENTS - 1) * L2_BYTES);
+      const fromPeers = clients.reduce((sum, client) => sum + (client.result ? field(client.result, 'from_peers_bytes') : 0), 0);
+      console.log(`\nL2 ${run.label}: CDN sent ${(cdnBytes / L2_BYTES).toFixed(2)}x the file (${mib(cdnBytes)} MiB); from peers ${mib(fromPeers)} MiB, bound ${mib(bound)} MiB, ${((fromPeers / bound) * 100).toFixed(0)}% of the bound; ${load}; serve CPU ${serveCpu.toFixed(1)} s`);
+      console.log('client  arrive s  time s  vs http-only  rate Mbit/s  peers MiB  http MiB  CPU s');
+      for (const client of clients) {
+        const result = client.result!;
+        if (run.label === 'http-only') httpMs.set(client.index, result.wallMs);
+        const seedMs = client.seedSeconds * 1000;
+        const downloadMs = result.wallMs - seedMs;
+        const ratio = downloadMs / (httpMs.get(client.index) ?? Number.NaN);
+        const rate = (L2_BYTES * 8) / (downloadMs / 1000) / 1e6;
+        console.log(
+          `${String(client.index).padEnd(7)} ${(client.arriveMs / 1000).toFixed(1).padStart(8)}  ${(downloadMs / 1000).toFixed(2).padStart(6)}  ${ratio.toFixed(2).padStart(12)}  ${rate.toFixed(1).padStart(11)}  ${mib(field(result, 'from_peers_bytes')).padStart(9)}  ${mib(field(result, 'from_http_bytes')).padStart(8)}  ${(result.cpuSeconds ?? Number.NaN).toFixed(1).padStart(5)}`,
+        );
+      }
+    }
+    console.log('  (a seeding client\'s time is its exit time less its 30 s of seeding)');
+  } finally {
+    await lab.close();
+  }
+}
+
+async function main(): Promise<number> {
+  const support = labSupport();
+  if (!support.isSupported) {
+    console.log(`bench/lab skipped: ${support.reason}`);
+    return 2;
+  }
+  console.log(`bench/lab: ${cpus().length} cores, node ${process.version}, load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  const dir = await mkdtemp(join(tmpdir(), 'pf-bench-lab-'));
+  await mkdir(join(dir, 'files'));
+  try {
+    if (SCENARIOS.includes('l1')) await scenarioL1(dir);
+    if (SCENARIOS.includes('l2')) await scenarioL2(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  console.log(failures === 0 ? '\nbench/lab: every download finished with the right SHA-256' : `\nbench/lab: ${failures} FAILURES`);
+  return failures === 0 ? 0 : 1;
+}
+
+process.exitCode = await main();
