@@ -56,6 +56,14 @@ describe('loadServerConfig', () => {
     }
   });
 
+  it('reads the speed floor as a bit rate, from the flag or PEERFILL_SPEED_FLOOR, and refuses byte rates', () => {
+    expect(loadServerConfig([], {}, '/srv').speedFloorBitsPerSecond).toBeUndefined();
+    expect(loadServerConfig(['--speed-floor', '50mbit'], {}, '/srv').speedFloorBitsPerSecond).toBe(50_000_000);
+    expect(loadServerConfig([], { PEERFILL_SPEED_FLOOR: '1.5gbit' }, '/srv').speedFloorBitsPerSecond).toBe(1_500_000_000);
+    expect(loadServerConfig(['--speed-floor', '0'], {}, '/srv').speedFloorBitsPerSecond).toBeUndefined();
+    for (const junk of ['50mbps', 'fast', '50', '-1mbit']) expect(() => loadServerConfig(['--speed-floor', junk], {}, '/srv')).toThrow(/--speed-floor/);
+  });
+
   it('rejects unknown flags', () => {
     expect(() => loadServerConfig(['--bogus'], {}, '/srv')).toThrow(ConfigError);
   });

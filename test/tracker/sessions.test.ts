@@ -118,6 +118,18 @@ describe('download sessions', () => {
     expect((await api('GET', `/downloads/${mine.session_id}`, { token: mine.session_token })).body.status).toBe('active');
   });
 
+  it("hands out the publisher's speed floor with the session, on resume too; none when unset", async () => {
+    await start({ speedFloorBitsPerSecond: 50_000_000 });
+    const created = await createDownload();
+    expect(created.speed_floor_bps).toBe(50_000_000);
+    const resumed = await api('PATCH', `/downloads/${created.session_id}`, { token: created.session_token, body: { status: 'resumed' } });
+    expect(resumed.body.speed_floor_bps).toBe(50_000_000);
+    await running?.close();
+    await store?.close();
+    await start();
+    expect((await createDownload()).speed_floor_bps).toBeUndefined();
+  });
+
   it('pauses and resumes idempotently, with a fresh URL on resume', async () => {
     await start();
     const created = await createDownload();
