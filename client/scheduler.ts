@@ -346,8 +346,10 @@ export class Scheduler {
     const expected = list.map((a) => a.expectedDoneAtMs);
     if (policy && httpLaneRate > 0 && expected.every((at) => at !== undefined)) {
       const httpMs = (this.#chunkBytes(index) * 1000) / httpLaneRate;
-      // Half again HTTP's own time, so a peer about to finish keeps its chunk.
-      return Math.min(...expected) - now > httpMs * 1.5;
+      const leftMs = Math.min(...list.map((a) => a.expectedDoneAtMs ?? now)) - now;
+      // Half again HTTP's own time, so a peer about to finish keeps its chunk. A peer past its
+      // expected finish by that much (or by a second) has stalled: the estimate no longer holds.
+      return leftMs > httpMs * 1.5 || -leftMs > Math.max(1000, httpMs * 1.5);
     }
     const startedAtMs = Math.min(...list.map((a) => a.startedAtMs));
     return startedAtMs <= now - (this.#options.httpEndgameMinAgeMs ?? 0);
