@@ -159,8 +159,10 @@ describe('faults mid-download (real serve composition)', () => {
     expect(progress.fromPeersBytes).toBeGreaterThanOrEqual(verifiedAtKill);
     expect(httpChunksAfterKill).toBeGreaterThan(0);
     expect(progress.fromPeersBytes + progress.fromHttpBytes).toBe(bytes.length);
-    // The dead seeder was dropped (silent with requests outstanding), not waited out until ICE gave up.
-    expect(watched.warnings).toContain('peer closed');
+    // The chunks the dead seeder held were not waited out until ICE gave up: the seeder was
+    // dropped (silent with requests outstanding), or HTTP fetched them beside it once it was
+    // past its expected finish (the hybrid policy's endgame), whichever came first.
+    expect(watched.warnings.includes('peer closed') || (progress.policy?.decisions.lateToHttp ?? 0) > 0).toBe(true);
   }, 120_000);
 
   it('the download URL expires mid-download: the client refreshes it through the session and finishes', async () => {
