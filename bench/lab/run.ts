@@ -19,6 +19,7 @@ const ROUNDS = Number(process.env.PF_LAB_ROUNDS ?? 2);
 const L1_BYTES = Number(process.env.PF_LAB_L1_MIB ?? 160) * MiB;
 const L2_BYTES = Number(process.env.PF_LAB_L2_MIB ?? 256) * MiB;
 const L2_CLIENTS = Number(process.env.PF_LAB_L2_CLIENTS ?? 8);
+const L2_DOWN_BITS_PER_SECOND = 100e6;
 const CDN: HostSpec = { name: 'cdn', down: '10gbit', up: '10gbit' };
 
 let failures = 0;
@@ -138,6 +139,34 @@ async function crowd(lab: Lab, url: string, dir: string, sha256: string, label: 
   return clients;
 }
 
+/**
+ * The most the peers could have delivered: each client uploads at its uplink's rate while it is
+ * there and another client is still downloading (alone, it has no one to send to), and no
+ * client gets more from peers than the file less what it had fetched before any peer was there.
+ * Also no more than every copy but the first.
+ */
+function offloadBound(clients: CrowdClient[], upBytesPerSecond: number): number {
+  const doneMs = (client: CrowdClient) => client.arriveMs + (client.result?.wallMs ?? 0) - client.seedSeconds * 1000;
+  const endMs = Math.max(...clients.map((client) => client.leftMs ?? 0));
+  const stepMs = 100;
+  let uploadBytes = 0;
+  for (let t = 0; t < endMs; t += stepMs) {
+    const present = clients.filter((client) => client.arriveMs <= t && t < (client.leftMs ?? 0));
+    for (const uploader of present) {
+      if (present.some((other) => other !== uploader && t < doneMs(other))) uploadBytes += (upBytesPerSecond * stepMs) / 1000;
+    }
+  }
+  // A client that arrived alone got its first bytes from the CDN at its downlink's pace at most.
+  let wantBytes = 0;
+  for (const client of clients) {
+    const firstPeerAtMs = Math.min(...clients.filter((other) => other !== client && (other.leftMs ?? 0) > client.arriveMs).map((other) => Math.max(other.arriveMs, client.arriveMs)));
+    const aloneMs = Number.isFinite(firstPeerAtMs) ? firstPeerAtMs - client.arriveMs : Infinity;
+    const aloneBytes = Math.min(L2_BYTES, (aloneMs / 1000) * (L2_DOWN_BITS_PER_SECOND / 8));
+    wantBytes += L2_BYTES - aloneBytes;
+  }
+  return Math.min(uploadBytes, wantBytes, (clients.length - 1) * L2_BYTES);
+}
+
 async function scenarioL2(dir: string): Promise<void> {
   const upBitsPerSecond = 20e6;
   console.log(`\nL2 home crowd: ${mib(L2_BYTES)} MiB, ${L2_CLIENTS} leechers (100mbit down / 20mbit up) arriving over 20 s, half seed 30 s more; CDN not capped`);
@@ -163,11 +192,7 @@ async function scenarioL2(dir: string): Promise<void> {
       const cdnBytes = (await lab.host('cdn').counters()).txBytes - before.txBytes;
       const serveCpu = procCpuSeconds(server.child.pid);
       await stop(server.child);
-      // The bound: peers can deliver no more than they could upload while they were there
-      // (each from arrival until it left), nor more than every copy but the first.
-      let uploadBound = 0;
-      for (const client of clients) uploadBound += (upBitsPerSecond / 8) * (((client.leftMs ?? 0) - client.arriveMs) / 1000);
-      const bound = Math.min(uploadBound, (L2_CLIENTS - 1) * L2_BYTES);
+      const bound = offloadBound(clients, upBitsPerSecond / 8);
       const fromPeers = clients.reduce((sum, client) => sum + (client.result ? field(client.result, 'from_peers_bytes') : 0), 0);
       console.log(`\nL2 ${run.label}: CDN sent ${(cdnBytes / L2_BYTES).toFixed(2)}x the file (${mib(cdnBytes)} MiB); from peers ${mib(fromPeers)} MiB, bound ${mib(bound)} MiB, ${((fromPeers / bound) * 100).toFixed(0)}% of the bound; ${load}; serve CPU ${serveCpu.toFixed(1)} s`);
       console.log('client  arrive s  time s  vs http-only  rate Mbit/s  peers MiB  http MiB  CPU s');
