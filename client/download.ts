@@ -12,7 +12,7 @@ import type { ResolvedOptions } from './options.ts';
 import { PeerStack } from './peer/peer-stack.ts';
 import type { Swarm } from './peer/swarm.ts';
 import { ProgressCounter, type ProgressInfo } from './progress.ts';
-import { Scheduler, isPeerSource, peerSource, type SourceId } from './scheduler.ts';
+import { Scheduler, isPeerSource, peerIdOf, peerSource, type SourceId } from './scheduler.ts';
 import { SessionClient, fetchApiRequest } from './session-client.ts';
 import type { TrackerClient } from './tracker-client.ts';
 import { chunkLength, verifyChunk } from './verify.ts';
@@ -36,6 +36,18 @@ export interface DownloadEvents {
 
 export type { DownloadTarget } from './download-session.ts';
 
+/** What a running download is made of, created together once its manifest and store are open. */
+interface Parts {
+  manifest: Manifest;
+  scheduler: Scheduler;
+  policy: HybridPolicy;
+  hashTracker: FileHashTracker;
+  lanes: HttpLanes;
+  /** Both undefined when peers are off. */
+  swarm: Swarm | undefined;
+  tracker: TrackerClient | undefined;
+}
+
 /**
  * One file: session, manifest, peers and HTTP together. Created by `Client.download()`.
  */
@@ -49,13 +61,9 @@ export class Download extends TypedEmitter<DownloadEvents> {
   readonly #inFlight: InFlightWindow;
   /** Chunks being written right now: a second verified copy must not be stored or counted again. */
   readonly #storing = new Set<number>();
-  #scheduler: Scheduler | undefined;
-  #policy: HybridPolicy | undefined;
-  #swarm: Swarm | undefined;
-  #tracker: TrackerClient | undefined;
-  #hashTracker: FileHashTracker | undefined;
+  /** Everything made once the manifest and the store are open; undefined before. */
+  #parts: Parts | undefined;
   #peerStack: PeerStack | undefined;
-  #lanes: HttpLanes | undefined;
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #status: DownloadEvents['status']['status'] = 'running';
   #isFinishing = false;
@@ -96,25 +104,25 @@ export class Download extends TypedEmitter<DownloadEvents> {
   }
 
   progress(): ProgressInfo {
-    const scheduler = this.#scheduler;
-    return this.#counter.snapshot(this.manifest?.size ?? 0, this.#swarm?.peerCount ?? 0, scheduler?.have.count() ?? 0, scheduler?.chunkCount ?? 0, this.#policy?.info());
+    const parts = this.#parts;
+    return this.#counter.snapshot(this.manifest?.size ?? 0, parts?.swarm?.peerCount ?? 0, parts?.scheduler.have.count() ?? 0, parts?.scheduler.chunkCount ?? 0, parts?.policy.info());
   }
 
   /** Stop fetching, make local state durable and PATCH the session `paused`. Peers are still served. */
   async pause(): Promise<void> {
     if (this.#status !== 'running') return;
     this.#status = 'paused';
-    this.#swarm?.pauseRequests();
+    this.#parts?.swarm?.pauseRequests();
     // Announced once the lanes have ended: a chunk being verified and stored when the pause
     // came is counted before, and that count goes out as progress first, so a listener that
     // shows progress on its interval shows the count that then stands still.
-    await this.#lanes?.stop();
+    await this.#parts?.lanes.stop();
     if (this.#status === 'paused') {
       this.emit('progress', this.progress());
       this.emit('status', { status: 'paused' });
     }
     await this.#store.flush();
-    this.#tracker?.announce('paused');
+    this.#parts?.tracker?.announce('paused');
     await this.#patchSession({ status: 'paused' }).catch((error: unknown) => this.#warn('session PATCH paused failed', { error: String(error) }));
   }
 
@@ -123,10 +131,10 @@ export class Download extends TypedEmitter<DownloadEvents> {
     if (this.#status !== 'paused') return;
     this.#setStatus('running');
     await this.#session.refreshUrl().catch((error: unknown) => this.#warn('session PATCH resumed failed', { error: String(error) }));
-    this.#swarm?.resumeRequests();
-    this.#policy?.restart();
-    this.#tracker?.announce('update');
-    this.#lanes?.start();
+    this.#parts?.swarm?.resumeRequests();
+    this.#parts?.policy.restart();
+    this.#parts?.tracker?.announce('update');
+    this.#parts?.lanes.start();
   }
 
   /** Stop everything and close the store (without publishing an incomplete file). */
@@ -134,11 +142,11 @@ export class Download extends TypedEmitter<DownloadEvents> {
     if (this.#isDestroyed) return;
     this.#isDestroyed = true;
     if (this.#status !== 'done') this.#setStatus('stopped');
-    void this.#lanes?.stop();
+    void this.#parts?.lanes.stop();
     clearTimeout(this.#seedTimer);
     for (const timer of this.#timers) clearInterval(timer);
-    this.#tracker?.stop('stopped');
-    this.#swarm?.destroy();
+    this.#parts?.tracker?.stop('stopped');
+    this.#parts?.swarm?.destroy();
     try {
       await this.#store.flush();
     } finally {
@@ -161,7 +169,6 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#counter.verifiedBytes = this.#counter.resumedBytes;
     const options = this.#options;
     const policy = new HybridPolicy({ speedFloorBitsPerSecond: options.speedFloorBitsPerSecond ?? this.#session.speedFloorBitsPerSecond });
-    this.#policy = policy;
     const scheduler = new Scheduler({
       policy,
       chunkBytes: (index) => chunkLength(manifest, index),
@@ -172,8 +179,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       httpEndgameMinAgeMs: HTTP_ENDGAME_MIN_AGE_MS,
       peerDeadlineMs: (index) => Math.max(options.peerDeadlineMinMs, (chunkLength(manifest, index) / options.peerMinBytesPerSecond) * 1000),
     });
-    this.#scheduler = scheduler;
-    this.#hashTracker = new FileHashTracker(manifest, have, options.createFileHasher(this.#store), (index, offset, length) => this.#store.read(index, offset, length));
+    const hashTracker = new FileHashTracker(manifest, have, options.createFileHasher(this.#store), (index, offset, length) => this.#store.read(index, offset, length));
     const filler = new HttpFiller({
       manifest,
       getUrl: () => this.#session.downloadUrl,
@@ -187,38 +193,41 @@ export class Download extends TypedEmitter<DownloadEvents> {
         policy.httpBytes(bytes);
       },
     });
-    this.#timers.push(setInterval(() => this.emit('progress', this.progress()), options.progressIntervalMs));
-    this.#timers.push(setInterval(() => this.#onTick(), 1000));
-    this.#timers.push(
-      setInterval(() => void this.#patchSession({}).catch((error: unknown) => this.#warn('session update failed', { error: String(error) })), options.sessionUpdateIntervalMs),
-    );
     if (options.seedOnly && !scheduler.isComplete()) {
       throw new PfError('PF_ERR_FILE_HASH_MISMATCH', `the local copy does not match the manifest (${have.count()} of ${have.length} chunks verify)`);
     }
-    if (options.usePeers) this.#startPeers(manifest, scheduler, session);
-    this.#setStatus('running');
-    this.#startedAtMs = Date.now();
-    if (scheduler.isComplete()) return this.#finish();
-    void this.#hashTracker.advance().catch((error: unknown) => this.#fail(error));
-    policy.restart();
-    this.#lanes = new HttpLanes({
+    const peers = this.#peerStack ? this.#joinPeers(this.#peerStack, manifest, scheduler, policy, session) : undefined;
+    const lanes = new HttpLanes({
       manifest,
       scheduler,
       policy,
       filler,
       options,
-      isPeerGrace: () => this.#tracker !== undefined && Date.now() - this.#startedAtMs < options.peerGraceMs,
+      isPeerGrace: () => peers?.tracker !== undefined && Date.now() - this.#startedAtMs < options.peerGraceMs,
       acceptChunk: (index, bytes, source) => this.#acceptChunk(index, bytes, source),
       reserve: (bytes) => this.#inFlight.reserve(bytes),
       unreserve: (bytes) => this.#inFlight.release(bytes),
       warn: (message, details) => this.#warn(message, details),
       fail: (error) => this.#fail(error),
     });
-    this.#lanes.start();
+    const parts: Parts = { manifest, scheduler, policy, hashTracker, lanes, swarm: peers?.swarm, tracker: peers?.tracker };
+    this.#parts = parts;
+    this.#timers.push(setInterval(() => this.emit('progress', this.progress()), options.progressIntervalMs));
+    this.#timers.push(setInterval(() => this.#onTick(), 1000));
+    this.#timers.push(
+      setInterval(() => void this.#patchSession({}).catch((error: unknown) => this.#warn('session update failed', { error: String(error) })), options.sessionUpdateIntervalMs),
+    );
+    peers?.tracker?.start();
+    this.#setStatus('running');
+    this.#startedAtMs = Date.now();
+    if (scheduler.isComplete()) return this.#finish(parts);
+    void hashTracker.advance().catch((error: unknown) => this.#fail(error));
+    policy.restart();
+    lanes.start();
   }
 
-  #startPeers(manifest: Manifest, scheduler: Scheduler, session: ResumeData): void {
-    const { swarm, tracker } = this.#peerStack!.join({
+  #joinPeers(peerStack: PeerStack, manifest: Manifest, scheduler: Scheduler, policy: HybridPolicy, session: ResumeData): { swarm: Swarm; tracker: TrackerClient | undefined } {
+    const { swarm, tracker } = peerStack.join({
       manifest,
       scheduler,
       trackerUrl: session.tracker_url,
@@ -231,17 +240,15 @@ export class Download extends TypedEmitter<DownloadEvents> {
       },
       stats: () => this.#announceStats(),
     });
-    this.#swarm = swarm;
-    this.#tracker = tracker;
     swarm.on('peer', (event) => {
-      if (!event.isConnected) this.#policy?.peerGone(peerSource(event.peerIdHex));
+      if (!event.isConnected) policy.peerGone(peerSource(event.peerIdHex));
       this.emit('peer', event);
       this.#wake();
     });
     swarm.on('upload', ({ bytes }) => this.#counter.addUploaded(bytes));
-    swarm.on('download', ({ bytes, source }) => this.#policy?.peerBytes(source, bytes));
+    swarm.on('download', ({ bytes, source }) => policy.peerBytes(source, bytes));
     swarm.on('ban', (event) => this.emit('ban', event));
-    tracker?.start();
+    return { swarm, tracker };
   }
 
   /** A simple-peer for this client's WebRTC settings (also used by tests to connect directly). */
@@ -252,11 +259,11 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
   /** Hand an already connected data channel to the swarm (tests; custom signalling). */
   addPeerChannel(channel: SimplePeer.Instance, isInitiator: boolean): boolean {
-    return this.#swarm?.addChannel(channel, isInitiator) ?? false;
+    return this.#parts?.swarm?.addChannel(channel, isInitiator) ?? false;
   }
 
   #announceStats() {
-    const scheduler = this.#scheduler;
+    const scheduler = this.#parts?.scheduler;
     const verified = this.#counter.verifiedBytes;
     return {
       uploadedBytes: this.#counter.uploadedBytes,
@@ -274,8 +281,10 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
   /** The one door into the store: verify, store, tell everyone. False = bad bytes. */
   async #acceptChunk(index: number, bytes: Uint8Array, source: SourceId): Promise<boolean> {
-    const scheduler = this.#scheduler!;
-    const manifest = this.manifest!;
+    const parts = this.#parts;
+    // Sources start only once the parts exist; a chunk without them has nowhere to go.
+    if (!parts) return true;
+    const { scheduler, manifest } = parts;
     if (scheduler.have.get(index)) {
       scheduler.release(index, source);
       return true;
@@ -298,18 +307,18 @@ export class Download extends TypedEmitter<DownloadEvents> {
       this.#storing.delete(index);
     }
     const others = scheduler.complete(index, source);
-    for (const other of others) if (isPeerSource(other)) this.#swarm?.cancelChunk(index, other);
+    for (const other of others) if (isPeerSource(other)) parts.swarm?.cancelChunk(index, other);
     const fromPeer = isPeerSource(source);
     this.#counter.addVerified(bytes.length, fromPeer);
-    this.#policy?.delivered(bytes.length);
-    this.#swarm?.broadcastHave(index, !fromPeer);
-    this.emit('chunk', fromPeer ? { index, source: 'peer', peerIdHex: source.slice(5) } : { index, source: 'http' });
-    const { consumed, caughtUp } = this.#hashTracker!.offer(index, bytes);
+    parts.policy.delivered(bytes.length);
+    parts.swarm?.broadcastHave(index, !fromPeer);
+    this.emit('chunk', isPeerSource(source) ? { index, source: 'peer', peerIdHex: peerIdOf(source) } : { index, source: 'http' });
+    const { consumed, caughtUp } = parts.hashTracker.offer(index, bytes);
     void caughtUp.catch((error: unknown) => this.#fail(error));
     await consumed.catch(() => undefined);
     this.#wake();
     if (scheduler.isComplete()) {
-      void this.#finish().catch((error: unknown) => {
+      void this.#finish(parts).catch((error: unknown) => {
         this.#fail(error);
       });
     }
@@ -318,38 +327,38 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
   /** Wake idle HTTP lanes: a chunk, a peer or freed memory changed what they may take. */
   #wake(): void {
-    this.#lanes?.wake();
+    this.#parts?.lanes.wake();
   }
 
   #onTick(): void {
-    const scheduler = this.#scheduler;
-    if (!scheduler || this.#status !== 'running') return;
-    const expired = scheduler.expire();
+    const parts = this.#parts;
+    if (!parts || this.#status !== 'running') return;
+    const expired = parts.scheduler.expire();
     if (expired.length > 0) {
-      this.#swarm?.expire(expired);
+      parts.swarm?.expire(expired);
       this.#wake();
     }
-    this.#swarm?.fillAll();
+    parts.swarm?.fillAll();
   }
 
   // --- the end ------------------------------------------------------------------
 
-  async #finish(): Promise<void> {
+  async #finish(parts: Parts): Promise<void> {
     if (this.#isFinishing) return;
     this.#isFinishing = true;
-    const check = await this.#hashTracker!.check();
+    const check = await parts.hashTracker.check();
     if (!check.isMatch) throw this.#fail(new PfError('PF_ERR_FILE_HASH_MISMATCH', `assembled file SHA-256 ${check.sha256} is not the manifest's`));
     await this.#store.flush();
     await this.#store.finalize();
     await this.#store.saveResumeData(undefined).catch(() => undefined);
-    this.#tracker?.announce('completed');
+    parts.tracker?.announce('completed');
     await this.#patchSession({}).catch((error: unknown) => this.#warn('final session update failed', { error: String(error) }));
     const progress = this.progress();
     this.emit('progress', progress);
     this.#setStatus('done');
     this.emit('done', { sha256: check.sha256, progress });
     const seedMs = this.#options.seedAfterDoneMs;
-    if (seedMs > 0 && this.#swarm) {
+    if (seedMs > 0 && parts.swarm) {
       this.#setStatus('seeding');
       if (Number.isFinite(seedMs)) this.#seedTimer = setTimeout(() => void this.destroy(), seedMs);
     } else {
@@ -358,7 +367,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
   }
 
   async #patchSession(body: { status?: 'paused' | 'resumed' }): Promise<void> {
-    const scheduler = this.#scheduler;
+    const scheduler = this.#parts?.scheduler;
     if (!scheduler) return;
     await this.#session.report({
       ...body,

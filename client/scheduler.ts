@@ -2,12 +2,19 @@ import type { Bitfield } from '../protocol/index.ts';
 import type { HybridPolicy } from './hybrid-policy.ts';
 import { PiecePicker } from './piece-picker.ts';
 
-/** `http:<lane>` or `peer:<hex peer id>`. */
-export type SourceId = string;
+/** One HTTP lane of this download. */
+export type HttpSource = `http:${number}`;
+/** One peer, by its hex peer id. */
+export type PeerSource = `peer:${string}`;
+/** Who fetches a chunk: a tagged string (usable as a Map key), built and read only here. */
+export type SourceId = HttpSource | PeerSource;
 
-export const httpSource = (lane: number): SourceId => `http:${lane}`;
-export const peerSource = (peerIdHex: string): SourceId => `peer:${peerIdHex}`;
-export const isPeerSource = (source: SourceId): boolean => source.startsWith('peer:');
+const PEER_TAG = 'peer:';
+export const httpSource = (lane: number): HttpSource => `http:${lane}`;
+export const peerSource = (peerIdHex: string): PeerSource => `${PEER_TAG}${peerIdHex}`;
+export const isPeerSource = (source: SourceId): source is PeerSource => source.startsWith(PEER_TAG);
+/** The hex peer id a peer source names. */
+export const peerIdOf = (source: PeerSource): string => source.slice(PEER_TAG.length);
 
 interface Assignment {
   source: SourceId;
