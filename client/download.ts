@@ -308,11 +308,11 @@ export class Download extends TypedEmitter<DownloadEvents> {
     }
     const others = scheduler.complete(index, source);
     for (const other of others) if (isPeerSource(other)) parts.swarm?.cancelChunk(index, other);
-    const fromPeer = isPeerSource(source);
-    this.#counter.addVerified(bytes.length, fromPeer);
+    const peerIdHex = isPeerSource(source) ? peerIdOf(source) : undefined;
+    this.#counter.addVerified(bytes.length, peerIdHex !== undefined);
     parts.policy.delivered(bytes.length);
-    parts.swarm?.broadcastHave(index, !fromPeer);
-    this.emit('chunk', isPeerSource(source) ? { index, source: 'peer', peerIdHex: peerIdOf(source) } : { index, source: 'http' });
+    parts.swarm?.broadcastHave(index, peerIdHex === undefined);
+    this.emit('chunk', peerIdHex !== undefined ? { index, source: 'peer', peerIdHex } : { index, source: 'http' });
     const { consumed, caughtUp } = parts.hashTracker.offer(index, bytes);
     void caughtUp.catch((error: unknown) => this.#fail(error));
     await consumed.catch(() => undefined);

@@ -1,4 +1,4 @@
-import type { Manifest } from '../protocol/index.ts';
+import { chunkRange, type Manifest } from '../protocol/index.ts';
 import type { HttpFiller } from './http-filler.ts';
 import type { HybridPolicy } from './hybrid-policy.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -165,7 +165,7 @@ export class HttpLanes {
 
   #runBytes(start: number, count: number): number {
     const { manifest } = this.#options;
-    return Math.min(manifest.size, (start + count) * manifest.chunk_size) - start * manifest.chunk_size;
+    return chunkRange(manifest, start + count - 1).end - chunkRange(manifest, start).start;
   }
 
   /** Wait until something changes (a chunk, a peer, freed memory), at most `limitMs`. */

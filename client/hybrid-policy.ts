@@ -42,6 +42,10 @@ class BusyRate {
     this.#nowMs = nowMs;
   }
 
+  get isBusy(): boolean {
+    return this.#busy > 0;
+  }
+
   begin(): void {
     if (this.#busy++ === 0) this.#busySinceMs = this.#nowMs();
   }
@@ -90,7 +94,6 @@ export class HybridPolicy {
   readonly #floorCreditMs: number;
   readonly #floorLeadMs: number;
   readonly #http: BusyRate;
-  #httpLanesBusy = 0;
   readonly #peers = new Map<SourceId, RateMeter>();
   #floorBaseBytes = 0;
   #floorBaseAtMs: number | undefined;
@@ -111,12 +114,10 @@ export class HybridPolicy {
   // --- what the sources report ---------------------------------------------------
 
   httpLaneBegin(): void {
-    this.#httpLanesBusy++;
     this.#http.begin();
   }
 
   httpLaneEnd(): void {
-    this.#httpLanesBusy = Math.max(0, this.#httpLanesBusy - 1);
     this.#http.end();
   }
 
@@ -219,7 +220,7 @@ export class HybridPolicy {
     return {
       mode: this.hasFloor ? 'speed-floor' : 'never-slower',
       speedFloorBitsPerSecond: this.#floorBytesPerSecond * 8,
-      httpBytesPerSecond: this.#httpLanesBusy > 0 ? this.httpBytesPerSecond() : 0,
+      httpBytesPerSecond: this.#http.isBusy ? this.httpBytesPerSecond() : 0,
       peerBytesPerSecond: this.totalPeerBytesPerSecond(),
       decisions: { ...this.decisions },
     };

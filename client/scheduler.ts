@@ -350,10 +350,11 @@ export class Scheduler {
   #isLateForHttp(index: number, list: readonly Assignment[], laneCount: number, now: number): boolean {
     const policy = this.#options.policy;
     const httpLaneRate = policy?.httpLaneBytesPerSecond(laneCount) ?? 0;
-    const expected = list.map((a) => a.expectedDoneAtMs);
-    if (policy && httpLaneRate > 0 && expected.every((at) => at !== undefined)) {
+    // The soonest any holder is expected to deliver; undefined when one of them has no estimate.
+    const expectedDoneAtMs = list.reduce<number | undefined>((soonest, a) => (soonest === undefined || a.expectedDoneAtMs === undefined ? undefined : Math.min(soonest, a.expectedDoneAtMs)), Infinity);
+    if (policy && httpLaneRate > 0 && expectedDoneAtMs !== undefined) {
       const httpMs = (this.#chunkBytes(index) * 1000) / httpLaneRate;
-      const leftMs = Math.min(...list.map((a) => a.expectedDoneAtMs ?? now)) - now;
+      const leftMs = expectedDoneAtMs - now;
       // Half again HTTP's own time, so a peer about to finish keeps its chunk. A peer past its
       // expected finish by that much (or by a second) has stalled: the estimate no longer holds.
       return leftMs > httpMs * 1.5 || -leftMs > Math.max(1000, httpMs * 1.5);
