@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLab, labSupport, type HostSpec, type Lab } from '../../test/lab/lab.ts';
-import { fileIds, runGet, startSeed, startServe, stop, type GetResult } from '../../test/lab/peerfill.ts';
+import { runGet, serveFile, startSeed, stop, type GetResult } from '../../test/lab/peerfill.ts';
 import { MiB, sha256File, writeTestFile } from '../client/procs.ts';
 
 const SCENARIOS = (process.env.PF_LAB_SCENARIOS ?? 'l1,l2').split(',').filter(Boolean);
@@ -71,16 +71,15 @@ async function scenarioL1(dir: string): Promise<void> {
   const lab = await createLab([CDN, { name: 'seeder', down: '100mbit', up: '16mbit' }, { name: 'leecher', down: '200mbit', up: '20mbit' }]);
   try {
     const sha256 = await writeTestFile(join(dir, 'files', 'l1.bin'), L1_BYTES);
-    const server = await startServe(lab.host('cdn'), { filesDir: join(dir, 'files'), dataDir: join(dir, 'data-l1'), port: 8080 });
-    const url = `${server.url}/${(await fileIds(lab.host('cdn'), server.url)).get('l1.bin')}`;
-    const seeder = await startSeed(lab.host('seeder'), join(dir, 'files', 'l1.bin'), server.url);
+    const server = await serveFile(lab.host('cdn'), 'l1.bin', { filesDir: join(dir, 'files'), dataDir: join(dir, 'data-l1'), port: 8080 });
+    const url = server.fileUrl;
+    const seeder = await startSeed(lab.host('seeder'), join(dir, 'files', 'l1.bin'), server.serverUrl);
     console.log('round  mode       time s   ratio  peers MiB  CDN MiB  client CPU s  decisions');
     const cpu = cpuMeter();
     for (let round = 1; round <= ROUNDS; round++) {
-      let httpMs = Number.NaN;
       // Interleaved, and the order flips each round.
       const modes = round % 2 === 1 ? ['http-only', 'hybrid'] : ['hybrid', 'http-only'];
-      const results = new Map<string, GetResult>();
+      const results = new Map<string, { result: GetResult; cdnBytes: number }>();
       for (const mode of modes) {
         const out = join(dir, `l1-${mode}-${round}.bin`);
         const before = await lab.host('cdn').counters();
@@ -88,15 +87,14 @@ async function scenarioL1(dir: string): Promise<void> {
         const cdnBytes = (await lab.host('cdn').counters()).txBytes - before.txBytes;
         await checkFile(result, out, sha256, `L1 round ${round} ${mode}`);
         await rm(out, { force: true });
-        results.set(mode, result);
-        (result as GetResult & { cdnBytes?: number }).cdnBytes = cdnBytes;
+        results.set(mode, { result, cdnBytes });
       }
-      httpMs = results.get('http-only')!.wallMs;
+      const httpMs = results.get('http-only')!.result.wallMs;
       for (const mode of ['http-only', 'hybrid']) {
-        const result = results.get(mode)! as GetResult & { cdnBytes?: number };
+        const { result, cdnBytes } = results.get(mode)!;
         const decisions = JSON.stringify((result.lastProgress?.policy as { decisions?: unknown } | undefined)?.decisions ?? {});
         console.log(
-          `${String(round).padEnd(6)} ${mode.padEnd(10)} ${(result.wallMs / 1000).toFixed(2).padStart(6)}  ${(result.wallMs / httpMs).toFixed(2).padStart(6)}  ${mib(field(result, 'from_peers_bytes')).padStart(9)}  ${mib(result.cdnBytes ?? Number.NaN).padStart(7)}  ${(result.cpuSeconds ?? Number.NaN).toFixed(2).padStart(12)}  ${mode === 'hybrid' ? decisions : ''}`,
+          `${String(round).padEnd(6)} ${mode.padEnd(10)} ${(result.wallMs / 1000).toFixed(2).padStart(6)}  ${(result.wallMs / httpMs).toFixed(2).padStart(6)}  ${mib(field(result, 'from_peers_bytes')).padStart(9)}  ${mib(cdnBytes).padStart(7)}  ${(result.cpuSeconds ?? Number.NaN).toFixed(2).padStart(12)}  ${mode === 'hybrid' ? decisions : ''}`,
         );
         if (mode === 'hybrid' && result.wallMs / httpMs > 1.1) console.log(`  (target missed: ${(result.wallMs / httpMs).toFixed(2)}x > 1.1x HTTP-only)`);
       }
@@ -183,8 +181,8 @@ async function scenarioL2(dir: string): Promise<void> {
     const httpMs = new Map<number, number>();
     for (const [runIndex, run] of runs.entries()) {
       // A fresh server per run: its sessions and swarm start empty.
-      const server = await startServe(lab.host('cdn'), { filesDir: join(dir, 'files'), dataDir: join(dir, `data-l2-${runIndex}`), port: 8080 + runIndex });
-      const url = `${server.url}/${(await fileIds(lab.host('cdn'), server.url)).get('l2.bin')}`;
+      const server = await serveFile(lab.host('cdn'), 'l2.bin', { filesDir: join(dir, 'files'), dataDir: join(dir, `data-l2-${runIndex}`), port: 8080 + runIndex });
+      const url = server.fileUrl;
       const before = await lab.host('cdn').counters();
       const cpu = cpuMeter();
       const clients = await crowd(lab, url, dir, sha256, run.label, run.args);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLab, labSupport, type Lab } from './lab.ts';
-import { fileIds, runGet, startSeed, startServe, type GetResult } from './peerfill.ts';
+import { runGet, serveFile, startSeed, type GetResult } from './peerfill.ts';
 
 const MiB = 1024 * 1024;
 const support = labSupport();
@@ -53,12 +53,10 @@ describe.skipIf(!support.isSupported)('the hybrid policy in the lab', () => {
       { name: 'leecher', down: '100mbit', up: '20mbit' },
     ]);
     const file = await publish('l1.bin', 40 * MiB);
-    const server = await startServe(lab.host('cdn'), { filesDir: join(dir, 'files'), dataDir: join(dir, 'data'), port: 8080 });
-    const fileId = (await fileIds(lab.host('cdn'), server.url)).get('l1.bin')!;
-    const url = `${server.url}/${fileId}`;
+    const { serverUrl, fileUrl: url } = await serveFile(lab.host('cdn'), 'l1.bin', { filesDir: join(dir, 'files'), dataDir: join(dir, 'data'), port: 8080 });
 
     const httpOnly = await runGet(lab.host('leecher'), url, join(dir, 'http.bin'), ['--no-peers']);
-    await startSeed(lab.host('seeder'), file.path, server.url);
+    await startSeed(lab.host('seeder'), file.path, serverUrl);
     const cdnBefore = await lab.host('cdn').counters();
     const hybrid = await runGet(lab.host('leecher'), url, join(dir, 'hybrid.bin'));
     const cdnAfter = await lab.host('cdn').counters();
@@ -81,10 +79,9 @@ describe.skipIf(!support.isSupported)('the hybrid policy in the lab', () => {
       { name: 'leecher', down: '200mbit', up: '20mbit' },
     ]);
     const file = await publish('floor.bin', 32 * MiB);
-    const server = await startServe(lab.host('cdn'), { filesDir: join(dir, 'files'), dataDir: join(dir, 'data'), port: 8080, extraArgs: ['--speed-floor', '30mbit'] });
-    const fileId = (await fileIds(lab.host('cdn'), server.url)).get('floor.bin')!;
-    await startSeed(lab.host('seeder'), file.path, server.url);
-    const result = await runGet(lab.host('leecher'), `${server.url}/${fileId}`, join(dir, 'floor.bin'));
+    const served = await serveFile(lab.host('cdn'), 'floor.bin', { filesDir: join(dir, 'files'), dataDir: join(dir, 'data'), port: 8080, extraArgs: ['--speed-floor', '30mbit'] });
+    await startSeed(lab.host('seeder'), file.path, served.serverUrl);
+    const result = await runGet(lab.host('leecher'), served.fileUrl, join(dir, 'floor.bin'));
     console.log(`test/lab floor: ${summary('floor 30 Mbit/s', result)}`);
 
     expect(result.exitCode, result.stderr).toBe(0);
@@ -103,9 +100,7 @@ describe.skipIf(!support.isSupported)('the hybrid policy in the lab', () => {
       { name: 'b', down: '100mbit', up: '100mbit' },
     ]);
     const file = await publish('pair.bin', 24 * MiB);
-    const server = await startServe(lab.host('cdn'), { filesDir: join(dir, 'files'), dataDir: join(dir, 'data'), port: 8080 });
-    const fileId = (await fileIds(lab.host('cdn'), server.url)).get('pair.bin')!;
-    const url = `${server.url}/${fileId}`;
+    const { fileUrl: url } = await serveFile(lab.host('cdn'), 'pair.bin', { filesDir: join(dir, 'files'), dataDir: join(dir, 'data'), port: 8080 });
     const cdnBefore = await lab.host('cdn').counters();
     const [a, b] = await Promise.all([runGet(lab.host('a'), url, join(dir, 'a.bin'), ['--seed', '5']), runGet(lab.host('b'), url, join(dir, 'b.bin'), ['--seed', '5'])]);
     const cdnAfter = await lab.host('cdn').counters();

@@ -139,6 +139,18 @@ export function stop(child: ChildProcess): Promise<void> {
   });
 }
 
+/** `peerfill serve` in `host` (see startServe), and the download URL of the published file `name`. */
+export async function serveFile(
+  host: LabHost,
+  name: string,
+  options: { filesDir: string; dataDir: string; port: number; extraArgs?: string[] },
+): Promise<{ serverUrl: string; fileUrl: string; child: ChildProcess }> {
+  const { url, child } = await startServe(host, options);
+  const fileId = (await fileIds(host, url)).get(name);
+  if (fileId === undefined) throw new Error(`peerfill serve in ${host.name} does not list ${name}`);
+  return { serverUrl: url, fileUrl: `${url}/${fileId}`, child };
+}
+
 /** The catalog's file ids by name, asked from inside `host` (the lab's hosts are not reachable from the test process). */
 export async function fileIds(host: LabHost, serverUrl: string): Promise<Map<string, string>> {
   const script = `fetch(${JSON.stringify(`${serverUrl}/files`)}).then((r) => r.text()).then((t) => process.stdout.write(t))`;
