@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
 import type { OriginConfig } from '../origin/index.ts';
+import { DEFAULT_TURN_TTL_SECONDS, iceSettingsErrors, type IceSettings } from '../tracker/ice-servers.ts';
 import { parseBitRate, parseSigningKeys, type SigningKey } from '../protocol/index.ts';
 
 /**
@@ -26,6 +27,8 @@ export interface ServerConfig {
   announceIntervalSeconds: number;
   /** The publisher's speed floor (bits/s) handed to clients with each session; undefined = never slower than HTTP. */
   speedFloorBitsPerSecond: number | undefined;
+  /** The publisher's STUN/TURN servers (`--stun`, `--turn`, PEERFILL_TURN_SECRET); none = clients keep their defaults. */
+  ice: IceSettings;
   snapshotIntervalMs: number;
   /** How often the catalog is rescanned for new or changed files (0: only on SIGHUP). */
   rescanIntervalSeconds: number;
@@ -60,6 +63,9 @@ export const SERVER_OPTIONS = {
   'url-ttl': { type: 'string' },
   'egress-limit': { type: 'string' },
   'speed-floor': { type: 'string' },
+  stun: { type: 'string', multiple: true },
+  turn: { type: 'string', multiple: true },
+  'turn-ttl': { type: 'string' },
   redis: { type: 'string' },
   open: { type: 'boolean' },
   'announce-interval': { type: 'string' },
@@ -106,7 +112,7 @@ function bool(errors: string[], name: string, raw: string | undefined, fallback:
 /** Parse server flags + environment into a validated config, or throw ConfigError listing every problem. */
 export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerConfig {
   const errors: string[] = [];
-  let values: Partial<Record<keyof typeof SERVER_OPTIONS, string | boolean>> = {};
+  let values: Partial<Record<keyof typeof SERVER_OPTIONS, string | boolean | string[]>> = {};
   try {
     values = parseArgs({ args: argv, options: SERVER_OPTIONS, strict: true, allowPositionals: false }).values;
   } catch (error) {
@@ -155,6 +161,19 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     errors.push(`--speed-floor / PEERFILL_SPEED_FLOOR must be a bit rate such as 50mbit (got ${JSON.stringify(floorText)})`);
   }
 
+  const list = (key: 'stun' | 'turn', envValue: string | undefined): string[] => {
+    const value = values[key];
+    if (Array.isArray(value)) return value.flatMap((entry) => entry.split(',')).map((entry) => entry.trim()).filter(Boolean);
+    return (envValue ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+  };
+  const ice: IceSettings = {
+    stunUrls: list('stun', env.PEERFILL_STUN_URLS),
+    turnUrls: list('turn', env.PEERFILL_TURN_URLS),
+    turnSecret: env.PEERFILL_TURN_SECRET === '' ? undefined : env.PEERFILL_TURN_SECRET,
+    turnTtlSeconds: integer(errors, '--turn-ttl / PEERFILL_TURN_TTL_SECONDS', flagOrEnv(str('turn-ttl'), env.PEERFILL_TURN_TTL_SECONDS), DEFAULT_TURN_TTL_SECONDS, 60, 7 * 24 * 3600),
+  };
+  errors.push(...iceSettingsErrors(ice));
+
   const logLevel = flagOrEnv(str('log-level'), env.PEERFILL_LOG_LEVEL) ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) errors.push(`--log-level must be one of fatal|error|warn|info|debug|trace|silent`);
 
@@ -173,6 +192,7 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     open: values.open === true || bool(errors, 'PEERFILL_OPEN', env.PEERFILL_OPEN, false),
     announceIntervalSeconds: integer(errors, '--announce-interval / PEERFILL_ANNOUNCE_INTERVAL_SECONDS', flagOrEnv(str('announce-interval'), env.PEERFILL_ANNOUNCE_INTERVAL_SECONDS), 120, 1, 3600),
     speedFloorBitsPerSecond,
+    ice,
     rescanIntervalSeconds: integer(errors, '--rescan-interval / PEERFILL_RESCAN_INTERVAL_SECONDS', flagOrEnv(str('rescan-interval'), env.PEERFILL_RESCAN_INTERVAL_SECONDS), 60, 0, 86_400),
     snapshotIntervalMs: integer(errors, 'PEERFILL_SNAPSHOT_INTERVAL_MS', env.PEERFILL_SNAPSHOT_INTERVAL_MS, 30_000, 100, 3_600_000),
     logLevel,

@@ -57,6 +57,7 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
       open: config.open,
       announceIntervalSeconds: config.announceIntervalSeconds,
       speedFloorBitsPerSecond: config.speedFloorBitsPerSecond,
+      ice: config.ice,
     },
     { directory: origin.directory, minter: origin.minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );

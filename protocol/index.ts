@@ -4,6 +4,7 @@ export * from './hex.ts';
 export * from './bitfield.ts';
 export * from './bit-rate.ts';
 export * from './manifest.ts';
+export * from './ice.ts';
 export * from './session.ts';
 export * from './signed-url.ts';
 export * from './tracker-messages.ts';

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
+import { IceServersSchema } from './ice.ts';
 import { FileIdSchema, InfoHashSchema, Sha256HexSchema } from './manifest.ts';
 
 /** Download sessions: the REST bodies of `/downloads`. */
@@ -45,6 +46,8 @@ export const CreateDownloadResponseSchema = Type.Object({
   tracker_url: Type.String(),
   info_hash: InfoHashSchema,
   speed_floor_bps: Type.Optional(SpeedFloorSchema),
+  /** The publisher's STUN/TURN servers for this session (absent: the client's own defaults). */
+  ice_servers: Type.Optional(IceServersSchema),
 });
 export type CreateDownloadResponse = Static<typeof CreateDownloadResponseSchema>;
 export const createDownloadResponseCodec = createCodec(CreateDownloadResponseSchema);
@@ -85,6 +88,8 @@ export const SessionStateSchema = Type.Object({
   download_url: Type.Optional(Type.String()),
   download_url_expires_at: Type.Optional(Type.String()),
   speed_floor_bps: Type.Optional(SpeedFloorSchema),
+  /** Fresh with every answer, so TURN credentials are renewed before they expire. */
+  ice_servers: Type.Optional(IceServersSchema),
 });
 export type SessionState = Static<typeof SessionStateSchema>;
 export const sessionStateCodec = createCodec(SessionStateSchema);

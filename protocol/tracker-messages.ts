@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
+import { ConnectionCountsSchema } from './ice.ts';
 import { HaveSchema, SessionIdSchema } from './session.ts';
 
 /**
@@ -55,6 +56,8 @@ export const AnnounceRequestSchema = Type.Object({
   pf_bytes_confirmed: Type.Optional(ByteCount),
   pf_from_peers: Type.Optional(ByteCount),
   pf_from_http: Type.Optional(ByteCount),
+  /** Live connections the announcing client initiated, by type (host, srflx, relay). */
+  pf_connections: Type.Optional(ConnectionCountsSchema),
 });
 export type AnnounceRequest = Static<typeof AnnounceRequestSchema>;
 

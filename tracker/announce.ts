@@ -129,7 +129,8 @@ export class AnnounceHandler {
     }
     // Once complete, always complete (a restarted Redis relearns it from our own records).
     const complete = request.left === 0 || request.event === 'completed' || (existing?.complete ?? false);
-    local.add(infoHash, peerId, socket, complete, now);
+    const peer = local.add(infoHash, peerId, socket, complete, now);
+    if (request.pf_connections !== undefined) peer.connections = request.pf_connections;
     let result: UpsertPeerResult;
     try {
       result = yield* settle(this.ops.upsertPeer(infoHash, { peerId, owner: trackerId, complete }, now));

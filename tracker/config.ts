@@ -1,4 +1,5 @@
 import { PfError } from '../protocol/index.ts';
+import { DEFAULT_TURN_TTL_SECONDS, iceSettingsErrors, type IceSettings } from './ice-servers.ts';
 
 /** Abuse limits of the WebSocket tracker. Every one has a default in DEFAULT_TRACKER_LIMITS. */
 export interface TrackerLimits {
@@ -52,6 +53,8 @@ export interface TrackerConfig extends Partial<TrackerLimits> {
   sessionIdleTtlSeconds?: number;
   /** How long an expired session stays readable as `expired` before it is deleted; default 1 day. */
   sessionExpiredRetentionSeconds?: number;
+  /** The publisher's STUN/TURN servers, handed out with every session; default none (clients keep their own). */
+  ice?: Partial<IceSettings>;
 }
 
 export const DEFAULT_ANNOUNCE_INTERVAL_SECONDS = 120;
@@ -68,6 +71,7 @@ export interface ResolvedTrackerConfig extends TrackerLimits {
   peerTtlMs: number;
   sessionIdleTtlSeconds: number;
   sessionExpiredRetentionSeconds: number;
+  ice: IceSettings;
 }
 
 function positiveInteger(errors: string[], name: string, value: number): void {
@@ -91,6 +95,7 @@ export function resolveTrackerConfig(config: TrackerConfig): ResolvedTrackerConf
   positiveInteger(errors, 'sessionExpiredRetentionSeconds', sessionExpiredRetentionSeconds);
   const floor = config.speedFloorBitsPerSecond;
   if (floor !== undefined && (!Number.isInteger(floor) || floor < 1 || floor > 1e12)) errors.push(`speedFloorBitsPerSecond must be an integer from 1 to 1e12 (got ${floor})`);
+  const ice = resolveIce(errors, config.ice ?? {});
   let trackerUrl: URL | undefined;
   try {
     trackerUrl = new URL(config.publicTrackerUrl);
@@ -117,5 +122,17 @@ export function resolveTrackerConfig(config: TrackerConfig): ResolvedTrackerConf
     peerTtlMs: 2 * intervalMs + Math.min(intervalMs, 30_000),
     sessionIdleTtlSeconds,
     sessionExpiredRetentionSeconds,
+    ice,
   };
+}
+
+function resolveIce(errors: string[], ice: Partial<IceSettings>): IceSettings {
+  const settings: IceSettings = {
+    stunUrls: ice.stunUrls ?? [],
+    turnUrls: ice.turnUrls ?? [],
+    turnSecret: ice.turnSecret === '' ? undefined : ice.turnSecret,
+    turnTtlSeconds: ice.turnTtlSeconds ?? DEFAULT_TURN_TTL_SECONDS,
+  };
+  errors.push(...iceSettingsErrors(settings));
+  return settings;
 }

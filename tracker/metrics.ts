@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { CONNECTION_TYPES, type ConnectionCounts } from '../protocol/index.ts';
 
 export type RejectReason =
   | 'invalid_json'
@@ -31,6 +32,10 @@ export interface MetricSources {
   localSwarms(): number;
   sessionCount(): Promise<number>;
   storeAvailable(): boolean;
+  /** Peer connections by type per swarm (info_hash), as this process's peers reported them. */
+  connectionsBySwarm(): Map<string, ConnectionCounts>;
+  /** The file id of a published info_hash, when known. */
+  fileIdOf(infoHash: string): string | undefined;
 }
 
 /**
@@ -43,6 +48,19 @@ export function createTrackerMetrics(registry: Registry, sources: MetricSources)
   new Gauge({ name: 'peerfill_tracker_connected_peers', help: 'Peers (peer_id x swarm) held by this process', registers, collect() { this.set(sources.localPeers()); } });
   new Gauge({ name: 'peerfill_tracker_swarms', help: 'Swarms with at least one peer on this process', registers, collect() { this.set(sources.localSwarms()); } });
   new Gauge({ name: 'peerfill_tracker_store_available', help: '1 when the state store answers', registers, collect() { this.set(sources.storeAvailable() ? 1 : 0); } });
+  new Gauge({
+    name: 'peerfill_tracker_peer_connections',
+    help: 'Live peer connections by how they were made (host, srflx: through a NAT, relay: through TURN), per file, as peers report them',
+    labelNames: ['file_id', 'info_hash', 'type'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [infoHash, counts] of sources.connectionsBySwarm()) {
+        const fileId = sources.fileIdOf(infoHash) ?? '';
+        for (const type of CONNECTION_TYPES) this.set({ file_id: fileId, info_hash: infoHash, type }, counts[type]);
+      }
+    },
+  });
   new Gauge({
     name: 'peerfill_tracker_sessions',
     help: 'Download sessions in the store (active, paused, completed or recently expired)',

@@ -10,7 +10,7 @@ const NEGATIVE_TTL_MS = 5_000;
  * bounded (hostile announces for random hashes must not grow it).
  */
 export class PublishedHashes {
-  private readonly cache = new Map<string, { allowed: boolean; expiresAtMs: number }>();
+  private readonly cache = new Map<string, { allowed: boolean; fileId: string | undefined; expiresAtMs: number }>();
 
   constructor(
     private readonly directory: FileDirectory,
@@ -25,6 +25,11 @@ export class PublishedHashes {
     return this.lookUp(infoHash, nowMs);
   }
 
+  /** The file id of a hash looked up before (metrics labels); undefined if unknown or open. */
+  fileIdOf(infoHash: string): string | undefined {
+    return this.cache.get(infoHash)?.fileId;
+  }
+
   private async lookUp(infoHash: string, nowMs: number): Promise<boolean> {
     const file = await this.directory.getByInfoHash(infoHash);
     const allowed = file !== undefined && file.manifest.info_hash === infoHash;
@@ -33,7 +38,7 @@ export class PublishedHashes {
       const oldest = this.cache.keys().next();
       if (!oldest.done) this.cache.delete(oldest.value);
     }
-    this.cache.set(infoHash, { allowed, expiresAtMs: nowMs + (allowed ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS) });
+    this.cache.set(infoHash, { allowed, fileId: allowed ? file.manifest.file_id : undefined, expiresAtMs: nowMs + (allowed ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS) });
     return allowed;
   }
 }

@@ -7,11 +7,13 @@ import {
   patchDownloadBodyCodec,
   type CreateDownloadResponse,
   type FileDirectory,
+  type IceServer,
   type Progress,
   type SessionState,
   type UrlMinter,
 } from '../protocol/index.ts';
 import type { ResolvedTrackerConfig } from './config.ts';
+import { iceServersFor } from './ice-servers.ts';
 import type { TrackerMetrics } from './metrics.ts';
 import type { SessionRecord } from './session-record.ts';
 import type { Store } from './store.ts';
@@ -97,7 +99,7 @@ export class SessionService {
       manifest_url: urls.manifestUrl,
       tracker_url: urls.trackerUrl,
       info_hash: manifest.info_hash,
-      ...this.#policy(),
+      ...this.#policy(record, now),
     };
   }
 
@@ -114,14 +116,17 @@ export class SessionService {
     return record;
   }
 
-  /** The publisher's download policy, as every session answer carries it. */
-  #policy(): { speed_floor_bps?: number } {
+  /** The publisher's download policy and ICE servers, as every session answer carries them. */
+  #policy(record: SessionRecord, now: number): { speed_floor_bps?: number; ice_servers?: IceServer[] } {
     const floor = this.config.speedFloorBitsPerSecond;
-    return floor === undefined ? {} : { speed_floor_bps: floor };
+    const iceServers = iceServersFor(this.config.ice, record.session_id, now, record.expires_at_ms);
+    return { ...(floor === undefined ? {} : { speed_floor_bps: floor }), ...(iceServers === undefined ? {} : { ice_servers: iceServers }) };
   }
 
   async get(sessionId: string, authorization: string | undefined): Promise<SessionState> {
-    return { ...toState(await this.authorize(sessionId, authorization), Date.now()), ...this.#policy() };
+    const record = await this.authorize(sessionId, authorization);
+    const now = Date.now();
+    return { ...toState(record, now), ...this.#policy(record, now) };
   }
 
   async progress(sessionId: string, authorization: string | undefined): Promise<Progress> {
@@ -161,7 +166,7 @@ export class SessionService {
     if (!updated) throw new PfError('PF_ERR_SESSION_NOT_FOUND');
     if (updated.expires_at_ms <= now) throw new PfError('PF_ERR_SESSION_EXPIRED');
     this.countOffload(updated.file_id, deltas);
-    return { ...toState(updated, now), ...this.#policy() };
+    return { ...toState(updated, now), ...this.#policy(updated, now) };
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { ConnectionCounts } from '../protocol/index.ts';
 import type { TrackerLimits } from './config.ts';
 import type { HeldFrames, SendBatch } from './send-batch.ts';
 import { encodeTextFrames } from './ws-frames.ts';
@@ -97,6 +98,8 @@ export interface LocalPeer {
   socket: SwarmSocket;
   complete: boolean;
   lastSeenMs: number;
+  /** The connections it last said it initiated, by type (`pf_connections`). */
+  connections?: ConnectionCounts;
 }
 
 /**
@@ -148,6 +151,23 @@ export class LocalSwarms {
       else incomplete++;
     }
     return { complete, incomplete };
+  }
+
+  /** Every swarm's peer connections by type, summed over its local peers' last reports (each connection is reported by its initiator only). */
+  connectionsBySwarm(): Map<string, ConnectionCounts> {
+    const bySwarm = new Map<string, ConnectionCounts>();
+    for (const [infoHash, swarm] of this.swarms) {
+      let sum: ConnectionCounts | undefined;
+      for (const { connections } of swarm.values()) {
+        if (!connections) continue;
+        sum ??= { host: 0, srflx: 0, relay: 0 };
+        sum.host += connections.host;
+        sum.srflx += connections.srflx;
+        sum.relay += connections.relay;
+      }
+      if (sum) bySwarm.set(infoHash, sum);
+    }
+    return bySwarm;
   }
 
   /** Random local peers: the fallback when the store cannot answer. */

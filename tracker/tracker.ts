@@ -56,12 +56,15 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
   const registry = deps.registry ?? new Registry();
   const local = new LocalSwarms();
   const server: { current?: SwarmServer } = {};
+  const published = new PublishedHashes(deps.directory, config.open);
   const metrics = createTrackerMetrics(registry, {
     connectedSockets: () => server.current?.sockets.size ?? 0,
     localPeers: () => local.peerCount,
     localSwarms: () => local.swarms.size,
     sessionCount: () => deps.store.sessionCount(),
     storeAvailable: () => deps.store.isAvailable(),
+    connectionsBySwarm: () => local.connectionsBySwarm(),
+    fileIdOf: (infoHash) => published.fileIdOf(infoHash),
   });
   const sessions = new SessionService(config, { store: deps.store, directory: deps.directory, minter: deps.minter, metrics, logger });
   const relay = new Relay(id, { store: deps.store, local, metrics, logger });
@@ -73,7 +76,7 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
     store: deps.store,
     relay,
     sessions,
-    published: new PublishedHashes(deps.directory, config.open),
+    published,
     metrics,
     logger,
   });
