@@ -1,4 +1,4 @@
-import { PfError, isPfError, type Manifest, type PatchDownloadBody } from '../protocol/index.ts';
+import { PfError, isPfError, type IceServer, type Manifest, type PatchDownloadBody } from '../protocol/index.ts';
 import type { ChunkStore, ResumeData } from './chunk-store.ts';
 import type { SessionClient } from './session-client.ts';
 
@@ -24,6 +24,7 @@ export class DownloadSession {
   #state: ResumeData | undefined;
   #downloadUrl = '';
   #speedFloorBitsPerSecond: number | undefined;
+  #iceServers: IceServer[] | undefined;
 
   constructor(options: {
     target: DownloadTarget;
@@ -47,6 +48,11 @@ export class DownloadSession {
   /** The publisher's speed floor, as the server last said (undefined = none). */
   get speedFloorBitsPerSecond(): number | undefined {
     return this.#speedFloorBitsPerSecond;
+  }
+
+  /** The publisher's STUN/TURN servers, as the server last said (undefined = the client's defaults). Fresh TURN credentials come with every answer. */
+  get iceServers(): IceServer[] | undefined {
+    return this.#iceServers;
   }
 
   /** The current signed URL of the file's bytes. */
@@ -93,7 +99,8 @@ export class DownloadSession {
   async report(body: PatchDownloadBody): Promise<void> {
     const state = this.#state;
     if (!state) return;
-    await this.#api.patch(state.session_id, state.session_token, body);
+    const answer = await this.#api.patch(state.session_id, state.session_token, body);
+    this.#iceServers = answer.ice_servers;
   }
 
   async #create(): Promise<ResumeData> {
@@ -110,6 +117,7 @@ export class DownloadSession {
     };
     this.#state = state;
     this.#speedFloorBitsPerSecond = created.speed_floor_bps;
+    this.#iceServers = created.ice_servers;
     this.#downloadUrl = new URL(created.download_url, `${serverUrl}/`).href;
     await this.#store.saveResumeData(state);
     return state;
@@ -121,6 +129,7 @@ export class DownloadSession {
     if (answer.info_hash !== state.info_hash) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the session now names another version of the file');
     if (!answer.download_url) throw new PfError('PF_ERR_UPSTREAM', 'PATCH resumed returned no download_url');
     this.#speedFloorBitsPerSecond = answer.speed_floor_bps;
+    this.#iceServers = answer.ice_servers;
     this.#downloadUrl = new URL(answer.download_url, `${this.#target.serverUrl}/`).href;
   }
 

@@ -10,7 +10,7 @@ import { HybridPolicy } from './hybrid-policy.ts';
 import { InFlightWindow } from './in-flight-window.ts';
 import type { ResolvedOptions } from './options.ts';
 import { PeerStack } from './peer/peer-stack.ts';
-import type { Swarm } from './peer/swarm.ts';
+import type { Swarm, SwarmEvents } from './peer/swarm.ts';
 import { ProgressCounter, type ProgressInfo } from './progress.ts';
 import { Scheduler, isPeerSource, peerIdOf, peerSource, type SourceId } from './scheduler.ts';
 import { SessionClient, fetchApiRequest } from './session-client.ts';
@@ -24,7 +24,7 @@ export interface DownloadEvents {
   progress: ProgressInfo;
   /** A chunk passed SHA-256 and is stored. */
   chunk: { index: number; source: 'peer' | 'http'; peerIdHex?: string };
-  peer: { peerIdHex: string; isConnected: boolean; peerCount: number };
+  peer: SwarmEvents['peer'];
   /** A peer sent bad chunks too often and is banned for this download. */
   ban: { peerIdHex: string; reason: string };
   /** Every chunk verified and the whole-file SHA-256 matched the manifest. */
@@ -105,7 +105,13 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
   progress(): ProgressInfo {
     const parts = this.#parts;
-    return this.#counter.snapshot(this.manifest?.size ?? 0, parts?.swarm?.peerCount ?? 0, parts?.scheduler.have.count() ?? 0, parts?.scheduler.chunkCount ?? 0, parts?.policy.info());
+    const swarm = parts?.swarm;
+    const peers = {
+      count: swarm?.peerCount ?? 0,
+      connections: swarm?.connectionCounts() ?? { host: 0, srflx: 0, relay: 0 },
+      relayProblem: this.#peerStack?.relayProblem,
+    };
+    return this.#counter.snapshot(this.manifest?.size ?? 0, peers, parts?.scheduler.have.count() ?? 0, parts?.scheduler.chunkCount ?? 0, parts?.policy.info());
   }
 
   /** Stop fetching, make local state durable and PATCH the session `paused`. Peers are still served. */
@@ -159,7 +165,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
   async #run(): Promise<void> {
     const session = await this.#session.open(await this.#store.loadResumeData());
     const manifest = await this.#session.manifest();
-    if (this.#options.usePeers) this.#peerStack ??= await PeerStack.load(this.#options);
+    if (this.#options.usePeers) this.#peerStack ??= await PeerStack.load(this.#options, () => this.#session.iceServers);
     this.manifest = manifest;
     if (this.#isDestroyed) return;
 
@@ -274,6 +280,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       bytesConfirmed: verified,
       bytesFromPeers: this.#counter.fromPeersBytes,
       bytesFromHttp: this.#counter.fromHttpBytes,
+      connections: this.#parts?.swarm?.connectionCounts(true),
     };
   }
 

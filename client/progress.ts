@@ -1,3 +1,4 @@
+import type { ConnectionCounts } from '../protocol/index.ts';
 import type { PolicyInfo } from './hybrid-policy.ts';
 import { RateMeter } from './peer/choker.ts';
 
@@ -19,6 +20,10 @@ export interface ProgressInfo {
   /** Undefined while the rate is zero. */
   etaMs: number | undefined;
   peerCount: number;
+  /** Those peers by how each connection was made: directly (host), through a NAT's mapping (srflx), or through TURN (relay). */
+  connections: ConnectionCounts;
+  /** Why no TURN relay is available although the server configured one (undefined: none configured, or it works). */
+  relayProblem?: string;
   chunksVerified: number;
   chunkCount: number;
   /** The hybrid policy in force: each source's rate and what it decided (once the download runs). */
@@ -48,7 +53,13 @@ export class ProgressCounter {
     this.#uploadRate.add(bytes);
   }
 
-  snapshot(totalBytes: number, peerCount: number, chunksVerified: number, chunkCount: number, policy?: PolicyInfo): ProgressInfo {
+  snapshot(
+    totalBytes: number,
+    peers: { count: number; connections: ConnectionCounts; relayProblem: string | undefined },
+    chunksVerified: number,
+    chunkCount: number,
+    policy?: PolicyInfo,
+  ): ProgressInfo {
     const rate = this.#downloadRate.bytesPerSecond();
     const left = totalBytes - this.verifiedBytes;
     return {
@@ -62,10 +73,19 @@ export class ProgressCounter {
       downloadBytesPerSecond: rate,
       uploadBytesPerSecond: this.#uploadRate.bytesPerSecond(),
       etaMs: left <= 0 ? 0 : rate > 0 ? Math.round((left / rate) * 1000) : undefined,
-      peerCount,
+      peerCount: peers.count,
+      connections: peers.connections,
+      ...(peers.relayProblem === undefined ? {} : { relayProblem: peers.relayProblem }),
       chunksVerified,
       chunkCount,
       ...(policy ? { policy } : {}),
     };
   }
+}
+
+/** The peers for people: "3 peers, 1 through relay, 1 through a NAT". */
+export function describePeers(progress: Pick<ProgressInfo, 'peerCount' | 'connections'>): string {
+  const { relay, srflx } = progress.connections;
+  const ways = [relay > 0 ? `${relay} through relay` : '', srflx > 0 ? `${srflx} through a NAT` : ''].filter(Boolean);
+  return [`${progress.peerCount} ${progress.peerCount === 1 ? 'peer' : 'peers'}`, ...ways].join(', ');
 }

@@ -6,10 +6,13 @@ import {
   parseJson,
   trackerResponseCodec,
   type AnnounceEvent,
+  type ConnectionCounts,
+  type ConnectionType,
   type AnnounceRequest,
   type Sdp,
 } from '../protocol/index.ts';
 import { TypedEmitter } from './events.ts';
+import { readConnectionType } from './peer/connection-type.ts';
 import { backoffMs } from './sleep.ts';
 
 /** The subset of the WebSocket API we use: the browser's, or `ws` in Node 20. */
@@ -34,6 +37,8 @@ export interface AnnounceStats {
   bytesConfirmed?: number;
   bytesFromPeers?: number;
   bytesFromHttp?: number;
+  /** Live connections this client initiated, by how they were made (each connection has one initiator). */
+  connections?: ConnectionCounts;
 }
 
 export interface TrackerClientOptions {
@@ -51,7 +56,7 @@ export interface TrackerClientOptions {
   maxOffersPerAnnounce?: number;
   /** Re-announce this often while we want peers, bounded below by the tracker's min interval. Default 10 s. */
   eagerAnnounceMs?: number;
-  /** Forget an unanswered offer after this long. Default 20 s. */
+  /** Forget an unanswered offer, or a connection that does not come up, after this long (and always within the tracker's interval). Default 20 s. */
   offerTimeoutMs?: number;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
@@ -59,7 +64,7 @@ export interface TrackerClientOptions {
 
 export interface TrackerClientEvents {
   /** A data channel is connected; the swarm takes it from here. */
-  connection: { channel: SimplePeer.Instance; isInitiator: boolean; peerIdHex: string };
+  connection: { channel: SimplePeer.Instance; isInitiator: boolean; peerIdHex: string; connectionType: ConnectionType | undefined };
   update: { complete: number; incomplete: number; intervalMs: number };
   warning: { message: string };
 }
@@ -212,6 +217,7 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
     if (stats.bytesConfirmed !== undefined) body.pf_bytes_confirmed = stats.bytesConfirmed;
     if (stats.bytesFromPeers !== undefined) body.pf_from_peers = stats.bytesFromPeers;
     if (stats.bytesFromHttp !== undefined) body.pf_from_http = stats.bytesFromHttp;
+    if (stats.connections !== undefined) body.pf_connections = stats.connections;
     return body;
   }
 
@@ -241,7 +247,7 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
             const timer = setTimeout(() => {
               this.#offers.delete(offerId);
               peer.destroy();
-            }, this.#options.offerTimeoutMs ?? 20_000);
+            }, this.#offerTimeoutMs());
             this.#offers.set(offerId, { peer, timer });
             resolve({ offer_id: offerId, offer: sdp });
           });
@@ -274,7 +280,7 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
     const peer = this.#options.createPeer(false);
     const timer = setTimeout(() => {
       peer.destroy();
-    }, this.#options.offerTimeoutMs ?? 20_000);
+    }, this.#offerTimeoutMs());
     peer.once('error', () => clearTimeout(timer));
     peer.once('signal', (data: unknown) => {
       const answer = toSdp(data, 'answer');
@@ -293,7 +299,7 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
     });
     peer.once('connect', () => {
       clearTimeout(timer);
-      this.emit('connection', { channel: peer, isInitiator: false, peerIdHex });
+      this.#connected(peer, false, peerIdHex);
     });
     peer.signal(offer);
   }
@@ -306,12 +312,25 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
     if (!this.#options.acceptsPeer(peerIdHex)) return void pending.peer.destroy();
     const timer = setTimeout(() => {
       pending.peer.destroy();
-    }, this.#options.offerTimeoutMs ?? 20_000);
+    }, this.#offerTimeoutMs());
     pending.peer.once('connect', () => {
       clearTimeout(timer);
-      this.emit('connection', { channel: pending.peer, isInitiator: true, peerIdHex });
+      this.#connected(pending.peer, true, peerIdHex);
     });
     pending.peer.signal(answer);
+  }
+
+  /** Hand a connected channel on, with how it was made (its selected candidate pair). */
+  #connected(peer: SimplePeer.Instance, isInitiator: boolean, peerIdHex: string): void {
+    void readConnectionType(peer).then((connectionType) => {
+      if (peer.destroyed || this.#isDestroyed) return void peer.destroy();
+      this.emit('connection', { channel: peer, isInitiator, peerIdHex, connectionType });
+    });
+  }
+
+  /** An offer that gets no answer, or a connection that does not come up, is dropped well before the next announce would replace it. */
+  #offerTimeoutMs(): number {
+    return Math.min(this.#options.offerTimeoutMs ?? 20_000, Math.max(1000, this.#intervalMs / 2));
   }
 
   #send(body: AnnounceRequest): void {

@@ -1,4 +1,4 @@
-import type { ProgressInfo } from '../progress.ts';
+import { describePeers, type ProgressInfo } from '../progress.ts';
 import type { PolicyInfo } from '../hybrid-policy.ts';
 import { formatBitRate } from '../../protocol/index.ts';
 import type { Client } from '../engine.ts';
@@ -218,7 +218,7 @@ export class DownloadCard {
     p.cdnText.textContent = formatBytes(progress.fromHttpBytes);
     p.speed.textContent = progress.downloadBytesPerSecond > 0 ? `${formatBytes(progress.downloadBytesPerSecond)}/s` : '–';
     p.eta.textContent = progress.verifiedBytes >= total ? '–' : formatDuration(progress.etaMs);
-    p.peerCount.textContent = String(progress.peerCount);
+    p.peerCount.textContent = progress.relayProblem === undefined ? describePeers(progress) : `${describePeers(progress)}. No relay: ${progress.relayProblem}`;
     p.uploaded.textContent = formatBytes(progress.uploadedBytes);
     if (progress.policy) p.policy.textContent = describePolicy(progress.policy);
     data.verifiedBytes = String(progress.verifiedBytes);
@@ -228,6 +228,9 @@ export class DownloadCard {
     data.httpReceivedBytes = String(progress.httpReceivedBytes);
     data.uploadedBytes = String(progress.uploadedBytes);
     data.peerCount = String(progress.peerCount);
+    data.connections = `host:${progress.connections.host} srflx:${progress.connections.srflx} relay:${progress.connections.relay}`;
+    if (progress.relayProblem === undefined) delete data.relayProblem;
+    else data.relayProblem = progress.relayProblem;
   }
 }
 

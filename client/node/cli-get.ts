@@ -122,6 +122,8 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
       bytes_per_second: Math.round(progress.downloadBytesPerSecond),
       eta_ms: progress.etaMs ?? null,
       peers: progress.peerCount,
+      connections: progress.connections,
+      ...(progress.relayProblem === undefined ? {} : { relay_problem: progress.relayProblem }),
       chunks_verified: progress.chunksVerified,
       chunk_count: progress.chunkCount,
       ...(progress.policy ? { policy: policyJson(progress.policy) } : {}),
@@ -133,7 +135,9 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
     }
   });
   download.on('chunk', ({ index, source }) => emit('chunk', { index, source }));
-  download.on('peer', ({ peerIdHex, isConnected, peerCount }) => emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount }));
+  download.on('peer', ({ peerIdHex, isConnected, peerCount, connectionType }) =>
+    emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount, connection_type: connectionType ?? null }),
+  );
 
   const signals = io.signals ?? process;
   return new Promise<number>((resolveExit) => {

@@ -87,7 +87,9 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
       say(`peerfill: seeding ${filePath} (sha256 ${sha256}) as ${fileId}; Ctrl-C to stop\n`);
       emit('seeding', { path: filePath, file_id: fileId, sha256, peer_id: client.peerIdHex });
     });
-    download.on('peer', ({ peerIdHex, isConnected, peerCount }) => emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount }));
+    download.on('peer', ({ peerIdHex, isConnected, peerCount, connectionType }) =>
+      emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount, connection_type: connectionType ?? null }),
+    );
     download.on('error', (error) => settle(fail(error)));
     void download.start();
   });

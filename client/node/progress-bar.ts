@@ -1,4 +1,4 @@
-import type { ProgressInfo } from '../progress.ts';
+import { describePeers, type ProgressInfo } from '../progress.ts';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -32,6 +32,6 @@ export function renderProgressLine(progress: ProgressInfo, width = 24): string {
   return (
     `${bar} ${(fraction * 100).toFixed(1).padStart(5)}% ${formatBytes(progress.verifiedBytes)}/${formatBytes(progress.totalBytes)}` +
     ` | peers ${peerShare}% http ${fetched === 0 ? 0 : 100 - peerShare}%` +
-    ` | ${formatBytes(progress.downloadBytesPerSecond)}/s | ETA ${formatDuration(progress.etaMs)} | ${progress.peerCount} peers`
+    ` | ${formatBytes(progress.downloadBytesPerSecond)}/s | ETA ${formatDuration(progress.etaMs)} | ${describePeers(progress)}`
   );
 }

@@ -1,8 +1,9 @@
 import type SimplePeer from 'simple-peer';
-import type { Manifest } from '../../protocol/index.ts';
+import type { IceServer, Manifest } from '../../protocol/index.ts';
 import type { ResolvedOptions } from '../options.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { TrackerClient, type AnnounceStats } from '../tracker-client.ts';
+import { relayProblem } from './ice-check.ts';
 import type { Swarm, SwarmOptions } from './swarm.ts';
 
 /** What a download lends its swarm: the one door into its store, reads for uploads, and its memory window. */
@@ -26,21 +27,46 @@ export class PeerStack {
   readonly #Swarm: typeof Swarm;
   readonly #SimplePeer: typeof SimplePeer;
   readonly #options: ResolvedOptions;
+  readonly #iceServers: () => IceServer[] | undefined;
+  #relayProblem: string | undefined;
 
-  private constructor(swarm: typeof Swarm, simplePeer: typeof SimplePeer, options: ResolvedOptions) {
+  private constructor(swarm: typeof Swarm, simplePeer: typeof SimplePeer, options: ResolvedOptions, iceServers: () => IceServer[] | undefined) {
     this.#Swarm = swarm;
     this.#SimplePeer = simplePeer;
     this.#options = options;
+    this.#iceServers = iceServers;
   }
 
-  static async load(options: ResolvedOptions): Promise<PeerStack> {
+  /** `iceServers`: the session's current STUN/TURN servers (the server renews TURN credentials with every answer). */
+  static async load(options: ResolvedOptions, iceServers: () => IceServer[] | undefined = () => undefined): Promise<PeerStack> {
     const [{ Swarm }, simplePeer] = await Promise.all([import('./swarm.ts'), import('simple-peer')]);
-    return new PeerStack(Swarm, simplePeer.default, options);
+    return new PeerStack(Swarm, simplePeer.default, options, iceServers);
+  }
+
+  /** Why the last gathered offer or answer had no relay although TURN is configured; undefined if it had one. */
+  get relayProblem(): string | undefined {
+    return this.#relayProblem;
+  }
+
+  /** The WebRTC configuration in force: an explicit `rtcConfig` wins over the server's ICE servers. */
+  rtcConfig(): RTCConfiguration | undefined {
+    if (this.#options.rtcConfig) return this.#options.rtcConfig;
+    const iceServers = this.#iceServers();
+    return iceServers ? { iceServers } : undefined;
   }
 
   /** A simple-peer with this client's WebRTC settings. */
   createPeer(isInitiator: boolean): SimplePeer.Instance {
-    return new this.#SimplePeer({ initiator: isInitiator, trickle: false, wrtc: this.#options.wrtc, config: this.#options.rtcConfig });
+    const config = this.rtcConfig();
+    const peer = new this.#SimplePeer({ initiator: isInitiator, trickle: false, wrtc: this.#options.wrtc, config });
+    peer.once('signal', (data: unknown) => {
+      const sdp = typeof data === 'object' && data !== null && 'sdp' in data && typeof data.sdp === 'string' ? data.sdp : undefined;
+      if (sdp === undefined) return;
+      const problem = relayProblem(config?.iceServers, sdp, Date.now());
+      if (problem !== undefined && problem !== this.#relayProblem) this.#options.onWarning(problem, { code: 'PF_WARN_NO_RELAY' });
+      this.#relayProblem = problem;
+    });
+    return peer;
   }
 
   /**
@@ -77,7 +103,7 @@ export class PeerStack {
       acceptsPeer: (peerIdHex) => swarm.hasRoom() && !swarm.isBanned(peerIdHex) && !swarm.isConnectedTo(peerIdHex),
       eagerAnnounceMs: options.eagerAnnounceMs,
     });
-    tracker.on('connection', ({ channel, isInitiator, peerIdHex }) => swarm.addChannel(channel, isInitiator, peerIdHex));
+    tracker.on('connection', ({ channel, isInitiator, peerIdHex, connectionType }) => swarm.addChannel(channel, isInitiator, peerIdHex, connectionType));
     tracker.on('warning', ({ message }) => hooks.warn(message));
     return { swarm, tracker };
   }

@@ -1,5 +1,5 @@
 import type SimplePeer from 'simple-peer';
-import { Bitfield, type Manifest } from '../../protocol/index.ts';
+import { Bitfield, type ConnectionCounts, type ConnectionType, type Manifest } from '../../protocol/index.ts';
 import { TypedEmitter } from '../events.ts';
 import { peerSource, type Scheduler, type SourceId } from '../scheduler.ts';
 import { chunkLength } from '../verify.ts';
@@ -30,7 +30,7 @@ export interface SwarmOptions {
 }
 
 export interface SwarmEvents {
-  peer: { peerIdHex: string; isConnected: boolean; peerCount: number };
+  peer: { peerIdHex: string; isConnected: boolean; peerCount: number; connectionType: ConnectionType | undefined };
   ban: { peerIdHex: string; reason: string };
   /** Block bytes received from a peer (before verification). */
   download: { bytes: number; source: SourceId };
@@ -40,6 +40,8 @@ export interface SwarmEvents {
 interface Remote {
   wire: PeerWire;
   isInitiator: boolean;
+  /** How the connection was made (undefined: its stats did not say, or it was handed in directly). */
+  connectionType: ConnectionType | undefined;
   peerIdHex: string | undefined;
   source: SourceId | undefined;
   bitfield: Bitfield;
@@ -99,8 +101,17 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     return false;
   }
 
+  /** Handshaken peers by how their connections were made; `initiatedOnly` counts each connection at one end only. */
+  connectionCounts(initiatedOnly = false): ConnectionCounts {
+    const counts: ConnectionCounts = { host: 0, srflx: 0, relay: 0 };
+    for (const remote of this.#remotes) {
+      if (remote.source && remote.connectionType && (!initiatedOnly || remote.isInitiator)) counts[remote.connectionType]++;
+    }
+    return counts;
+  }
+
   /** Take a connected data channel. `expectedPeerIdHex` is what the tracker said it is. */
-  addChannel(channel: SimplePeer.Instance, isInitiator: boolean, expectedPeerIdHex?: string): boolean {
+  addChannel(channel: SimplePeer.Instance, isInitiator: boolean, expectedPeerIdHex?: string, connectionType?: ConnectionType): boolean {
     if (!this.hasRoom() || (expectedPeerIdHex !== undefined && this.#banned.has(expectedPeerIdHex))) {
       channel.destroy();
       return false;
@@ -110,6 +121,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     const remote: Remote = {
       wire,
       isInitiator,
+      connectionType,
       peerIdHex: undefined,
       source: undefined,
       bitfield: new Bitfield(bitfieldLength),
@@ -231,7 +243,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     this.#options.scheduler.addPeer(remote.source, remote.bitfield);
     const have = this.#options.scheduler.have;
     if (have.count() > 0) remote.wire.bitfield(have.bytes);
-    this.emit('peer', { peerIdHex, isConnected: true, peerCount: this.peerCount });
+    this.emit('peer', { peerIdHex, isConnected: true, peerCount: this.peerCount, connectionType: remote.connectionType });
   }
 
   #onBitfield(remote: Remote, bytes: Uint8Array): void {
@@ -294,7 +306,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     remote.requests.drop(undefined, false);
     if (remote.source) {
       this.#options.scheduler.removePeer(remote.source);
-      this.emit('peer', { peerIdHex: remote.peerIdHex ?? '', isConnected: false, peerCount: this.peerCount });
+      this.emit('peer', { peerIdHex: remote.peerIdHex ?? '', isConnected: false, peerCount: this.peerCount, connectionType: remote.connectionType });
       if (!this.#isDestroyed) this.fillAll();
     }
     if (reason !== 'swarm destroyed' && reason !== 'duplicate connection') this.#options.warn('peer closed', { peer: remote.peerIdHex, reason });
