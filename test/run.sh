@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="chromium redis-server nginx-light libnginx-mod-http-js aria2 openssl"
+PACKAGES="chromium redis-server nginx-light libnginx-mod-http-js aria2 openssl iptables coturn"
 if [ "$(id -u)" = 0 ]; then
   missing=""
   for pkg in $PACKAGES; do

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { run, type CommandOutput } from './command.ts';
 import { LabError } from './lab-error.ts';
+import type { NatKind } from './nat.ts';
 
 // How long close() waits for a SIGKILLed process group before deleting its namespace anyway.
 const KILL_WAIT_MS = 2_000;
@@ -16,8 +17,15 @@ export interface SpawnOptions {
 export interface LabHost {
   readonly name: string;
   readonly netns: string;
-  /** e.g. 10.99.0.11; every host of a lab is on 10.99.0.0/24 (labs are isolated from each other). */
+  /**
+   * The host's own address: 10.99.0.x on the hub's network (labs are isolated from each other),
+   * or 192.168.x.2 behind its NAT router.
+   */
   readonly ip: string;
+  /** Where the host appears to others: its own address, or its router's on the hub (10.99.0.x). */
+  readonly publicIp: string;
+  /** The kind of NAT between the host and the hub, if any. */
+  readonly nat: NatKind | undefined;
   /** Start `command` inside the host (`ip netns exec`). close() kills its process group. */
   spawn(command: string, args: string[], options?: SpawnOptions): ChildProcess;
   /** Run `command` inside the host to completion; rejects with its stderr on a non-zero exit. */
@@ -46,11 +54,16 @@ export function waitForExit(child: ChildProcess): Promise<void> {
   });
 }
 
-export function makeHost(name: string, netns: string, ip: string, children: Set<ChildProcess>): LabHost {
+export function makeHost(
+  { name, netns, ip, publicIp, nat }: { name: string; netns: string; ip: string; publicIp: string; nat: NatKind | undefined },
+  children: Set<ChildProcess>,
+): LabHost {
   return {
     name,
     netns,
     ip,
+    publicIp,
+    nat,
     spawn(command, args, options = {}) {
       // detached: the child leads its own process group, so close() can kill all it started.
       const child = spawn('ip', ['netns', 'exec', netns, command, ...args], {

@@ -5,6 +5,7 @@ import { createLab, labSupport, parseRate, type Lab, type LabHost } from './lab.
 import { listNetns, NETNS_PREFIX } from './netns.ts';
 
 const TCP_TOOL = fileURLToPath(new URL('./tools/tcp-tool.mjs', import.meta.url));
+const UDP_TOOL = fileURLToPath(new URL('./tools/udp-tool.mjs', import.meta.url));
 const support = labSupport();
 const hasNetem = support.isSupported && support.hasNetem;
 const hasPing = (() => {
@@ -138,5 +139,68 @@ describe.skipIf(!support.isSupported)('lab', () => {
     await startServer(lab.host('h9'), ['echo-serve', '7000']);
     const { stdout } = await lab.host('h0').exec(process.execPath, [TCP_TOOL, 'rtt', lab.host('h9').ip, '7000', '2']);
     expect((JSON.parse(stdout) as { rttMs: number[] }).rttMs).toHaveLength(2);
+  });
+});
+
+/** Start a udp-tool in `host` and wait for its "ready" line; resolves with the process and what it prints. */
+async function startUdp(host: LabHost, args: string[]): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = host.spawn(process.execPath, [UDP_TOOL, ...args]);
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (data: Buffer) => {
+      output += data.toString();
+      if (output.includes('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`udp-tool ${args.join(' ')} exited with ${code}`)));
+  });
+  return { child, output: () => output };
+}
+
+describe.skipIf(!support.isSupported || !support.hasNat)('lab NAT routers', () => {
+  let lab: Lab | undefined;
+  afterEach(async () => {
+    await lab?.close();
+    lab = undefined;
+  });
+
+  it('maps endpoint-independently (eim) or per destination (symmetric), and lets nothing in unasked', async () => {
+    lab = await createLab([
+      { name: 'pub1', down: '1gbit', up: '1gbit' },
+      { name: 'pub2', down: '1gbit', up: '1gbit' },
+      { name: 'home', down: '100mbit', up: '20mbit', nat: 'eim' },
+      { name: 'cgn', down: '100mbit', up: '20mbit', nat: 'symmetric' },
+    ]);
+    const [pub1, pub2, home, cgn] = lab.hosts as [LabHost, LabHost, LabHost, LabHost];
+    expect(home.ip).toMatch(/^192\.168\.\d+\.2$/);
+    expect(home.publicIp).toMatch(/^10\.99\.0\.\d+$/);
+    await Promise.all([startUdp(pub1, ['echo', '4000']), startUdp(pub2, ['echo', '4000'])]);
+    const probe = async (host: LabHost) => {
+      const { stdout } = await host.exec(process.execPath, [UDP_TOOL, 'probe', '5555', `${pub1.ip}:4000`, `${pub2.ip}:4000`]);
+      return [...stdout.matchAll(/saw (\S+)/g)].map((match) => match[1]!);
+    };
+    const fromHome = await probe(home);
+    const fromCgn = await probe(cgn);
+    console.log(`test/lab: eim NAT mapped 5555 as ${fromHome.join(' and ')}; symmetric as ${fromCgn.join(' and ')}`);
+    // Both echo servers see the router's public address, never the private one.
+    for (const seen of [...fromHome, ...fromCgn]) expect(seen).toMatch(/^10\.99\.0\.\d+:\d+$/);
+    expect(fromHome[0]).toBe(`${home.publicIp}:5555`);
+    expect(fromHome[1]).toBe(fromHome[0]);
+    expect(fromCgn[0]!.startsWith(`${cgn.publicIp}:`)).toBe(true);
+    expect(fromCgn[1]).not.toBe(fromCgn[0]);
+
+    // Unasked: a datagram from pub2 to the eim mapping that only pub1 was sent to (address-dependent filtering)...
+    const listener = await startUdp(home, ['listen', '6666', '1500', `${pub1.ip}:4000`]);
+    await pub2.exec(process.execPath, [UDP_TOOL, 'send', `${home.publicIp}:6666`]);
+    // ...and one straight to the private address, which the hub cannot route.
+    await pub2.exec('ip', ['route', 'get', home.ip]).then(
+      () => expect.unreachable('the private network must not be routable from the hub'),
+      (error: unknown) => expect(String(error)).toMatch(/unreachable|No route/i),
+    );
+    await pub1.exec(process.execPath, [UDP_TOOL, 'send', `${home.publicIp}:6666`]);
+    await new Promise((resolve) => listener.child.once('exit', resolve));
+    // The answer from the address and port it sent to comes in; the same host from another
+    // port does not, nor does another host (port-restricted filtering, as conntrack does it).
+    expect(listener.output()).toContain(`got ${home.publicIp}:6666 from ${pub1.ip}:4000`);
+    expect(listener.output()).not.toContain('got hello');
   });
 });

@@ -11,12 +11,14 @@ import { LabError } from './lab-error.ts';
 import { deleteNetns, deleteNetnsSync, labNetnsName, NETNS_PREFIX, removeStaleNetns } from './netns.ts';
 import { parseRate } from './rate.ts';
 import { labSupport } from './support.ts';
+import { NAT_KINDS, natHostLines, natRouterLines, natRules, privateNet, type NatKind } from './nat.ts';
 import { needsNetem, shapingCommands } from './tc.ts';
 
 export { parseRate } from './rate.ts';
 export { labSupport, type LabSupport } from './support.ts';
 export { LabError, type LabErrorCode } from './lab-error.ts';
 export { parseLinkCounters, type LabHost, type SpawnOptions } from './host.ts';
+export type { NatKind } from './nat.ts';
 
 export interface HostSpec {
   /** [a-z0-9]{1,8}: it becomes part of interface and namespace names (interfaces allow 15 chars). */
@@ -31,9 +33,14 @@ export interface HostSpec {
   jitterMs?: number;
   /** Fraction of packets dropped on the downlink, e.g. 0.002. Default 0. */
   loss?: number;
-  // Reserved for the next issue: nat?: 'cone' | 'symmetric', a NAT router namespace between the
-  // host and the hub. It would slot in where createLab() adds the host's veth to the hub batch:
-  // the veth would go to the router namespace, and the router would get a port on the bridge.
+  /**
+   * A NAT router between the host and the hub (see nat.ts): 'eim' maps endpoint-independently
+   * (iptables MASQUERADE keeps the source port where it can, as most home routers do), 'symmetric'
+   * maps address-and-port-dependently (MASQUERADE --random-fully: a new port per destination, as
+   * carrier-grade and many office NATs do). Both filter what was not asked for. Default: none,
+   * the host is on the hub's network itself.
+   */
+  nat?: NatKind;
 }
 
 export interface Lab {
@@ -66,7 +73,7 @@ process.once('exit', () => {
   }
 });
 
-function validate(hosts: HostSpec[], hasNetem: boolean): void {
+function validate(hosts: HostSpec[], hasNetem: boolean, hasNat: boolean): void {
   if (hosts.length === 0) throw new LabError('PF_ERR_LAB_SPEC', 'a lab needs at least one host');
   if (hosts.length > MAX_HOSTS) throw new LabError('PF_ERR_LAB_SPEC', `a lab holds at most ${MAX_HOSTS} hosts`);
   const names = new Set<string>();
@@ -81,6 +88,8 @@ function validate(hosts: HostSpec[], hasNetem: boolean): void {
       if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new LabError('PF_ERR_LAB_SPEC', `${host.name}: ${field} must be a number >= 0`);
     }
     if (host.loss !== undefined && !(host.loss >= 0 && host.loss < 1)) throw new LabError('PF_ERR_LAB_SPEC', `${host.name}: loss is a fraction in [0, 1)`);
+    if (host.nat !== undefined && !NAT_KINDS.includes(host.nat)) throw new LabError('PF_ERR_LAB_SPEC', `${host.name}: nat is one of ${NAT_KINDS.join(', ')}`);
+    if (host.nat !== undefined && !hasNat) throw new LabError('PF_ERR_LAB_UNSUPPORTED', `${host.name}: a NAT router needs iptables with conntrack and NAT in a namespace (Debian package iptables)`);
     if (!hasNetem && needsNetem(shapeOf(host, 'up'))) {
       throw new LabError('PF_ERR_LAB_UNSUPPORTED', `${host.name}: delayMs/jitterMs/loss need the netem qdisc, which this kernel lacks (CONFIG_NET_SCH_NETEM)`);
     }
@@ -101,14 +110,16 @@ function shapeOf(host: HostSpec, direction: 'up' | 'down') {
 export async function createLab(hosts: HostSpec[]): Promise<Lab> {
   const support = labSupport();
   if (!support.isSupported) throw new LabError('PF_ERR_LAB_UNSUPPORTED', `cannot build a lab: ${support.reason}`);
-  validate(hosts, support.hasNetem);
+  validate(hosts, support.hasNetem, support.hasNat);
   await removeStaleNetns();
 
   const labNumber = labCounter++;
   const id = `${NETNS_PREFIX}${process.pid}-${labNumber}`;
   const hubNetns = labNetnsName(labNumber, 'hub');
   const hostNetns = hosts.map((host) => labNetnsName(labNumber, host.name));
-  const state: LabState = { netnsNames: [hubNetns, ...hostNetns], children: new Set() };
+  // A NATed host's router: `nat<name>` (host names have no dash, so it cannot clash).
+  const routerNetns = hosts.map((host) => (host.nat ? labNetnsName(labNumber, `nat${host.name}`) : undefined));
+  const state: LabState = { netnsNames: [hubNetns, ...hostNetns, ...routerNetns.filter((netns) => netns !== undefined)], children: new Set() };
   openLabs.add(state); // before anything exists, so that a half-built lab is cleaned up too
 
   let isClosed = false;
@@ -125,23 +136,28 @@ export async function createLab(hosts: HostSpec[]): Promise<Lab> {
   try {
     await run('ip', ['-batch', '-'], lines(state.netnsNames.map((netns) => `netns add ${netns}`)));
     // The hub: a bridge and the hub-side end of every host's veth; the peer end is created
-    // straight inside the host's namespace, so that every host's end can be called eth0.
+    // straight inside the host's namespace, so that every host's end can be called eth0. A
+    // NATed host's hub veth ends in its router instead (as `wan`), and the router's `lan`
+    // veth ends in the host as eth0.
     const hubLines = ['link set lo up', 'link add br0 type bridge', 'link set br0 up'];
     hosts.forEach((host, index) => {
       const dev = hubDev(host);
-      hubLines.push(`link add ${dev} type veth peer name eth0 netns ${hostNetns[index]}`, `link set ${dev} master br0`, `link set ${dev} up`);
+      const far = routerNetns[index] === undefined ? `eth0 netns ${hostNetns[index]}` : `wan netns ${routerNetns[index]}`;
+      hubLines.push(`link add ${dev} type veth peer name ${far}`, `link set ${dev} master br0`, `link set ${dev} up`);
     });
     await run('ip', ['-n', hubNetns, '-batch', '-'], lines(hubLines));
     await Promise.all([
       run('tc', ['-n', hubNetns, '-batch', '-'], lines(hosts.flatMap((host) => shapingCommands(hubDev(host), shapeOf(host, 'down'))))),
-      ...hosts.map((host, index) => buildHost(host, hostNetns[index] ?? '', hostIp(index))),
+      ...hosts.map((host, index) => buildHost(host, index, hostNetns[index] ?? '', routerNetns[index])),
     ]);
   } catch (error) {
     await close();
     throw error;
   }
 
-  const labHosts = hosts.map((host, index) => makeHost(host.name, hostNetns[index] ?? '', hostIp(index), state.children));
+  const labHosts = hosts.map((host, index) =>
+    makeHost({ name: host.name, netns: hostNetns[index] ?? '', ip: host.nat ? privateNet(index).host : hostIp(index), publicIp: hostIp(index), nat: host.nat }, state.children),
+  );
   return {
     id,
     hosts: labHosts,
@@ -166,7 +182,14 @@ function hostIp(index: number): string {
   return `10.99.0.${FIRST_HOST_OCTET + index}`;
 }
 
-async function buildHost(host: HostSpec, netns: string, ip: string): Promise<void> {
+async function buildHost(host: HostSpec, index: number, netns: string, routerNetns: string | undefined): Promise<void> {
+  if (routerNetns !== undefined && host.nat !== undefined) {
+    // The router first: the host's eth0 is the far end of the router's lan veth.
+    await run('ip', ['-n', routerNetns, '-batch', '-'], lines(natRouterLines(hostIp(index), index, netns)));
+    await run('ip', ['netns', 'exec', routerNetns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await run('ip', ['netns', 'exec', routerNetns, 'iptables-restore'], natRules(host.nat));
+  }
+  const addressLines = routerNetns === undefined ? [`addr add ${hostIp(index)}/24 dev eth0`, 'link set eth0 up'] : natHostLines(index);
   await run(
     'ip',
     ['-n', netns, '-batch', '-'],
@@ -174,8 +197,7 @@ async function buildHost(host: HostSpec, netns: string, ip: string): Promise<voi
       'link set lo up',
       // No IPv6 link-local address: no DAD, router or MLD chatter in the byte counters.
       'link set eth0 addrgenmode none',
-      `addr add ${ip}/24 dev eth0`,
-      'link set eth0 up',
+      ...addressLines,
     ]),
   );
   await run('tc', ['-n', netns, '-batch', '-'], lines(shapingCommands('eth0', shapeOf(host, 'up'))));

@@ -9,6 +9,8 @@ export type LabSupport =
        * shapes rates with htb, but createLab refuses a HostSpec that asks for delay, jitter or loss.
        */
       hasNetem: boolean;
+      /** Whether iptables (with conntrack and NAT) works in a namespace: NAT routers need it. */
+      hasNat: boolean;
     }
   | { isSupported: false; reason: string };
 
@@ -48,7 +50,10 @@ function probe(): LabSupport {
       return { isSupported: false, reason: 'the kernel has no htb qdisc (CONFIG_NET_SCH_HTB)' };
     }
     const hasNetem = succeeds('tc', ['-n', netns, 'qdisc', 'add', 'dev', 'pb', 'root', 'netem', 'delay', '1ms']);
-    return { isSupported: true, hasNetem };
+    const hasNat =
+      succeeds('ip', ['netns', 'exec', netns, 'iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', 'pa', '-j', 'MASQUERADE', '--random-fully']) &&
+      succeeds('ip', ['netns', 'exec', netns, 'iptables', '-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT']);
+    return { isSupported: true, hasNetem, hasNat };
   } finally {
     succeeds('ip', ['netns', 'delete', netns]);
   }
