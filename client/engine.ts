@@ -59,6 +59,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     seedOnly: false,
     peerGraceMs: 3000,
     eagerAnnounceMs: 10_000,
+    iceGatherTimeoutMs: 2000,
     onWarning: () => undefined,
     random: Math.random,
     createWebSocket: globalWebSocket ? (url) => new globalWebSocket(url) : undefined,

@@ -80,6 +80,13 @@ export interface ClientOptions {
   seedOnly?: boolean;
   /** Re-announce while short of peers [10 s]. */
   eagerAnnounceMs?: number;
+  /**
+   * How long ICE may gather candidates before an offer or answer goes out without the rest
+   * [2 s]. The tracker protocol sends whole offers (no trickle), so this is a peer's start-up
+   * cost. STUN needs one round trip, TURN two, so 2 s is enough at mobile RTTs; simple-peer's
+   * own 5 s was each connection's floor here, since libwebrtc in Node seldom reports completion.
+   */
+  iceGatherTimeoutMs?: number;
   /** Warnings (bad peers, retries): never thrown, only reported [ignored]. */
   onWarning?: (message: string, details?: Record<string, unknown>) => void;
   /** Randomness for offsets and tie-breaks [Math.random]. */

@@ -328,9 +328,13 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
     });
   }
 
-  /** An offer that gets no answer, or a connection that does not come up, is dropped well before the next announce would replace it. */
+  /**
+   * An offer that gets no answer, or a connection that does not come up, is dropped within
+   * the tracker's interval (the next announce brings new offers), but never before the far
+   * side could have gathered and answered.
+   */
   #offerTimeoutMs(): number {
-    return Math.min(this.#options.offerTimeoutMs ?? 20_000, Math.max(1000, this.#intervalMs / 2));
+    return Math.min(this.#options.offerTimeoutMs ?? 20_000, Math.max(10_000, this.#intervalMs));
   }
 
   #send(body: AnnounceRequest): void {

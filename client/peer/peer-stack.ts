@@ -58,7 +58,7 @@ export class PeerStack {
   /** A simple-peer with this client's WebRTC settings. */
   createPeer(isInitiator: boolean): SimplePeer.Instance {
     const config = this.rtcConfig();
-    const peer = new this.#SimplePeer({ initiator: isInitiator, trickle: false, wrtc: this.#options.wrtc, config });
+    const peer = new this.#SimplePeer({ initiator: isInitiator, trickle: false, wrtc: this.#options.wrtc, config, iceCompleteTimeout: this.#options.iceGatherTimeoutMs });
     peer.once('signal', (data: unknown) => {
       const sdp = typeof data === 'object' && data !== null && 'sdp' in data && typeof data.sdp === 'string' ? data.sdp : undefined;
       if (sdp === undefined) return;
