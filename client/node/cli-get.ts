@@ -9,10 +9,11 @@ import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
 import { growHeapForTransfers } from './heap-growth.ts';
 import { nodeApiRequest } from './node-http.ts';
-import { nodeClientOptions } from './node-runtime.ts';
+import { nodeClientOptions, parseIceServersOption } from './node-runtime.ts';
 import { renderProgressLine } from './progress-bar.ts';
 
 export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS] [--speed-floor RATE]
+                    [--ice-servers JSON]
 
   URL          <server>/<file_id> or <server>/files/<file_id>
   -o OUT       where to write the file [the file's name, in the current directory]
@@ -22,6 +23,10 @@ export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers]
   --speed-floor RATE
                hold at least RATE (e.g. 20mbit) and take the rest from peers; 0 = never
                slower than HTTP alone [the publisher's floor, if it set one]
+  --ice-servers JSON
+               STUN/TURN servers for peer connections, as RTCIceServers, e.g.
+               '[{"urls":["turn:turn.example:3478"],"username":"u","credential":"p"}]'
+               [the publisher's, from the server; else the WebRTC stack's defaults]
 Ctrl-C pauses (state kept in OUT.part.state, exit ${EXIT_CODES.PAUSED}); run the same command again to resume.
 `;
 
@@ -41,6 +46,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
         'no-peers': { type: 'boolean' },
         seed: { type: 'string' },
         'speed-floor': { type: 'string' },
+        'ice-servers': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -66,6 +72,13 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
   const speedFloorBitsPerSecond = floorText === undefined ? undefined : floorText.trim() === '0' ? 0 : parseBitRate(floorText);
   if (speedFloorBitsPerSecond === undefined && floorText !== undefined) {
     io.stderr.write(`peerfill get: --speed-floor must be a bit rate such as 20mbit, or 0 (got ${JSON.stringify(floorText)})\n`);
+    return EXIT_CODES.USAGE;
+  }
+  let rtcConfig: RTCConfiguration | undefined;
+  try {
+    rtcConfig = values['ice-servers'] === undefined ? undefined : parseIceServersOption(values['ice-servers']);
+  } catch (error) {
+    io.stderr.write(`peerfill get: ${(error as Error).message}\n`);
     return EXIT_CODES.USAGE;
   }
   const isJson = values.json === true;
@@ -103,6 +116,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
   });
   const client = createClient({
     ...nodeClientOptions({ usePeers: values['no-peers'] !== true }),
+    ...(rtcConfig ? { rtcConfig } : {}),
     seedAfterDoneMs: seedSeconds * 1000,
     ...(speedFloorBitsPerSecond === undefined ? {} : { speedFloorBitsPerSecond }),
     onWarning: (message, details) => emit('warning', { message, ...details }),

@@ -8,10 +8,10 @@ import type { CliIo } from './cli-io.ts';
 import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
 import { growHeapForTransfers } from './heap-growth.ts';
 import { nodeApiRequest } from './node-http.ts';
-import { nodeClientOptions } from './node-runtime.ts';
+import { nodeClientOptions, parseIceServersOption } from './node-runtime.ts';
 import { SeedFileStore } from './seed-file-store.ts';
 
-export const SEED_USAGE = `usage: peerfill seed FILE --server URL [--file-id ID] [--json]
+export const SEED_USAGE = `usage: peerfill seed FILE --server URL [--file-id ID] [--ice-servers JSON] [--json]
 
   Checks FILE chunk by chunk against the server's manifest, then seeds it until Ctrl-C.
   Without --file-id, the catalog entry with FILE's name and size is used.
@@ -27,7 +27,7 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { server: { type: 'string' }, 'file-id': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { server: { type: 'string' }, 'file-id': { type: 'string' }, 'ice-servers': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (error) {
     io.stderr.write(`peerfill seed: ${(error as Error).message}\n${SEED_USAGE}`);
@@ -42,6 +42,13 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
   const server = values.server ?? io.env.PEERFILL_SERVER_URL;
   if (positionals.length !== 1 || server === undefined) {
     io.stderr.write(SEED_USAGE);
+    return EXIT_CODES.USAGE;
+  }
+  let rtcConfig: RTCConfiguration | undefined;
+  try {
+    rtcConfig = values['ice-servers'] === undefined ? undefined : parseIceServersOption(values['ice-servers']);
+  } catch (error) {
+    io.stderr.write(`peerfill seed: ${(error as Error).message}\n`);
     return EXIT_CODES.USAGE;
   }
   const isJson = values.json === true;
@@ -68,7 +75,7 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
     return fail(error);
   }
 
-  const client = createClient({ ...nodeClientOptions(), seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
+  const client = createClient({ ...nodeClientOptions(), ...(rtcConfig ? { rtcConfig } : {}), seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
   const download = client.download({ serverUrl, fileId }, new SeedFileStore(filePath));
   const signals = io.signals ?? process;
   return new Promise<number>((resolveExit) => {

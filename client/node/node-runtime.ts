@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as WsModule from 'ws';
+import { IceServersSchema, PfError, createCodec, parseJson } from '../../protocol/index.ts';
 import type { ClientOptions } from '../options.ts';
 import type { WebSocketLike } from '../tracker-client.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
@@ -51,4 +52,18 @@ export function nodeClientOptions(options: { usePeers?: boolean } = {}): ClientO
     createFileHasher: (store) => createThreadFileHasher(store instanceof FileChunkStore ? store.partPath : undefined),
     hashChunk: nodeHashChunk,
   };
+}
+
+const iceServersCodec = createCodec(IceServersSchema);
+
+/**
+ * `--ice-servers JSON` (get, seed): an explicit list of RTCIceServers, e.g.
+ * `[{"urls":["turn:turn.example:3478"],"username":"u","credential":"p"}]`, that wins over the
+ * server's. Throws PF_ERR_BAD_REQUEST, saying what is wrong.
+ */
+export function parseIceServersOption(text: string): RTCConfiguration {
+  const parsed = parseJson(text);
+  const decoded = parsed.ok ? iceServersCodec.decode(parsed.value) : parsed;
+  if (!decoded.ok) throw new PfError('PF_ERR_BAD_REQUEST', `--ice-servers must be a JSON array of {urls:[stun:|turn:…], username?, credential?}: ${decoded.errors.join('; ')}`);
+  return { iceServers: decoded.value };
 }
