@@ -9,7 +9,8 @@
  *   public port for every destination, so the port STUN saw is not the one a peer would see.
  *
  * Both filter as home routers do: only replies to what went out come back in (conntrack
- * ESTABLISHED), nothing is forwarded in unasked, and the private network is not routed.
+ * ESTABLISHED, from the address and port it went to), nothing unasked is forwarded or even
+ * answered, and the private network is not routed.
  */
 export type NatKind = 'eim' | 'symmetric';
 export const NAT_KINDS: readonly NatKind[] = ['eim', 'symmetric'];
@@ -47,6 +48,12 @@ export function natRules(kind: NatKind): string {
     `-A POSTROUTING -o wan -j MASQUERADE${kind === 'symmetric' ? ' --random-fully' : ''}`,
     'COMMIT',
     '*filter',
+    // Unasked packets to the router are dropped, not answered: had the router taken them (and
+    // sent back port-unreachable), conntrack would keep their entry, and the next outbound
+    // packet to that peer would clash with it and be given another port. That is what breaks
+    // hole punching behind a plain Linux box; home routers drop silently.
+    '-A INPUT -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+    '-A INPUT -i wan -j DROP',
     ':FORWARD DROP [0:0]',
     '-A FORWARD -i lan -o wan -j ACCEPT',
     '-A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',

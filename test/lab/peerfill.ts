@@ -25,6 +25,10 @@ export interface GetResult {
   lastProgress: CliEvent | undefined;
   /** Chunk index -> 'peer' | 'http'. */
   chunkSources: Map<number, string>;
+  /** How each peer connection was made (the `peer` events that connected). */
+  connectionTypes: string[];
+  /** The messages of `warning` events. */
+  warnings: string[];
   /** User + system CPU seconds of the process (undefined without /usr/bin/time). */
   cpuSeconds: number | undefined;
   stderr: string;
@@ -69,10 +73,17 @@ export async function startServe(
   return { url: `http://${host.ip}:${options.port}`, child };
 }
 
-/** `peerfill seed` in `host`; resolves once it seeds (the file checked against the manifest). */
-export async function startSeed(host: LabHost, filePath: string, serverUrl: string): Promise<ChildProcess> {
-  const child = host.spawn(process.execPath, [CLI, 'seed', filePath, '--server', serverUrl, '--json']);
+/** `peerfill seed` in `host`; resolves once it seeds (the file checked against the manifest). `events` collects its --json lines. */
+export async function startSeed(host: LabHost, filePath: string, serverUrl: string, extraArgs: string[] = [], events: CliEvent[] = []): Promise<ChildProcess> {
+  const child = host.spawn(process.execPath, [CLI, 'seed', filePath, '--server', serverUrl, '--json', ...extraArgs]);
   const stderr = collectStderr(child);
+  lines(child, (line) => {
+    try {
+      events.push(JSON.parse(line) as CliEvent);
+    } catch {
+      // not a JSON line
+    }
+  });
   await waitForLine(child, 'peerfill seed', (line) => line.includes('"event":"seeding"'), 120_000, stderr);
   return child;
 }
@@ -84,7 +95,7 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
   const timeFile = TIME && join(tmpdir(), `pf-lab-time-${process.pid}-${timeFiles++}`);
   const child = TIME && timeFile ? host.spawn(TIME, ['-f', '%U %S', '-o', timeFile, process.execPath, ...args]) : host.spawn(process.execPath, args);
   const stderr = collectStderr(child);
-  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), cpuSeconds: undefined, stderr: '' };
+  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), connectionTypes: [], warnings: [], cpuSeconds: undefined, stderr: '' };
   lines(child, (line) => {
     let event: CliEvent;
     try {
@@ -95,6 +106,8 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
     if (event.event === 'done') result.done = event;
     else if (event.event === 'progress') result.lastProgress = event;
     else if (event.event === 'chunk' && typeof event.index === 'number' && typeof event.source === 'string') result.chunkSources.set(event.index, event.source);
+    else if (event.event === 'peer' && event.connected === true) result.connectionTypes.push(String(event.connection_type));
+    else if (event.event === 'warning' && typeof event.message === 'string') result.warnings.push(event.message);
   });
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -143,7 +156,7 @@ export function stop(child: ChildProcess): Promise<void> {
 export async function serveFile(
   host: LabHost,
   name: string,
-  options: { filesDir: string; dataDir: string; port: number; extraArgs?: string[] },
+  options: { filesDir: string; dataDir: string; port: number; extraArgs?: string[]; env?: NodeJS.ProcessEnv },
 ): Promise<{ serverUrl: string; fileUrl: string; child: ChildProcess }> {
   const { url, child } = await startServe(host, options);
   const fileId = (await fileIds(host, url)).get(name);
