@@ -116,10 +116,13 @@ export async function startServer(files: Array<{ name: string; bytes: Uint8Array
   };
 }
 
-/** Debian's Chromium, never a downloaded one; host ICE candidates allowed on the veth. */
-export async function launchChromium(serverUrl: string): Promise<Browser> {
+/**
+ * Debian's Chromium, never a downloaded one; host ICE candidates allowed on the veth.
+ * `executablePath` may be a wrapper that starts it elsewhere (the lab runs it inside a host).
+ */
+export async function launchChromium(serverUrl: string, executablePath = '/usr/bin/chromium'): Promise<Browser> {
   return chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath,
     headless: true,
     args: [
       '--no-sandbox',
