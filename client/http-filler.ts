@@ -1,5 +1,5 @@
 import { PfError, chunkRange, type Manifest } from '../protocol/index.ts';
-import { describeNetworkError } from './network-error.ts';
+import { networkError } from './network-error.ts';
 import { isConnectionLoss } from './outage.ts';
 import { backoffMs, sleep } from './sleep.ts';
 import { chunkLength } from './verify.ts';
@@ -213,7 +213,7 @@ export class HttpFiller {
     const lost = (error: unknown): unknown => {
       if (isIdle) return new PfError('PF_ERR_UPSTREAM', `${new URL(url).host} sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`, { cause: error });
       if (error instanceof PfError || outer.aborted) return error;
-      return new PfError('PF_ERR_UPSTREAM', describeNetworkError(error, url), { cause: error });
+      return networkError(error, url);
     };
     const onBytes = (bytes: number) => {
       lastByteAtMs = Date.now();
