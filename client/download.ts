@@ -40,6 +40,8 @@ export interface DownloadEvents {
    * a new session, keeping every stored chunk that the new manifest has at the same offset.
    */
   changed: { name: string; previousInfoHash: string; infoHash: string };
+  /** Seed only, a partial copy: these chunks verify and are served; nothing is fetched. */
+  seeding: { chunks: number; chunkCount: number };
   /** Every chunk verified and the whole-file SHA-256 matched the manifest. */
   done: { sha256: string; progress: ProgressInfo };
   /** The server or the network is away: the next try is in `delayMs` (see ClientOptions.retryForMs). */
@@ -233,8 +235,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
         policy.httpBytes(bytes);
       },
     });
-    if (options.seedOnly && !scheduler.isComplete()) {
-      throw new PfError('PF_ERR_FILE_HASH_MISMATCH', `the local copy does not match the manifest (${have.count()} of ${have.length} chunks verify)`);
+    if (options.seedOnly && have.count() === 0) {
+      throw new PfError('PF_ERR_FILE_HASH_MISMATCH', `the local copy does not match the manifest (0 of ${have.length} chunks verify)`);
     }
     const peers = this.#peerStack ? this.#joinPeers(this.#peerStack, manifest, scheduler, policy, session) : undefined;
     const lanes = new HttpLanes({
@@ -268,6 +270,13 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#setStatus('running');
     this.#startedAtMs = Date.now();
     if (scheduler.isComplete()) return this.#finish(parts);
+    if (options.seedOnly) {
+      // A partial copy seeds the chunks it has and fetches nothing.
+      parts.swarm?.pauseRequests();
+      this.#setStatus('seeding');
+      this.emit('seeding', { chunks: have.count(), chunkCount: have.length });
+      return;
+    }
     void hashTracker.advance().catch((error: unknown) => this.#fail(error));
     policy.restart();
     lanes.start();
