@@ -24,6 +24,11 @@ export interface ChunkStore {
   /** Opaque resume data kept with the store (the Node store keeps it in its state file). */
   loadResumeData(): Promise<ResumeData | undefined>;
   saveResumeData(data: ResumeData | undefined): Promise<void>;
+  /**
+   * Optional: forget chunks that no longer verify (found when the whole-file SHA-256 failed),
+   * durably, so they are fetched again. A store without it fails such a download instead.
+   */
+  discard?(indexes: readonly number[]): Promise<void>;
   /** Every chunk is in and the whole-file SHA-256 matched: publish the file. */
   finalize(): Promise<void>;
   close(): Promise<void>;

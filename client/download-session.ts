@@ -75,10 +75,18 @@ export class DownloadSession {
     return this.#create();
   }
 
-  /** The manifest the session names, checked against its info_hash. */
-  manifest(): Promise<Manifest> {
+  /**
+   * The manifest the session names, checked against its info_hash. When the server has
+   * another version of the file than the one the session began with (it was republished), a
+   * new session is opened for the new version: `changedFrom` is the old info_hash.
+   */
+  async manifest(): Promise<{ manifest: Manifest; changedFrom?: string }> {
     const state = this.#openState();
-    return this.#api.manifest(state.manifest_url, state.info_hash);
+    const current = await this.#api.manifest(state.manifest_url, undefined);
+    if (current.info_hash === state.info_hash) return { manifest: current };
+    const created = await this.#create();
+    // The new session names the version it serves; the manifest must be that one.
+    return { manifest: await this.#api.manifest(created.manifest_url, created.info_hash), changedFrom: state.info_hash };
   }
 
   /** A fresh download URL: PATCH the session `resumed`; if the session is gone, open a new one for the same file version. */
@@ -90,7 +98,9 @@ export class DownloadSession {
       this.#warn('session lost; opening a new one', { code: error.code });
       const wanted = this.#openState().info_hash;
       const state = await this.#create();
-      if (state.info_hash !== wanted) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the file changed on the server during the download');
+      if (state.info_hash !== wanted) {
+        throw new PfError('PF_ERR_MANIFEST_INVALID', `${this.#target.fileId} changed on the server during this download; run the same command again to continue with the new version (chunks that still match are kept)`);
+      }
     }
     return this.#downloadUrl;
   }

@@ -8,6 +8,7 @@ import { HttpFiller } from './http-filler.ts';
 import { HttpLanes } from './http-lanes.ts';
 import { HybridPolicy } from './hybrid-policy.ts';
 import { InFlightWindow } from './in-flight-window.ts';
+import { Outage, retryWhileDown, type OutageWait } from './outage.ts';
 import type { ResolvedOptions } from './options.ts';
 import { PeerStack } from './peer/peer-stack.ts';
 import type { Swarm, SwarmEvents } from './peer/swarm.ts';
@@ -19,6 +20,8 @@ import { chunkLength, verifyChunk } from './verify.ts';
 
 /** HTTP duplicates a peer's chunk in endgame only after the peer has had it this long. */
 const HTTP_ENDGAME_MIN_AGE_MS = 3000;
+/** Whole-file mismatches healed (chunks re-verified, the bad ones fetched again) before the download fails. */
+const MAX_HEALS = 2;
 
 export interface DownloadEvents {
   progress: ProgressInfo;
@@ -27,8 +30,22 @@ export interface DownloadEvents {
   peer: SwarmEvents['peer'];
   /** A peer sent bad chunks too often and is banned for this download. */
   ban: { peerIdHex: string; reason: string };
+  /**
+   * The whole-file SHA-256 failed although every chunk had verified when stored: every chunk
+   * was read back and checked, and these no longer match (changed on disk); they are fetched again.
+   */
+  healed: { chunks: number[] };
+  /**
+   * The file was republished since this download began: it goes on with the new version under
+   * a new session, keeping every stored chunk that the new manifest has at the same offset.
+   */
+  changed: { name: string; previousInfoHash: string; infoHash: string };
+  /** Seed only, a partial copy: these chunks verify and are served; nothing is fetched. */
+  seeding: { chunks: number; chunkCount: number };
   /** Every chunk verified and the whole-file SHA-256 matched the manifest. */
   done: { sha256: string; progress: ProgressInfo };
+  /** The server or the network is away: the next try is in `delayMs` (see ClientOptions.retryForMs). */
+  retry: OutageWait;
   /** A fatal error: the download stopped. Per-peer problems are warnings, never this. */
   error: PfError;
   status: { status: 'running' | 'paused' | 'seeding' | 'done' | 'stopped' };
@@ -66,8 +83,14 @@ export class Download extends TypedEmitter<DownloadEvents> {
   #peerStack: PeerStack | undefined;
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #status: DownloadEvents['status']['status'] = 'running';
-  #isFinishing = false;
+  /** The finish (whole-file check, publish) once begun: a pause waits for it rather than cut it in half. */
+  #finishing: Promise<void> | undefined;
+  #destroying: Promise<void> | undefined;
   #isDestroyed = false;
+  #heals = 0;
+  readonly #outage: Outage;
+  /** Aborted by destroy(): ends waits for a server that is away. */
+  readonly #lifetime = new AbortController();
   #started: Promise<void> | undefined;
   #seedTimer: ReturnType<typeof setTimeout> | undefined;
   #startedAtMs = Date.now();
@@ -78,6 +101,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#store = store;
     this.#options = options;
     this.#inFlight = new InFlightWindow(options.maxInFlightBytes, () => this.#wake());
+    this.#outage = new Outage({ retryForMs: options.retryForMs, random: options.random });
     this.#session = new DownloadSession({
       target,
       api: new SessionClient(target.serverUrl, options.apiRequest ?? fetchApiRequest(options.fetch)),
@@ -116,6 +140,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
   /** Stop fetching, make local state durable and PATCH the session `paused`. Peers are still served. */
   async pause(): Promise<void> {
+    // A finish in progress is not cut in half: it publishes (or heals, and then we pause).
+    while (this.#finishing && this.#status === 'running') await this.#finishing.catch(() => undefined);
     if (this.#status !== 'running') return;
     this.#status = 'paused';
     this.#parts?.swarm?.pauseRequests();
@@ -140,13 +166,19 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#parts?.swarm?.resumeRequests();
     this.#parts?.policy.restart();
     this.#parts?.tracker?.announce('update');
-    this.#parts?.lanes.start();
+    if (this.#parts?.scheduler.isComplete()) void this.#finish(this.#parts).catch((error: unknown) => this.#fail(error));
+    else this.#parts?.lanes.start();
   }
 
   /** Stop everything and close the store (without publishing an incomplete file). */
-  async destroy(): Promise<void> {
-    if (this.#isDestroyed) return;
+  destroy(): Promise<void> {
+    this.#destroying ??= this.#destroy();
+    return this.#destroying;
+  }
+
+  async #destroy(): Promise<void> {
     this.#isDestroyed = true;
+    this.#lifetime.abort();
     if (this.#status !== 'done') this.#setStatus('stopped');
     void this.#parts?.lanes.stop();
     clearTimeout(this.#seedTimer);
@@ -163,8 +195,18 @@ export class Download extends TypedEmitter<DownloadEvents> {
   // --- start-up ---------------------------------------------------------------
 
   async #run(): Promise<void> {
-    const session = await this.#session.open(await this.#store.loadResumeData());
-    const manifest = await this.#session.manifest();
+    const saved = await this.#store.loadResumeData();
+    // A server that is away at start is waited for like one lost mid-download.
+    const { session, manifest, changedFrom } = await retryWhileDown(
+      async () => {
+        const opened = await this.#session.open(saved);
+        return { session: opened, ...(await this.#session.manifest()) };
+      },
+      this.#outage,
+      (wait) => this.emit('retry', wait),
+      this.#lifetime.signal,
+    );
+    if (changedFrom !== undefined) this.emit('changed', { name: manifest.name, previousInfoHash: changedFrom, infoHash: manifest.info_hash });
     if (this.#options.usePeers) this.#peerStack ??= await PeerStack.load(this.#options, () => this.#session.iceServers);
     this.manifest = manifest;
     if (this.#isDestroyed) return;
@@ -199,8 +241,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
         policy.httpBytes(bytes);
       },
     });
-    if (options.seedOnly && !scheduler.isComplete()) {
-      throw new PfError('PF_ERR_FILE_HASH_MISMATCH', `the local copy does not match the manifest (${have.count()} of ${have.length} chunks verify)`);
+    if (options.seedOnly && have.count() === 0) {
+      throw new PfError('PF_ERR_FILE_HASH_MISMATCH', `the local copy does not match the manifest (0 of ${have.length} chunks verify)`);
     }
     const peers = this.#peerStack ? this.#joinPeers(this.#peerStack, manifest, scheduler, policy, session) : undefined;
     const lanes = new HttpLanes({
@@ -213,6 +255,13 @@ export class Download extends TypedEmitter<DownloadEvents> {
       acceptChunk: (index, bytes, source) => this.#acceptChunk(index, bytes, source),
       reserve: (bytes) => this.#inFlight.reserve(bytes),
       unreserve: (bytes) => this.#inFlight.release(bytes),
+      connectionLost: (error) => {
+        const wait = this.#outage.lost(error);
+        if (wait && !wait.isRepeat) this.emit('retry', wait);
+        return wait?.delayMs;
+      },
+      connectionBack: () => this.#outage.back(),
+      giveUp: (error) => this.#fail(this.#outage.giveUp(error)),
       warn: (message, details) => this.#warn(message, details),
       fail: (error) => this.#fail(error),
     });
@@ -227,6 +276,13 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#setStatus('running');
     this.#startedAtMs = Date.now();
     if (scheduler.isComplete()) return this.#finish(parts);
+    if (options.seedOnly) {
+      // A partial copy seeds the chunks it has and fetches nothing.
+      parts.swarm?.pauseRequests();
+      this.#setStatus('seeding');
+      this.emit('seeding', { chunks: have.count(), chunkCount: have.length });
+      return;
+    }
     void hashTracker.advance().catch((error: unknown) => this.#fail(error));
     policy.restart();
     lanes.start();
@@ -310,6 +366,11 @@ export class Download extends TypedEmitter<DownloadEvents> {
     this.#storing.add(index);
     try {
       await this.#store.put(index, bytes);
+    } catch (error) {
+      // The disk, not the source: stop at once (no retry, nothing more fetched) and blame no one.
+      scheduler.release(index, source);
+      this.#fail(error);
+      return true;
     } finally {
       this.#storing.delete(index);
     }
@@ -324,7 +385,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     void caughtUp.catch((error: unknown) => this.#fail(error));
     await consumed.catch(() => undefined);
     this.#wake();
-    if (scheduler.isComplete()) {
+    if (scheduler.isComplete() && this.#status === 'running') {
       void this.#finish(parts).catch((error: unknown) => {
         this.#fail(error);
       });
@@ -350,11 +411,18 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
   // --- the end ------------------------------------------------------------------
 
-  async #finish(parts: Parts): Promise<void> {
-    if (this.#isFinishing) return;
-    this.#isFinishing = true;
+  #finish(parts: Parts): Promise<void> {
+    this.#finishing ??= this.#publish(parts);
+    return this.#finishing;
+  }
+
+  async #publish(parts: Parts): Promise<void> {
     const check = await parts.hashTracker.check();
-    if (!check.isMatch) throw this.#fail(new PfError('PF_ERR_FILE_HASH_MISMATCH', `assembled file SHA-256 ${check.sha256} is not the manifest's`));
+    if (!check.isMatch) {
+      const bad = this.#heals < MAX_HEALS && this.#store.discard ? await this.#recheck(parts) : [];
+      if (bad.length === 0) throw this.#fail(new PfError('PF_ERR_FILE_HASH_MISMATCH', `assembled file SHA-256 ${check.sha256} is not the manifest's`));
+      return this.#heal(parts, bad);
+    }
     await this.#store.flush();
     await this.#store.finalize();
     await this.#store.saveResumeData(undefined).catch(() => undefined);
@@ -371,6 +439,33 @@ export class Download extends TypedEmitter<DownloadEvents> {
     } else {
       await this.destroy();
     }
+  }
+
+  /** Every stored chunk read back and checked against the manifest: the ones that fail. */
+  async #recheck(parts: Parts): Promise<number[]> {
+    const bad: number[] = [];
+    for (let index = 0; index < parts.scheduler.chunkCount; index++) {
+      const bytes = await this.#store.read(index, 0, chunkLength(parts.manifest, index));
+      if (!bytes || !(await verifyChunk(parts.manifest, index, bytes, this.#options.hashChunk))) bad.push(index);
+    }
+    return bad;
+  }
+
+  /** Forget the chunks that failed, durably, and fetch them again with a fresh whole-file hash. */
+  async #heal(parts: Parts, bad: number[]): Promise<void> {
+    this.#heals++;
+    await this.#store.discard!(bad);
+    for (const index of bad) {
+      parts.scheduler.have.set(index, false);
+      this.#counter.verifiedBytes -= chunkLength(parts.manifest, index);
+    }
+    const hashTracker = new FileHashTracker(parts.manifest, parts.scheduler.have, this.#options.createFileHasher(this.#store), (index, offset, length) => this.#store.read(index, offset, length));
+    this.#parts = { ...parts, hashTracker };
+    this.#finishing = undefined;
+    this.emit('healed', { chunks: bad });
+    if (this.#status !== 'running' || this.#isDestroyed) return;
+    void hashTracker.advance().catch((error: unknown) => this.#fail(error));
+    parts.lanes.start();
   }
 
   async #patchSession(body: { status?: 'paused' | 'resumed' }): Promise<void> {
@@ -398,7 +493,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     const pfError = isPfError(error) ? error : new PfError('PF_ERR_INTERNAL', String(error), { cause: error });
     if (this.#isDestroyed) return pfError;
     this.emit('error', pfError);
-    void this.destroy();
+    void this.destroy().catch((closeError: unknown) => this.#warn('closing after the error failed', { error: String(closeError) }));
     return pfError;
   }
 }

@@ -53,6 +53,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     peerMinBytesPerSecond: 128 * 1024,
     httpMaxAttempts: 8,
     httpIdleTimeoutMs: 15_000,
+    retryForMs: 10 * 60_000,
     progressIntervalMs: 500,
     sessionUpdateIntervalMs: 30_000,
     seedAfterDoneMs: 0,

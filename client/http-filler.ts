@@ -1,4 +1,6 @@
 import { PfError, chunkRange, type Manifest } from '../protocol/index.ts';
+import { networkError } from './network-error.ts';
+import { isConnectionLoss } from './outage.ts';
 import { backoffMs, sleep } from './sleep.ts';
 import { chunkLength } from './verify.ts';
 
@@ -11,7 +13,7 @@ export interface HttpFillerOptions {
   fetch?: typeof fetch;
   /** How Range requests are made [fetchRangeGet(fetch)]; Node passes its HTTP/1.1 client (http1-range-get.ts). */
   rangeGet?: RangeGet;
-  /** Attempts per run before giving up. Default 8. */
+  /** Attempts per run before giving up on a server that answers wrongly. Default 8. A lost connection is thrown at once: the caller rides out outages. */
   maxAttempts?: number;
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -166,6 +168,7 @@ export class HttpFiller {
           next = error.next;
           lastError = error.cause;
         }
+        if (isConnectionLoss(lastError)) throw lastError;
         failures++;
         if (failures >= maxAttempts) break;
         await sleep(backoffMs(failures - 1, this.#options.retryBaseMs ?? 250, this.#options.retryMaxMs ?? 8000), signal);
@@ -197,10 +200,20 @@ export class HttpFiller {
     const idleTimeoutMs = this.#options.idleTimeoutMs ?? 15_000;
     let lastByteAtMs = Date.now();
     let idleTimer: ReturnType<typeof setTimeout> | undefined;
+    let isIdle = false;
     const checkIdle = () => {
       const quietMs = Date.now() - lastByteAtMs;
-      if (quietMs >= idleTimeoutMs) controller.abort();
-      else idleTimer = setTimeout(checkIdle, idleTimeoutMs - quietMs);
+      if (quietMs >= idleTimeoutMs) {
+        isIdle = true;
+        controller.abort();
+      } else idleTimer = setTimeout(checkIdle, idleTimeoutMs - quietMs);
+    };
+    const url = this.#options.getUrl();
+    // What the network did to the request (refused, reset, silent) is a lost connection; what the server said is not.
+    const lost = (error: unknown): unknown => {
+      if (isIdle) return new PfError('PF_ERR_UPSTREAM', `${new URL(url).host} sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`, { cause: error });
+      if (error instanceof PfError || outer.aborted) return error;
+      return networkError(error, url);
     };
     const onBytes = (bytes: number) => {
       lastByteAtMs = Date.now();
@@ -212,8 +225,11 @@ export class HttpFiller {
     let isComplete = false;
     try {
       idleTimer = setTimeout(checkIdle, idleTimeoutMs);
-      response = await this.#rangeGet(this.#options.getUrl(), `bytes=${startByte}-${endByte - 1}`, controller.signal);
+      response = await this.#rangeGet(url, `bytes=${startByte}-${endByte - 1}`, controller.signal).catch((error: unknown) => {
+        throw lost(error);
+      });
       if (response.status === 403) throw new UrlExpired();
+      if (response.status >= 500 || response.status === 429) throw new PfError('PF_ERR_UPSTREAM', `the data plane answered HTTP ${response.status}`);
       const expected = `bytes ${startByte}-${endByte - 1}/${manifest.size}`;
       const contentRange = response.header('content-range');
       if (response.status !== 206 || !isExactRange(contentRange, startByte, endByte, manifest.size)) {
@@ -226,7 +242,10 @@ export class HttpFiller {
       for (; next < end; next++) {
         const buffer = whole.subarray(0, chunkLength(manifest, next));
         lastByteAtMs = Date.now();
-        if ((await response.readInto(buffer, onBytes)) < buffer.length) throw new PfError('PF_ERR_UPSTREAM', 'response ended early');
+        const filled = await response.readInto(buffer, onBytes).catch((error: unknown) => {
+          throw lost(error);
+        });
+        if (filled < buffer.length) throw new PfError('PF_ERR_UPSTREAM', 'response ended early');
         // The sink's time (verify, store) is not the server's silence.
         clearTimeout(idleTimer);
         const verdict = await sink(next, buffer);

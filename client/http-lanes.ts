@@ -2,6 +2,7 @@ import { chunkRange, type Manifest } from '../protocol/index.ts';
 import type { HttpFiller } from './http-filler.ts';
 import type { HybridPolicy } from './hybrid-policy.ts';
 import type { ResolvedOptions } from './options.ts';
+import { isConnectionLoss } from './outage.ts';
 import { httpSource, type Scheduler, type SourceId } from './scheduler.ts';
 import { sleep } from './sleep.ts';
 
@@ -18,6 +19,12 @@ export interface HttpLanesOptions {
   /** In-flight memory shared with the peers: one chunk per lane while it fetches. */
   reserve: (bytes: number) => boolean;
   unreserve: (bytes: number) => void;
+  /** The server or the network is away: ms to wait before the next try, or undefined once the outage lasted too long. */
+  connectionLost: (error: unknown) => number | undefined;
+  /** Bytes got through: an outage is over. */
+  connectionBack: () => void;
+  /** The outage lasted too long, with no peer to fall back on: the download ends. */
+  giveUp: (error: unknown) => void;
   warn: (message: string, details?: Record<string, unknown>) => void;
   /** Persistent HTTP failure with no peer to fall back on ends the download. */
   fail: (error: unknown) => void;
@@ -106,6 +113,7 @@ export class HttpLanes {
           async (index, bytes) => {
             landedBytes += bytes.length;
             this.#inFlightBytes -= bytes.length;
+            this.#options.connectionBack();
             const isGood = await this.#options.acceptChunk(index, bytes, source);
             if (!isGood) return false;
             // Taking peers' chunks on purpose (they are behind): no reason to stop early.
@@ -124,6 +132,17 @@ export class HttpLanes {
       } catch (error) {
         scheduler.releaseAll(source);
         if (signal.aborted) break;
+        if (isConnectionLoss(error)) {
+          // One outage for every lane: the same wait, and the download ends only once it has
+          // lasted --retry-for (with peers serving, they go on meanwhile).
+          const delayMs = this.#options.connectionLost(error);
+          if (delayMs === undefined && !scheduler.hasServingPeers()) {
+            this.#options.giveUp(error);
+            break;
+          }
+          await sleep(delayMs ?? 1000, signal).catch(() => undefined);
+          continue;
+        }
         this.#failures++;
         this.#options.warn('HTTP run failed', { lane, start: run.start, count: run.count, error: String(error) });
         // With no peer to fall back on, persistent HTTP failure is fatal.

@@ -45,6 +45,14 @@ export class MemoryChunkStore implements ChunkStore {
     return Promise.resolve(chunk.subarray(offset, offset + length));
   }
 
+  discard(indexes: readonly number[]): Promise<void> {
+    for (const index of indexes) {
+      this.#chunks.delete(index);
+      this.#bitfield.set(index, false);
+    }
+    return Promise.resolve();
+  }
+
   flush(): Promise<void> {
     return Promise.resolve();
   }

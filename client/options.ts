@@ -60,8 +60,13 @@ export interface ClientOptions {
   peerMinBytesPerSecond?: number;
   /** Attempts per HTTP run before it fails [8]. */
   httpMaxAttempts?: number;
-  /** Abort an HTTP response idle this long [15 s]. */
+  /** Abort an HTTP request that connects or answers no byte for this long [15 s]. */
   httpIdleTimeoutMs?: number;
+  /**
+   * Ride out a lost server or network this long (capped exponential backoff with jitter),
+   * at start-up as mid-download; 0 = fail at the first loss [10 min: a mobile network's short outage].
+   */
+  retryForMs?: number;
   /** How often `progress` fires [500 ms]. */
   progressIntervalMs?: number;
   /** How often progress is PATCHed to the session (announces carry it too) [30 s]. */

@@ -9,6 +9,7 @@ import {
   type PatchDownloadBody,
   type SessionState,
 } from '../protocol/index.ts';
+import { networkError } from './network-error.ts';
 
 /** One request to the JSON API, the body read whole: what the client needs of HTTP besides Range GETs. */
 export type ApiRequest = (
@@ -95,7 +96,7 @@ export class SessionClient {
       answer = await this.#request(url, init);
     } catch (error) {
       if (init.signal?.aborted) throw new PfError('PF_ERR_ABORTED', undefined, { cause: error });
-      throw new PfError('PF_ERR_UPSTREAM', `cannot reach ${new URL(url).origin}: ${(error as Error).message}`, { cause: error });
+      throw networkError(error, url);
     }
     const value = parseBody(answer.text);
     if (answer.status < 200 || answer.status > 299) throw errorFromResponse(answer.status, value);

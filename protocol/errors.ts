@@ -31,6 +31,9 @@ export const ERROR_CODES = {
   PF_ERR_PEER_PROTOCOL: { status: 400, message: 'The peer broke the wire protocol' },
   PF_ERR_STATE_FILE_INVALID: { status: 500, message: 'The local state file is invalid' },
   PF_ERR_STORAGE_QUOTA: { status: 507, message: 'Not enough storage for this file' },
+  PF_ERR_STORAGE_FAILED: { status: 507, message: 'Local storage failed (disk full, read-only, permissions)' },
+  PF_ERR_OUTPUT_LOCKED: { status: 409, message: 'Another download is writing this output' },
+  PF_ERR_OUTPUT_EXISTS: { status: 409, message: 'The output exists and is another file' },
   PF_ERR_ABORTED: { status: 499, message: 'The operation was aborted' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,36 +1,48 @@
-import { basename, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FileEntrySchema, PfError, createCodec, isPfError, parseBitRate } from '../../protocol/index.ts';
 import { createClient } from '../engine.ts';
 import type { PolicyInfo } from '../hybrid-policy.ts';
-import { getJson, parseDownloadUrl } from '../session-client.ts';
+import type { DownloadTarget } from '../download-session.ts';
+import { Outage, formatDuration, retryWhileDown, type OutageWait } from '../outage.ts';
+import { networkError } from '../network-error.ts';
+import { SessionClient, getJson, parseDownloadUrl } from '../session-client.ts';
 import type { CliIo } from './cli-io.ts';
 import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
+import { checkOutputFolder, existingOutput, removeLeftovers, resolveOutput } from './get-output.ts';
 import { growHeapForTransfers } from './heap-growth.ts';
 import { nodeApiRequest } from './node-http.ts';
-import { nodeClientOptions, parseIceServersOption } from './node-runtime.ts';
+import { nodeClientOptions, nodeHashChunk, parseIceServersOption } from './node-runtime.ts';
+import { lockOutput, type OutputLock } from './output-lock.ts';
+import { isStorageErrno } from './storage-error.ts';
 import { renderProgressLine } from './progress-bar.ts';
 
-export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS] [--speed-floor RATE]
+export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS] [--speed-floor RATE] [--retry-for SECONDS] [--force]
                     [--ice-servers JSON]
 
   URL          <server>/<file_id> or <server>/files/<file_id>
-  -o OUT       where to write the file [the file's name, in the current directory]
+  -o OUT       where to write the file; a folder (DIR/ or one that exists) gets it under its
+               own name [the file's name, in the current directory]
   --json       progress as JSON lines on stdout
   --no-peers   HTTP only
   --seed S     stay and seed for S seconds after the download
   --speed-floor RATE
                hold at least RATE (e.g. 20mbit) and take the rest from peers; 0 = never
                slower than HTTP alone [the publisher's floor, if it set one]
+  --retry-for S
+               ride out a lost server or network for S seconds; 0 = fail at once [600]
+  --force      replace an existing OUT that is another file
   --ice-servers JSON
                STUN/TURN servers for peer connections, as RTCIceServers, e.g.
                '[{"urls":["turn:turn.example:3478"],"username":"u","credential":"p"}]'
                [the publisher's, from the server; else the WebRTC stack's defaults]
-Ctrl-C pauses (state kept in OUT.part.state, exit ${EXIT_CODES.PAUSED}); run the same command again to resume.
+Ctrl-C (or SIGTERM, SIGHUP) pauses: state kept in OUT.part.state, exit ${EXIT_CODES.PAUSED}; run the same command again to resume.
 `;
 
 const fileEntryCodec = createCodec(FileEntrySchema);
+const PAUSE_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 
 /** `peerfill get`: returns the exit code (see exit-codes.ts). */
 export async function runGet(argv: string[], io: CliIo): Promise<number> {
@@ -47,6 +59,8 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
         seed: { type: 'string' },
         'speed-floor': { type: 'string' },
         'ice-servers': { type: 'string' },
+        'retry-for': { type: 'string' },
+        force: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -66,6 +80,11 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
   const seedSeconds = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isFinite(seedSeconds) || seedSeconds < 0) {
     io.stderr.write(`peerfill get: --seed must be a number of seconds\n`);
+    return EXIT_CODES.USAGE;
+  }
+  const retryForSeconds = values['retry-for'] === undefined ? 600 : Number(values['retry-for']);
+  if (!Number.isFinite(retryForSeconds) || retryForSeconds < 0) {
+    io.stderr.write(`peerfill get: --retry-for must be a number of seconds (0 = fail at once)\n`);
     return EXIT_CODES.USAGE;
   }
   const floorText = values['speed-floor'];
@@ -91,6 +110,11 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
   const say = (text: string) => {
     if (!isJson) io.stderr.write(text);
   };
+  const onRetry = (wait: OutageWait) => {
+    const message = wait.error instanceof Error ? wait.error.message : String(wait.error);
+    emit('retry', { message, retry_in_ms: wait.delayMs, down_for_ms: wait.downForMs, retry_for_ms: wait.retryForMs });
+    say(`\npeerfill: connection lost (${message}); retrying in ${Math.max(1, Math.round(wait.delayMs / 1000))}s (down ${formatDuration(wait.downForMs)}, giving up after ${formatDuration(wait.retryForMs)})\n`);
+  };
 
   let target: { serverUrl: string; fileId: string };
   try {
@@ -100,111 +124,164 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
     return EXIT_CODES.USAGE;
   }
 
+  const outage = new Outage({ retryForMs: retryForSeconds * 1000 });
   let outPath: string;
+  let lock: OutputLock;
   try {
-    outPath = resolve(values.output ?? (await defaultName(target)));
+    outPath = await resolveOutput(values.output, () => retryWhileDown(() => defaultName(target), outage, onRetry));
+    await checkOutputFolder(outPath);
+    lock = await lockOutput(outPath);
   } catch (error) {
     return report(io, isJson, error);
   }
-
-  const store = new FileChunkStore(outPath, {
-    onSaved: (chunks) => emit('saved', { chunks_durable: chunks }),
-    onStateRejected: (reason, rechecked) => {
-      emit('state_rejected', { reason, rechecked_chunks: rechecked });
-      say(`peerfill: local state not trusted (${reason}); re-verified ${rechecked} chunks\n`);
-    },
-  });
-  const client = createClient({
-    ...nodeClientOptions({ usePeers: values['no-peers'] !== true }),
-    ...(rtcConfig ? { rtcConfig } : {}),
-    seedAfterDoneMs: seedSeconds * 1000,
-    ...(speedFloorBitsPerSecond === undefined ? {} : { speedFloorBitsPerSecond }),
-    onWarning: (message, details) => emit('warning', { message, ...details }),
-  });
-  const download = client.download(target, store);
-  const isTty = io.stderr.isTTY === true && !isJson;
-  let lastLineAtMs = 0;
-  download.on('progress', (progress) => {
-    emit('progress', {
-      verified_bytes: progress.verifiedBytes,
-      total_bytes: progress.totalBytes,
-      from_peers_bytes: progress.fromPeersBytes,
-      from_http_bytes: progress.fromHttpBytes,
-      resumed_bytes: progress.resumedBytes,
-      http_received_bytes: progress.httpReceivedBytes,
-      uploaded_bytes: progress.uploadedBytes,
-      bytes_per_second: Math.round(progress.downloadBytesPerSecond),
-      eta_ms: progress.etaMs ?? null,
-      peers: progress.peerCount,
-      connections: progress.connections,
-      ...(progress.relayProblem === undefined ? {} : { relay_problem: progress.relayProblem }),
-      chunks_verified: progress.chunksVerified,
-      chunk_count: progress.chunkCount,
-      ...(progress.policy ? { policy: policyJson(progress.policy) } : {}),
-    });
-    if (isTty) say(`\r${renderProgressLine(progress)}\x1b[K`);
-    else if (Date.now() - lastLineAtMs > 5000) {
-      lastLineAtMs = Date.now();
-      say(`${renderProgressLine(progress)}\n`);
-    }
-  });
-  download.on('chunk', ({ index, source }) => emit('chunk', { index, source }));
-  download.on('peer', ({ peerIdHex, isConnected, peerCount, connectionType }) =>
-    emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount, connection_type: connectionType ?? null }),
-  );
-
-  const signals = io.signals ?? process;
-  return new Promise<number>((resolveExit) => {
-    let isSettled = false;
-    const settle = (code: number) => {
-      if (isSettled) return;
-      isSettled = true;
-      signals.off('SIGINT', onSignal);
-      signals.off('SIGTERM', onSignal);
-      resolveExit(code);
-    };
-    const onSignal = () => {
-      if (download.status === 'seeding' || download.status === 'done') {
-        void download.destroy().finally(() => settle(EXIT_CODES.OK));
-        return;
+  try {
+    if (values.force !== true) {
+      const existing = await checkExisting(outPath, target, outage, onRetry);
+      if (existing !== undefined) {
+        say(`peerfill: ${outPath} is already downloaded, verified (sha256 ${existing.sha256}); nothing fetched\n`);
+        emit('done', { path: outPath, sha256: existing.sha256, total_bytes: existing.size, already_downloaded: true, from_peers_bytes: 0, from_http_bytes: 0, resumed_bytes: existing.size });
+        return EXIT_CODES.OK;
       }
-      say('\npeerfill: pausing (state saved; run the same command again to resume)\n');
-      void download
-        .pause()
-        .then(() => download.destroy())
-        .then(
-          () => {
-            emit('paused', { session_id: download.sessionId ?? null, verified_bytes: download.progress().verifiedBytes });
-            settle(EXIT_CODES.PAUSED);
-          },
-          (error: unknown) => settle(report(io, isJson, error)),
-        );
-    };
-    signals.once('SIGINT', onSignal);
-    signals.once('SIGTERM', onSignal);
-    download.on('done', ({ sha256, progress }) => {
-      if (isTty) say('\n');
-      say(`peerfill: ${outPath} verified (sha256 ${sha256}); ${Math.round((progress.fromPeersBytes / Math.max(1, progress.fromPeersBytes + progress.fromHttpBytes)) * 100)}% from peers\n`);
-      emit('done', {
-        path: outPath,
-        sha256,
+    }
+    return await download(outPath);
+  } catch (error) {
+    return report(io, isJson, error);
+  } finally {
+    await lock.release();
+  }
+
+  function download(outPath: string): Promise<number> {
+    const store = new FileChunkStore(outPath, {
+      onSaved: (chunks) => emit('saved', { chunks_durable: chunks }),
+      onStateRejected: (reason, rechecked, kept) => {
+        emit('state_rejected', { reason, rechecked_chunks: rechecked, kept_chunks: kept });
+        say(`peerfill: local state not trusted (${reason}); re-verified ${rechecked} chunks, kept ${kept}\n`);
+      },
+    });
+    const client = createClient({
+      ...nodeClientOptions({ usePeers: values['no-peers'] !== true }),
+      ...(rtcConfig ? { rtcConfig } : {}),
+      seedAfterDoneMs: seedSeconds * 1000,
+      retryForMs: retryForSeconds * 1000,
+      ...(speedFloorBitsPerSecond === undefined ? {} : { speedFloorBitsPerSecond }),
+      onWarning: (message, details) => emit('warning', { message, ...details }),
+    });
+    const download = client.download(target, store);
+    const isTty = io.stderr.isTTY === true && !isJson;
+    let lastLineAtMs = 0;
+    download.on('progress', (progress) => {
+      emit('progress', {
+        verified_bytes: progress.verifiedBytes,
         total_bytes: progress.totalBytes,
         from_peers_bytes: progress.fromPeersBytes,
         from_http_bytes: progress.fromHttpBytes,
         resumed_bytes: progress.resumedBytes,
         http_received_bytes: progress.httpReceivedBytes,
+        uploaded_bytes: progress.uploadedBytes,
+        bytes_per_second: Math.round(progress.downloadBytesPerSecond),
+        eta_ms: progress.etaMs ?? null,
+        peers: progress.peerCount,
+        connections: progress.connections,
+        ...(progress.relayProblem === undefined ? {} : { relay_problem: progress.relayProblem }),
+        chunks_verified: progress.chunksVerified,
+        chunk_count: progress.chunkCount,
+        ...(progress.policy ? { policy: policyJson(progress.policy) } : {}),
       });
-      if (seedSeconds === 0) settle(EXIT_CODES.OK);
+      if (isTty) say(`\r${renderProgressLine(progress)}\x1b[K`);
+      else if (Date.now() - lastLineAtMs > 5000) {
+        lastLineAtMs = Date.now();
+        say(`${renderProgressLine(progress)}\n`);
+      }
     });
-    download.on('status', ({ status }) => {
-      if (status === 'stopped' && download.progress().verifiedBytes === download.progress().totalBytes && download.manifest) settle(EXIT_CODES.OK);
+    download.on('chunk', ({ index, source }) => emit('chunk', { index, source }));
+    download.on('peer', ({ peerIdHex, isConnected, peerCount, connectionType }) =>
+      emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount, connection_type: connectionType ?? null }),
+    );
+    download.on('retry', onRetry);
+    download.on('changed', ({ name, previousInfoHash, infoHash }) => {
+      emit('changed', { name, previous_info_hash: previousInfoHash, info_hash: infoHash });
+      say(`peerfill: ${name} changed on the server since this download started; going on with the new version, keeping the chunks that still match\n`);
     });
-    download.on('error', (error) => {
-      if (isTty) say('\n');
-      settle(report(io, isJson, error));
+    download.on('healed', ({ chunks }) => {
+      emit('healed', { chunks: chunks.length });
+      say(`\npeerfill: the whole-file SHA-256 did not match; re-verified every chunk: ${chunks.length} changed on disk and are fetched again\n`);
     });
-    void download.start();
-  });
+
+    const signals = io.signals ?? process;
+    return new Promise<number>((resolveExit) => {
+      let isSettled = false;
+      let isDone = false;
+      let isPausing = false;
+      const settle = (code: number) => {
+        if (isSettled) return;
+        isSettled = true;
+        for (const signal of PAUSE_SIGNALS) signals.off(signal, onSignal);
+        resolveExit(code);
+      };
+      // Either the file is published and its state removed (0), or the download is paused with
+      // its state saved (130): a finish under way is waited for, never cut in half.
+      const onSignal = () => {
+        if (isPausing) return;
+        isPausing = true;
+        if (download.status === 'seeding' || download.status === 'done') {
+          void download.destroy().finally(() => settle(EXIT_CODES.OK));
+          return;
+        }
+        say('\npeerfill: pausing (state saved; run the same command again to resume)\n');
+        void download
+          .pause()
+          .then(() => download.destroy())
+          .then(
+            () => {
+              if (isDone) return settle(EXIT_CODES.OK);
+              emit('paused', { session_id: download.sessionId ?? null, verified_bytes: download.progress().verifiedBytes });
+              settle(EXIT_CODES.PAUSED);
+            },
+            (error: unknown) => settle(report(io, isJson, error)),
+          );
+      };
+      for (const signal of PAUSE_SIGNALS) signals.on(signal, onSignal);
+      download.on('done', ({ sha256, progress }) => {
+        isDone = true;
+        if (isTty) say('\n');
+        say(`peerfill: ${outPath} verified (sha256 ${sha256}); ${Math.round((progress.fromPeersBytes / Math.max(1, progress.fromPeersBytes + progress.fromHttpBytes)) * 100)}% from peers\n`);
+        emit('done', {
+          path: outPath,
+          sha256,
+          total_bytes: progress.totalBytes,
+          from_peers_bytes: progress.fromPeersBytes,
+          from_http_bytes: progress.fromHttpBytes,
+          resumed_bytes: progress.resumedBytes,
+          http_received_bytes: progress.httpReceivedBytes,
+        });
+        if (seedSeconds === 0 && !isPausing) settle(EXIT_CODES.OK);
+      });
+      download.on('status', ({ status }) => {
+        // The seeding time ran out.
+        if (status === 'stopped' && isDone && !isPausing) settle(EXIT_CODES.OK);
+      });
+      download.on('error', (error) => {
+        if (isTty) say('\n');
+        // The store is closed (its last state written) before the process may exit.
+        void download.destroy().catch(() => undefined).finally(() => settle(report(io, isJson, error)));
+      });
+      void download.start();
+    });
+  }
+}
+
+/** The finished file at OUT (every chunk matches the manifest, checked locally), or undefined. */
+async function checkExisting(outPath: string, target: DownloadTarget, outage: Outage, onRetry: (wait: OutageWait) => void): Promise<{ sha256: string; size: number } | undefined> {
+  if (!(await stat(outPath).then(() => true, () => false))) return undefined;
+  const api = new SessionClient(target.serverUrl, nodeApiRequest);
+  const manifest = await retryWhileDown(() => api.manifest(`${target.serverUrl}/files/${encodeURIComponent(target.fileId)}/manifest`, undefined), outage, onRetry);
+  const existing = await existingOutput(outPath, manifest, nodeHashChunk);
+  if (existing.kind === 'other') {
+    throw new PfError('PF_ERR_OUTPUT_EXISTS', `${outPath} exists and is another file (${existing.matchingChunks} of ${existing.chunkCount} chunks match ${target.fileId}); --force replaces it`);
+  }
+  if (existing.kind !== 'finished') return undefined;
+  await removeLeftovers(outPath);
+  return { sha256: manifest.sha256, size: manifest.size };
 }
 
 /** The file's name from the catalog, reduced to a safe base name; else the file id. */
@@ -212,6 +289,7 @@ async function defaultName(target: { serverUrl: string; fileId: string }): Promi
   try {
     const { status, value } = await getJson(nodeApiRequest, `${target.serverUrl}/files/${encodeURIComponent(target.fileId)}`);
     if (status === 404) throw new PfError('PF_ERR_FILE_NOT_FOUND', `no file "${target.fileId}" on ${target.serverUrl}`);
+    if (status >= 500) throw new PfError('PF_ERR_UPSTREAM', `${target.serverUrl} answered HTTP ${status}`);
     if (status !== 200) return target.fileId;
     const decoded = fileEntryCodec.decode(value);
     if (!decoded.ok) return target.fileId;
@@ -219,7 +297,7 @@ async function defaultName(target: { serverUrl: string; fileId: string }): Promi
     return name === '' || name === '.' || name === '..' ? target.fileId : name;
   } catch (error) {
     if (isPfError(error)) throw error;
-    throw new PfError('PF_ERR_UPSTREAM', `cannot reach ${target.serverUrl}: ${(error as Error).message}`);
+    throw networkError(error, target.serverUrl);
   }
 }
 
@@ -227,7 +305,7 @@ function report(io: CliIo, isJson: boolean, error: unknown): number {
   const pfError = isPfError(error) ? error : undefined;
   const code = pfError?.code;
   const message = error instanceof Error ? error.message : String(error);
-  const storageError = !pfError && typeof error === 'object' && error !== null && 'code' in error && ['ENOSPC', 'EACCES', 'EROFS', 'EDQUOT'].includes(String(error.code));
+  const storageError = !pfError && isStorageErrno(error);
   if (isJson) io.stdout.write(`${JSON.stringify({ event: 'error', code: code ?? null, message })}\n`);
   else io.stderr.write(`peerfill get: ${message}${code ? ` [${code}]` : ''}\n`);
   return storageError ? EXIT_CODES.STORAGE : exitCodeFor(code);

@@ -18,6 +18,7 @@ export const SEED_USAGE = `usage: peerfill seed FILE --server URL [--file-id ID]
 `;
 
 const fileListCodec = createCodec(FileListSchema);
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** `peerfill seed`: returns the exit code (see exit-codes.ts). */
 export async function runSeed(argv: string[], io: CliIo): Promise<number> {
@@ -76,20 +77,29 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
   }
 
   const client = createClient({ ...nodeClientOptions(), ...(rtcConfig ? { rtcConfig } : {}), seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
-  const download = client.download({ serverUrl, fileId }, new SeedFileStore(filePath));
+  const store = new SeedFileStore(filePath, {
+    refuseDamaged: true,
+    onChanged: (reason, chunks, chunkCount) => {
+      emit('file_changed', { path: filePath, reason, chunks_verified: chunks, chunk_count: chunkCount });
+      say(`peerfill: ${filePath} changed on disk (${reason}); serving only the ${chunks} of ${chunkCount} chunks that still verify\n`);
+    },
+  });
+  const download = client.download({ serverUrl, fileId }, store);
   const signals = io.signals ?? process;
   return new Promise<number>((resolveExit) => {
     let isSettled = false;
     const settle = (code: number) => {
       if (isSettled) return;
       isSettled = true;
-      signals.off('SIGINT', onSignal);
-      signals.off('SIGTERM', onSignal);
+      for (const signal of STOP_SIGNALS) signals.off(signal, onSignal);
       resolveExit(code);
     };
     const onSignal = () => void download.destroy().finally(() => settle(EXIT_CODES.OK));
-    signals.once('SIGINT', onSignal);
-    signals.once('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) signals.once(signal, onSignal);
+    download.on('seeding', ({ chunks, chunkCount }) => {
+      say(`peerfill: seeding the ${chunks} of ${chunkCount} chunks of ${filePath} that match ${fileId} (a partial copy); Ctrl-C to stop\n`);
+      emit('seeding', { path: filePath, file_id: fileId, chunks_verified: chunks, chunk_count: chunkCount, peer_id: client.peerIdHex });
+    });
     download.on('done', ({ sha256 }) => {
       say(`peerfill: seeding ${filePath} (sha256 ${sha256}) as ${fileId}; Ctrl-C to stop\n`);
       emit('seeding', { path: filePath, file_id: fileId, sha256, peer_id: client.peerIdHex });

@@ -14,9 +14,13 @@ export const EXIT_CODES = {
   NETWORK: 4,
   /** No such file (or session) on the server. */
   NOT_FOUND: 5,
-  /** Local storage failed (disk full, permissions). */
+  /** Local storage failed (disk full, read-only, permissions, missing folder): nothing more was fetched. */
   STORAGE: 6,
-  /** Interrupted by SIGINT/SIGTERM: state saved and session paused; run the same command again to resume. */
+  /** Another `peerfill get` (the pid is named) is downloading to the same output. */
+  BUSY: 7,
+  /** The output exists and is not this file: not overwritten without --force. */
+  EXISTS: 8,
+  /** Interrupted by SIGINT/SIGTERM/SIGHUP/SIGQUIT: state saved and session paused; run the same command again to resume. */
   PAUSED: 130,
 } as const;
 
@@ -40,7 +44,12 @@ export function exitCodeFor(code: ErrorCode | undefined): ExitCode {
     case 'PF_ERR_STORE_UNAVAILABLE':
       return EXIT_CODES.NETWORK;
     case 'PF_ERR_STORAGE_QUOTA':
+    case 'PF_ERR_STORAGE_FAILED':
       return EXIT_CODES.STORAGE;
+    case 'PF_ERR_OUTPUT_LOCKED':
+      return EXIT_CODES.BUSY;
+    case 'PF_ERR_OUTPUT_EXISTS':
+      return EXIT_CODES.EXISTS;
     case 'PF_ERR_BAD_REQUEST':
     case 'PF_ERR_CONFIG':
       return EXIT_CODES.USAGE;

@@ -1,8 +1,9 @@
 import { writeSync } from 'node:fs';
-import { open, rename, stat, type FileHandle } from 'node:fs/promises';
-import { Bitfield, chunkCount, chunkRange, type Manifest } from '../../protocol/index.ts';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { Bitfield, PfError, chunkCount, chunkRange, type Manifest } from '../../protocol/index.ts';
 import type { ChunkStore, ResumeData } from '../chunk-store.ts';
 import { readAt, readVerifiedChunk } from './chunk-file-read.ts';
+import { diskFullMessage, freeBytesAt, toStorageError } from './storage-error.ts';
 import { currentBootId, readStateFile, removeStateFile, syncDirectory, writeStateFile, type StateBody } from './state-file.ts';
 import { SyncWriteBudget } from './sync-write-budget.ts';
 
@@ -26,8 +27,8 @@ export interface FileChunkStoreOptions {
   syncWriteBudget?: number;
   /** A flush made `chunks` verified chunks durable. */
   onSaved?: (chunks: number) => void;
-  /** Why the state file was not trusted and chunks were re-verified. */
-  onStateRejected?: (reason: string, recheckedChunks: number) => void;
+  /** Why the state file was not trusted; of the chunks it claimed, `keptChunks` verified again and were kept. */
+  onStateRejected?: (reason: string, recheckedChunks: number, keptChunks: number) => void;
 }
 
 /**
@@ -60,6 +61,10 @@ export class FileChunkStore implements ChunkStore {
   #poolWriteTail: Promise<void> = Promise.resolve();
   /** Set by open() in 'boot' mode: flushes skip fsync and the state carries this id. */
   #bootId: string | undefined;
+  /** The .part's identity (its inode), written into the state: a state beside another .part is not trusted. */
+  #partId: string | undefined;
+  /** The first storage error: every later put fails with it, so nothing more is fetched for a disk that cannot take it. */
+  #failure: Error | undefined;
 
   constructor(outPath: string, options: FileChunkStoreOptions = {}) {
     this.outPath = outPath;
@@ -84,7 +89,16 @@ export class FileChunkStore implements ChunkStore {
   }
 
   async open(manifest: Manifest, verify: (index: number, bytes: Uint8Array) => Promise<boolean>): Promise<Bitfield> {
+    try {
+      return await this.#open(manifest, verify);
+    } catch (error) {
+      throw await toStorageError(error, this.partPath, manifest.size);
+    }
+  }
+
+  async #open(manifest: Manifest, verify: (index: number, bytes: Uint8Array) => Promise<boolean>): Promise<Bitfield> {
     this.#manifest = manifest;
+    this.#failure = undefined;
     this.#finalizing = undefined;
     const count = chunkCount(manifest.size, manifest.chunk_size);
     this.#verified = new Bitfield(count);
@@ -92,6 +106,8 @@ export class FileChunkStore implements ChunkStore {
     this.#bootId = this.#options.durability === 'fsync' ? undefined : await currentBootId();
     this.#handle = await open(this.partPath, previousSize === undefined ? 'w+' : 'r+');
     if (previousSize !== manifest.size) await this.#handle.truncate(manifest.size);
+    const partStat = await this.#handle.stat({ bigint: true });
+    this.#partId = partStat.ino.toString();
 
     const state = await readStateFile(this.statePath);
     let claimed: Bitfield | undefined;
@@ -101,7 +117,8 @@ export class FileChunkStore implements ChunkStore {
       const bits = body.have === undefined ? undefined : Bitfield.fromBase64Url(body.have, count);
       if (body.have === undefined) claimed = new Bitfield(count);
       else if (!bits) rejection = 'bitfield does not fit this manifest';
-      else if (body.info_hash !== manifest.info_hash) rejection = 'state is for another manifest (foreign)';
+      else if (body.info_hash !== manifest.info_hash) rejection = this.#isSameFile(body) ? 'the file changed on the server since this state was written' : 'state is for another manifest (foreign)';
+      else if (body.part_id !== this.#partId) rejection = 'state belongs to another .part file (foreign)';
       else if (body.size !== manifest.size || body.chunk_size !== manifest.chunk_size) rejection = 'state sizes differ from the manifest';
       else if (previousSize !== manifest.size) rejection = 'the .part file changed size since the state was written (stale)';
       else if (body.boot_id !== undefined && body.boot_id !== this.#bootId) rejection = 'written without fsync before the machine restarted: unflushed chunks may be lost';
@@ -121,6 +138,7 @@ export class FileChunkStore implements ChunkStore {
       // Never trusted: re-verify what it claims against the manifest's chunk hashes.
       this.#verified = new Bitfield(count);
       let rechecked = 0;
+      let kept = 0;
       if (previousSize !== undefined) {
         for (let index = 0; index < count; index++) {
           if (!claimed.get(index)) continue;
@@ -128,10 +146,25 @@ export class FileChunkStore implements ChunkStore {
           const { start, end } = chunkRange(manifest, index);
           if (end > previousSize) continue;
           const bytes = await readAt(this.#handle, start, end - start);
-          if (await verify(index, bytes)) this.#verified.set(index);
+          if (await verify(index, bytes)) {
+            this.#verified.set(index);
+            kept++;
+          }
         }
       }
-      this.#options.onStateRejected?.(rejection, rechecked);
+      this.#options.onStateRejected?.(rejection, rechecked, kept);
+    }
+    // Sparse: the chunks still to come need their space. Said before a byte is fetched.
+    const neededBytes = Math.max(0, manifest.size - Math.min(manifest.size, Number(partStat.blocks) * 512));
+    const freeBytes = await freeBytesAt(this.partPath);
+    if (freeBytes !== undefined && freeBytes < neededBytes) {
+      if (previousSize === undefined) {
+        // Nothing of ours was there: leave nothing behind.
+        await this.#handle.close();
+        this.#handle = undefined;
+        await unlink(this.partPath).catch(() => undefined);
+      }
+      throw new PfError('PF_ERR_STORAGE_FAILED', diskFullMessage(this.partPath, freeBytes, neededBytes));
     }
     this.#isDirty = true;
     await this.flush();
@@ -142,7 +175,12 @@ export class FileChunkStore implements ChunkStore {
     const manifest = this.#requireOpen();
     const { start, end } = chunkRange(manifest, index);
     if (bytes.length !== end - start) throw new RangeError(`chunk ${index} has the wrong length`);
-    await this.#writeAt(bytes, start);
+    if (this.#failure !== undefined) throw this.#failure;
+    try {
+      await this.#writeAt(bytes, start);
+    } catch (error) {
+      throw this.#failed(await toStorageError(error, this.partPath, this.#missingBytes()));
+    }
     this.#verified.set(index);
     this.#isDirty = true;
     this.#flushTimer ??= setTimeout(() => {
@@ -185,6 +223,12 @@ export class FileChunkStore implements ChunkStore {
     return readVerifiedChunk(this.#handle, this.#manifest, this.#verified, index, offset, length);
   }
 
+  async discard(indexes: readonly number[]): Promise<void> {
+    for (const index of indexes) this.#verified.set(index, false);
+    this.#isDirty = true;
+    await this.flush();
+  }
+
   /** The data (fsynced unless in 'boot' mode), then the state that records it: never the other way round. */
   flush(): Promise<void> {
     if (this.#flushing) return this.#flushing.then(() => (this.#isDirty ? this.flush() : undefined));
@@ -193,8 +237,14 @@ export class FileChunkStore implements ChunkStore {
       while (this.#isDirty && this.#handle) {
         this.#isDirty = false;
         const snapshot = this.#verified.clone();
-        if (this.#isDurable) await this.#handle.datasync();
-        await writeStateFile(this.statePath, this.#stateBody(snapshot), this.#isDurable);
+        try {
+          if (this.#isDurable) await this.#handle.datasync();
+          await writeStateFile(this.statePath, this.#stateBody(snapshot), this.#isDurable);
+        } catch (error) {
+          // The old state stays (it never claims more than is on disk); nothing more is written.
+          this.#isDirty = true;
+          throw this.#failed(await toStorageError(error, this.statePath, this.#missingBytes()));
+        }
         this.#options.onSaved?.(snapshot.count());
       }
     })().finally(() => {
@@ -205,7 +255,9 @@ export class FileChunkStore implements ChunkStore {
 
   finalize(): Promise<void> {
     this.#requireOpen();
-    this.#finalizing ??= this.#finalize();
+    this.#finalizing ??= this.#finalize().catch(async (error: unknown) => {
+      throw this.#failed(await toStorageError(error, this.outPath, 0));
+    });
     return this.#finalizing;
   }
 
@@ -243,9 +295,33 @@ export class FileChunkStore implements ChunkStore {
     return this.#bootId === undefined;
   }
 
+  #failed(error: Error): Error {
+    this.#failure ??= error;
+    return error;
+  }
+
+  /** Bytes of the chunks not stored yet: what a full disk would still have to take. */
+  #missingBytes(): number {
+    const manifest = this.#manifest;
+    if (!manifest) return 0;
+    let bytes = 0;
+    for (let index = 0; index < this.#verified.length; index++) {
+      if (!this.#verified.get(index)) {
+        const { start, end } = chunkRange(manifest, index);
+        bytes += end - start;
+      }
+    }
+    return bytes;
+  }
+
+  /** A state of the same file on the same server (the new session's resume data was saved before open). */
+  #isSameFile(body: StateBody): boolean {
+    return body.resume !== undefined && this.#resume !== undefined && body.resume.file_id === this.#resume.file_id && body.resume.server_url === this.#resume.server_url;
+  }
+
   #stateBody(verified: Bitfield): StateBody {
     const manifest = this.#manifest!;
-    const body: StateBody = { v: 1, info_hash: manifest.info_hash, size: manifest.size, chunk_size: manifest.chunk_size, have: verified.toBase64Url() };
+    const body: StateBody = { v: 1, info_hash: manifest.info_hash, size: manifest.size, chunk_size: manifest.chunk_size, have: verified.toBase64Url(), part_id: this.#partId };
     if (this.#bootId !== undefined) body.boot_id = this.#bootId;
     if (this.#resume) body.resume = this.#resume;
     return body;

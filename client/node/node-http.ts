@@ -10,6 +10,8 @@ import type { ApiRequest } from '../session-client.ts';
  */
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 32 });
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32 });
+/** No byte for this long, connecting or answering, ends an API request (a hung server must not hang `get`). */
+const API_IDLE_TIMEOUT_MS = 15_000;
 
 function send(url: string, options: RequestOptions, body: string | undefined): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -19,9 +21,10 @@ function send(url: string, options: RequestOptions, body: string | undefined): P
       reject(new TypeError(`unsupported URL scheme ${target.protocol}`));
       return;
     }
-    const withAgent = { ...options, agent: isHttps ? httpsAgent : httpAgent };
+    const withAgent = { ...options, agent: isHttps ? httpsAgent : httpAgent, timeout: API_IDLE_TIMEOUT_MS };
     const request = isHttps ? httpsRequest(target, withAgent, resolve) : httpRequest(target, withAgent, resolve);
     request.once('error', reject);
+    request.once('timeout', () => request.destroy(Object.assign(new Error(`no answer for ${API_IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
     request.end(body);
   });
 }

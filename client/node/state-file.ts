@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { createCodec, parseJson } from '../../protocol/index.ts';
@@ -31,6 +31,7 @@ const StateBodySchema = Type.Object({
   chunk_size: Type.Optional(Type.Integer({ minimum: 1 })),
   have: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]*$' })),
   boot_id: Type.Optional(Type.String({ maxLength: 64 })),
+  part_id: Type.Optional(Type.String({ maxLength: 40 })),
   resume: Type.Optional(ResumeDataSchema),
 });
 export type StateBody = {
@@ -40,6 +41,7 @@ export type StateBody = {
   chunk_size?: number;
   have?: string;
   boot_id?: string;
+  part_id?: string | undefined;
   resume?: ResumeData;
 };
 const stateFileCodec = createCodec(Type.Object({ body: StateBodySchema, sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }) }));
@@ -74,21 +76,29 @@ export async function readStateFile(path: string): Promise<StateRead> {
 /**
  * Replace the state file atomically; with `durable`, also fsync it and its directory. Without,
  * the replace is still atomic for every reader on this boot of the machine (a killed process
- * loses nothing the kernel accepted), which is what `boot_id` records.
+ * loses nothing the kernel accepted), which is what `boot_id` records. A failed write leaves
+ * the old state in place. The new state is written into a spare `.tmp` made after the last
+ * replace, in the blocks the old state gave back: on a full disk (where a chunk write has just
+ * failed) the state that records the chunks written so far still fits.
  */
 export async function writeStateFile(path: string, body: StateBody, durable = true): Promise<void> {
   const tmpPath = `${path}.tmp`;
-  const text = JSON.stringify({ body, sha256: checksum(body) });
-  const handle = await open(tmpPath, 'w');
+  const text = Buffer.from(JSON.stringify({ body, sha256: checksum(body) }), 'utf8');
+  const handle = await open(tmpPath, 'r+').catch(() => open(tmpPath, 'w'));
   try {
-    await handle.writeFile(text, 'utf8');
+    await handle.write(text, 0, text.length, 0);
+    await handle.truncate(text.length);
     if (durable) await handle.sync();
   } finally {
     await handle.close();
   }
   await rename(tmpPath, path);
   if (durable) await syncDirectory(dirname(path));
+  await writeFile(tmpPath, new Uint8Array(Math.max(SPARE_BYTES, 2 * text.length))).catch(() => undefined);
 }
+
+/** Size of the spare state file: a state is well under this (a bitfield of a few thousand chunks, a session). */
+const SPARE_BYTES = 4096;
 
 /**
  * This boot of the machine (Linux), or undefined where the kernel does not say. Page-cache

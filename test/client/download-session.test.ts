@@ -33,7 +33,7 @@ describe('DownloadSession', () => {
     expect(await store.loadResumeData()).toEqual(opened);
     expect(opened.tracker_url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/announce$/);
     expect(first.session.downloadUrl).toMatch(/\/d\/file1\?v=1$/);
-    expect((await first.session.manifest()).info_hash).toBe(server.manifest.info_hash);
+    expect((await first.session.manifest()).manifest.info_hash).toBe(server.manifest.info_hash);
 
     const second = sessionFor(server, store);
     const resumed = await second.session.open(await store.loadResumeData());

@@ -158,8 +158,11 @@ describe('FileChunkStore', () => {
     const state = await readStateFile(`${out}.part.state`);
     expect(state.kind).toBe('valid');
     expect(saved[saved.length - 1]).toBe(5);
-    await expect(stat(`${out}.part.state.tmp`)).rejects.toThrow();
+    // The spare that the next state is written into (so that a full disk still takes it), never a state itself.
+    expect((await stat(`${out}.part.state.tmp`)).size).toBeGreaterThanOrEqual(4096);
+    expect((await readStateFile(`${out}.part.state.tmp`)).kind).toBe('corrupt');
     await store.finalize();
+    await expect(stat(`${out}.part.state.tmp`)).rejects.toThrow();
     expect(Buffer.compare(await readFile(out), bytes)).toBe(0);
     await expect(stat(`${out}.part`)).rejects.toThrow();
     await expect(stat(`${out}.part.state`)).rejects.toThrow();
