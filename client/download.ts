@@ -134,6 +134,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       count: swarm?.peerCount ?? 0,
       connections: swarm?.connectionCounts() ?? { host: 0, srflx: 0, relay: 0 },
       relayProblem: this.#peerStack?.relayProblem,
+      iceUrls: this.#peerStack?.iceUrls(),
     };
     return this.#counter.snapshot(this.manifest?.size ?? 0, peers, parts?.scheduler.have.count() ?? 0, parts?.scheduler.chunkCount ?? 0, parts?.policy.info());
   }

@@ -24,6 +24,8 @@ export interface ProgressInfo {
   connections: ConnectionCounts;
   /** Why no TURN relay is available although the server configured one (undefined: none configured, or it works). */
   relayProblem?: string;
+  /** The STUN/TURN URLs peer connections use (no credentials); undefined: the WebRTC stack's defaults. */
+  iceUrls?: string[];
   chunksVerified: number;
   chunkCount: number;
   /** The hybrid policy in force: each source's rate and what it decided (once the download runs). */
@@ -55,7 +57,7 @@ export class ProgressCounter {
 
   snapshot(
     totalBytes: number,
-    peers: { count: number; connections: ConnectionCounts; relayProblem: string | undefined },
+    peers: { count: number; connections: ConnectionCounts; relayProblem: string | undefined; iceUrls: string[] | undefined },
     chunksVerified: number,
     chunkCount: number,
     policy?: PolicyInfo,
@@ -76,6 +78,7 @@ export class ProgressCounter {
       peerCount: peers.count,
       connections: peers.connections,
       ...(peers.relayProblem === undefined ? {} : { relayProblem: peers.relayProblem }),
+      ...(peers.iceUrls === undefined ? {} : { iceUrls: peers.iceUrls }),
       chunksVerified,
       chunkCount,
       ...(policy ? { policy } : {}),
@@ -88,4 +91,12 @@ export function describePeers(progress: Pick<ProgressInfo, 'peerCount' | 'connec
   const { relay, srflx } = progress.connections;
   const ways = [relay > 0 ? `${relay} through relay` : '', srflx > 0 ? `${srflx} through a NAT` : ''].filter(Boolean);
   return [`${progress.peerCount} ${progress.peerCount === 1 ? 'peer' : 'peers'}`, ...ways].join(', ');
+}
+
+/** The ICE servers in use, for people: "STUN stun:a:3478 · TURN turn:a:3478", or the stack's defaults. */
+export function describeIceServers(iceUrls: readonly string[] | undefined): string {
+  if (iceUrls === undefined || iceUrls.length === 0) return "the browser's default STUN servers (no TURN)";
+  const stun = iceUrls.filter((url) => /^stuns?:/i.test(url));
+  const turn = iceUrls.filter((url) => /^turns?:/i.test(url));
+  return [stun.length > 0 ? `STUN ${stun.join(', ')}` : '', turn.length > 0 ? `TURN ${turn.join(', ')}` : 'no TURN'].filter(Boolean).join(' · ');
 }

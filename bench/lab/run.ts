@@ -3,22 +3,25 @@
 // home hosts. Bytes the CDN sent come from its interface counters (the kernel's). Each
 // scenario measures HTTP-only on the same links in the same run, interleaved.
 //   node --import tsx bench/lab/run.ts            (as root)
-//   PF_LAB_SCENARIOS (l1,l2)  PF_LAB_ROUNDS (2)  PF_LAB_L1_MIB (160)  PF_LAB_L2_MIB (256)  PF_LAB_L2_CLIENTS (8)
+//   PF_LAB_SCENARIOS (l1,l2,nat)  PF_LAB_ROUNDS (2)  PF_LAB_L1_MIB (160)  PF_LAB_L2_MIB (256)  PF_LAB_L2_CLIENTS (8)  PF_LAB_NAT_MIB (48)
 // Not measured here (see the closing notes of issue 13): delay, jitter and loss (this kernel has
 // no netem), L3 and the WebTorrent reference.
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { startCoturn } from '../../test/lab/coturn.ts';
 import { createLab, labSupport, type HostSpec, type Lab } from '../../test/lab/lab.ts';
 import { runGet, serveFile, startSeed, stop, type GetResult } from '../../test/lab/peerfill.ts';
 import { MiB, sha256File, writeTestFile } from '../client/procs.ts';
 
-const SCENARIOS = (process.env.PF_LAB_SCENARIOS ?? 'l1,l2').split(',').filter(Boolean);
+const SCENARIOS = (process.env.PF_LAB_SCENARIOS ?? 'l1,l2,nat').split(',').filter(Boolean);
 const ROUNDS = Number(process.env.PF_LAB_ROUNDS ?? 2);
 const L1_BYTES = Number(process.env.PF_LAB_L1_MIB ?? 160) * MiB;
 const L2_BYTES = Number(process.env.PF_LAB_L2_MIB ?? 256) * MiB;
 const L2_CLIENTS = Number(process.env.PF_LAB_L2_CLIENTS ?? 8);
+const NAT_BYTES = Number(process.env.PF_LAB_NAT_MIB ?? 48) * MiB;
+const TURN_SECRET = 'bench-lab-turn-secret-0123456789';
 const L2_DOWN_BITS_PER_SECOND = 100e6;
 const CDN: HostSpec = { name: 'cdn', down: '10gbit', up: '10gbit' };
 
@@ -212,6 +215,73 @@ async function scenarioL2(dir: string): Promise<void> {
   }
 }
 
+// --- NAT: a crowd of 6 over the NAT kinds, with and without TURN -------------------------
+
+const RANK: Record<string, number> = { host: 1, srflx: 2, relay: 3 };
+
+async function scenarioNat(dir: string): Promise<void> {
+  const kinds: Array<HostSpec['nat']> = [undefined, undefined, 'eim', 'eim', 'symmetric', 'symmetric'];
+  const names = kinds.map((kind, index) => `${kind ?? 'pub'}${index}`.replace('symmetric', 'sym'));
+  console.log(`\nNAT crowd: ${mib(NAT_BYTES)} MiB, 6 clients (100mbit down / 20mbit up): ${names.join(', ')}; CDN 100mbit up; each seeds 30 s after it finishes`);
+  const hosts: HostSpec[] = [{ name: 'cdn', down: '10gbit', up: '100mbit' }, ...kinds.map((nat, index) => ({ name: names[index]!, down: '100mbit', up: '20mbit', ...(nat ? { nat } : {}) }))];
+  const lab = await createLab(hosts);
+  const coturn = await startCoturn(lab.host('cdn'), { secret: TURN_SECRET, port: 3478 });
+  try {
+    const sha256 = await writeTestFile(join(dir, 'files', 'nat.bin'), NAT_BYTES);
+    const runs = [
+      { label: 'STUN only', args: ['--stun', coturn.stunUrl] },
+      { label: 'STUN + TURN', args: ['--stun', coturn.stunUrl, '--turn', coturn.turnUrl] },
+    ];
+    for (const [runIndex, run] of runs.entries()) {
+      const server = await serveFile(lab.host('cdn'), 'nat.bin', { filesDir: join(dir, 'files'), dataDir: join(dir, `data-nat-${runIndex}`), port: 8090 + runIndex, extraArgs: run.args, env: { PEERFILL_TURN_SECRET: TURN_SECRET } });
+      const before = await lab.host('cdn').counters();
+      const cpu = cpuMeter();
+      const results = await Promise.all(
+        names.map(async (name, index) => {
+          await sleep(index * 1000);
+          const out = join(dir, `nat-${runIndex}-${name}.bin`);
+          const result = await runGet(lab.host(name), server.fileUrl, out, ['--seed', '30'], 300_000);
+          await checkFile(result, out, sha256, `NAT ${run.label} ${name}`);
+          await rm(out, { force: true });
+          return result;
+        }),
+      );
+      const load = cpu();
+      const cdnBytes = (await lab.host('cdn').counters()).txBytes - before.txBytes;
+      await stop(server.child);
+      // A pair connected if either end saw the other; its type is the farthest-reaching one seen.
+      const ids = results.map((result) => String(result.done?.peer_id));
+      const pairTypes = new Map<string, number>();
+      const byKindPair = new Map<string, string[]>();
+      for (let i = 0; i < names.length; i++) {
+        for (let j = i + 1; j < names.length; j++) {
+          const seen = [results[i]!.connectedPeers.get(ids[j]!), results[j]!.connectedPeers.get(ids[i]!)].filter((type) => type !== undefined);
+          const type = seen.sort((a, b) => (RANK[b] ?? 0) - (RANK[a] ?? 0))[0] ?? 'none';
+          pairTypes.set(type, (pairTypes.get(type) ?? 0) + 1);
+          const kindPair = `${kinds[i] ?? 'public'}-${kinds[j] ?? 'public'}`;
+          byKindPair.set(kindPair, [...(byKindPair.get(kindPair) ?? []), type]);
+        }
+      }
+      const pairs = (names.length * (names.length - 1)) / 2;
+      const share = ['host', 'srflx', 'relay', 'none'].map((type) => `${type} ${pairTypes.get(type) ?? 0}/${pairs} (${(((pairTypes.get(type) ?? 0) / pairs) * 100).toFixed(0)}%)`).join(', ');
+      const fromPeers = results.reduce((sum, result) => sum + field(result, 'from_peers_bytes'), 0);
+      const offload = 1 - cdnBytes / (names.length * NAT_BYTES);
+      console.log(`\nNAT ${run.label}: peer pairs by candidate type: ${share}`);
+      console.log(`  by NAT kinds: ${[...byKindPair].map(([kindPair, types]) => `${kindPair} [${types.join(' ')}]`).join('; ')}`);
+      console.log(`  offload: CDN sent ${mib(cdnBytes)} MiB for ${names.length} x ${mib(NAT_BYTES)} MiB = ${(offload * 100).toFixed(0)}% offloaded; clients got ${mib(fromPeers)} MiB from peers; relay log ALLOCATE successes ${(coturn.log().match(/ALLOCATE processed, success/g) ?? []).length}; ${load}`);
+      console.log('client     time s  peers MiB  http MiB  connections');
+      results.forEach((result, index) => {
+        const downloadMs = result.wallMs - 30_000;
+        console.log(`${names[index]!.padEnd(10)} ${(downloadMs / 1000).toFixed(2).padStart(6)}  ${mib(field(result, 'from_peers_bytes')).padStart(9)}  ${mib(field(result, 'from_http_bytes')).padStart(8)}  ${JSON.stringify(result.lastProgress?.connections ?? {})}`);
+      });
+    }
+    console.log("  (a client's time is its exit time less its 30 s of seeding; no RTT or loss: this kernel has no netem)");
+  } finally {
+    coturn.close();
+    await lab.close();
+  }
+}
+
 async function main(): Promise<number> {
   const support = labSupport();
   if (!support.isSupported) {
@@ -224,6 +294,7 @@ async function main(): Promise<number> {
   try {
     if (SCENARIOS.includes('l1')) await scenarioL1(dir);
     if (SCENARIOS.includes('l2')) await scenarioL2(dir);
+    if (SCENARIOS.includes('nat')) await scenarioNat(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

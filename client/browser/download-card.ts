@@ -1,4 +1,4 @@
-import { describePeers, type ProgressInfo } from '../progress.ts';
+import { describeIceServers, describePeers, type ProgressInfo } from '../progress.ts';
 import type { PolicyInfo } from '../hybrid-policy.ts';
 import { formatBitRate } from '../../protocol/index.ts';
 import type { Client } from '../engine.ts';
@@ -43,7 +43,7 @@ export class DownloadCard {
   #starting: Promise<void> | undefined;
   readonly #parts: {
     bar: HTMLElement; resumed: HTMLElement; peers: HTMLElement; cdn: HTMLElement;
-    done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement; policy: HTMLElement;
+    done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement; policy: HTMLElement; ice: HTMLElement;
     status: HTMLElement; message: HTMLElement; pause: HTMLButtonElement; save: HTMLButtonElement; cancel: HTMLButtonElement; keepSeeding: HTMLInputElement;
   };
 
@@ -59,7 +59,7 @@ export class DownloadCard {
     this.#parts = {
       bar: span('.bar'), resumed: span('.bar .resumed'), peers: span('.bar .peers'), cdn: span('.bar .cdn'),
       done: span('.done-text'), peersText: span('.peers-text'), cdnText: span('.cdn-text'), speed: span('.speed-text'), eta: span('.eta-text'),
-      peerCount: span('.peer-count'), uploaded: span('.uploaded-text'), policy: span('.policy-text'), status: span('.status-text'), message: span('.message'),
+      peerCount: span('.peer-count'), uploaded: span('.uploaded-text'), policy: span('.policy-text'), ice: span('.ice-text'), status: span('.status-text'), message: span('.message'),
       pause: element(root, 'button.pause', HTMLButtonElement), save: element(root, 'button.save', HTMLButtonElement),
       cancel: element(root, 'button.cancel', HTMLButtonElement), keepSeeding: element(root, 'input.keep-seeding', HTMLInputElement),
     };
@@ -221,6 +221,7 @@ export class DownloadCard {
     p.peerCount.textContent = progress.relayProblem === undefined ? describePeers(progress) : `${describePeers(progress)}. No relay: ${progress.relayProblem}`;
     p.uploaded.textContent = formatBytes(progress.uploadedBytes);
     if (progress.policy) p.policy.textContent = describePolicy(progress.policy);
+    p.ice.textContent = describeIceServers(progress.iceUrls);
     data.verifiedBytes = String(progress.verifiedBytes);
     data.fromPeersBytes = String(progress.fromPeersBytes);
     data.fromHttpBytes = String(progress.fromHttpBytes);

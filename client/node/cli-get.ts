@@ -183,6 +183,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
         peers: progress.peerCount,
         connections: progress.connections,
         ...(progress.relayProblem === undefined ? {} : { relay_problem: progress.relayProblem }),
+        ...(progress.iceUrls === undefined ? {} : { ice_servers: progress.iceUrls }),
         chunks_verified: progress.chunksVerified,
         chunk_count: progress.chunkCount,
         ...(progress.policy ? { policy: policyJson(progress.policy) } : {}),
@@ -248,6 +249,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
         emit('done', {
           path: outPath,
           sha256,
+          peer_id: client.peerIdHex,
           total_bytes: progress.totalBytes,
           from_peers_bytes: progress.fromPeersBytes,
           from_http_bytes: progress.fromHttpBytes,

@@ -55,6 +55,12 @@ export class PeerStack {
     return iceServers ? { iceServers } : undefined;
   }
 
+  /** The STUN/TURN URLs in force, without credentials (undefined: the WebRTC stack's defaults). */
+  iceUrls(): string[] | undefined {
+    const servers = this.rtcConfig()?.iceServers;
+    return servers?.flatMap((server) => (typeof server.urls === 'string' ? [server.urls] : server.urls));
+  }
+
   /** A simple-peer with this client's WebRTC settings. */
   createPeer(isInitiator: boolean): SimplePeer.Instance {
     const config = this.rtcConfig();

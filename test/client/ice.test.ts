@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { connectionTypeOf } from '../../protocol/index.ts';
 import { selectedConnectionType } from '../../client/peer/connection-type.ts';
 import { relayProblem } from '../../client/peer/ice-check.ts';
-import { describePeers } from '../../client/progress.ts';
+import { describeIceServers, describePeers } from '../../client/progress.ts';
 
 const candidate = (id: string, kind: 'local' | 'remote', candidateType: string) => ({ id, type: `${kind}-candidate`, candidateType, address: '10.99.0.1', port: 5000 });
 
@@ -35,6 +35,12 @@ describe('how a peer connection was made', () => {
   it('puts it in words: "3 peers, 1 through relay"', () => {
     expect(describePeers({ peerCount: 3, connections: { host: 1, srflx: 1, relay: 1 } })).toBe('3 peers, 1 through relay, 1 through a NAT');
     expect(describePeers({ peerCount: 1, connections: { host: 1, srflx: 0, relay: 0 } })).toBe('1 peer');
+  });
+
+  it('says which ICE servers are in use', () => {
+    expect(describeIceServers(undefined)).toBe("the browser's default STUN servers (no TURN)");
+    expect(describeIceServers(['stun:a.example:3478', 'turn:a.example:3478?transport=udp'])).toBe('STUN stun:a.example:3478 · TURN turn:a.example:3478?transport=udp');
+    expect(describeIceServers(['stun:a.example'])).toBe('STUN stun:a.example · no TURN');
   });
 });
 

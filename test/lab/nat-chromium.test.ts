@@ -88,6 +88,9 @@ describe.skipIf(!canRun)('Chromium behind symmetric NATs', () => {
     // Connected through the relay, and the page says so while it downloads.
     await leecher.page.locator(`${cardSelector(fileId)}[data-connections*="relay:1"]`).waitFor({ timeout: 60_000 });
     const peersText = await leecher.page.locator(`${cardSelector(fileId)} .peer-count`).textContent();
+    // The page says which ICE servers are in use (never their credentials).
+    const iceText = await leecher.page.locator(`${cardSelector(fileId)} .ice-text`).textContent();
+    expect(iceText).toBe(`STUN ${coturn.stunUrl} · TURN ${coturn.turnUrl}`);
     await leecher.page.locator(`${cardSelector(fileId)} button.save:not([disabled])`).waitFor({ timeout: 120_000 }).catch(async (error: unknown) => {
       const card = await leecher.page.locator(cardSelector(fileId)).evaluate((element) => `${JSON.stringify((element as HTMLElement).dataset)} ${element.textContent ?? ''}`);
       throw new Error(`the download did not finish: ${card}\nleecher console: ${leecher.logs.slice(-30).join('\n')}\nseeder console: ${seeder.logs.slice(-15).join('\n')}`, { cause: error });

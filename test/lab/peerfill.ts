@@ -27,6 +27,8 @@ export interface GetResult {
   chunkSources: Map<number, string>;
   /** How each peer connection was made (the `peer` events that connected). */
   connectionTypes: string[];
+  /** Peer id -> how the connection to it was made (the last connection to each). */
+  connectedPeers: Map<string, string>;
   /** The messages of `warning` events. */
   warnings: string[];
   /** User + system CPU seconds of the process (undefined without /usr/bin/time). */
@@ -95,7 +97,7 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
   const timeFile = TIME && join(tmpdir(), `pf-lab-time-${process.pid}-${timeFiles++}`);
   const child = TIME && timeFile ? host.spawn(TIME, ['-f', '%U %S', '-o', timeFile, process.execPath, ...args]) : host.spawn(process.execPath, args);
   const stderr = collectStderr(child);
-  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), connectionTypes: [], warnings: [], cpuSeconds: undefined, stderr: '' };
+  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), connectionTypes: [], connectedPeers: new Map(), warnings: [], cpuSeconds: undefined, stderr: '' };
   lines(child, (line) => {
     let event: CliEvent;
     try {
@@ -106,7 +108,10 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
     if (event.event === 'done') result.done = event;
     else if (event.event === 'progress') result.lastProgress = event;
     else if (event.event === 'chunk' && typeof event.index === 'number' && typeof event.source === 'string') result.chunkSources.set(event.index, event.source);
-    else if (event.event === 'peer' && event.connected === true) result.connectionTypes.push(String(event.connection_type));
+    else if (event.event === 'peer' && event.connected === true) {
+      result.connectionTypes.push(String(event.connection_type));
+      result.connectedPeers.set(String(event.peer_id), String(event.connection_type));
+    }
     else if (event.event === 'warning' && typeof event.message === 'string') result.warnings.push(event.message);
   });
   return new Promise((resolve) => {
