@@ -222,10 +222,11 @@ const RANK: Record<string, number> = { host: 1, srflx: 2, relay: 3 };
 async function scenarioNat(dir: string): Promise<void> {
   const kinds: Array<HostSpec['nat']> = [undefined, undefined, 'eim', 'eim', 'symmetric', 'symmetric'];
   const names = kinds.map((kind, index) => `${kind ?? 'pub'}${index}`.replace('symmetric', 'sym'));
-  console.log(`\nNAT crowd: ${mib(NAT_BYTES)} MiB, 6 clients (100mbit down / 20mbit up): ${names.join(', ')}; CDN 100mbit up; each seeds 30 s after it finishes`);
-  const hosts: HostSpec[] = [{ name: 'cdn', down: '10gbit', up: '100mbit' }, ...kinds.map((nat, index) => ({ name: names[index]!, down: '100mbit', up: '20mbit', ...(nat ? { nat } : {}) }))];
+  console.log(`\nNAT crowd: ${mib(NAT_BYTES)} MiB, 6 clients (100mbit down / 20mbit up): ${names.join(', ')}; CDN 100mbit up; coturn on its own public host; each seeds 30 s after it finishes`);
+  // coturn on a host of its own, so the CDN's counters hold only the origin's bytes and the relay's are read apart.
+  const hosts: HostSpec[] = [{ name: 'cdn', down: '10gbit', up: '100mbit' }, { name: 'turn', down: '10gbit', up: '10gbit' }, ...kinds.map((nat, index) => ({ name: names[index]!, down: '100mbit', up: '20mbit', ...(nat ? { nat } : {}) }))];
   const lab = await createLab(hosts);
-  const coturn = await startCoturn(lab.host('cdn'), { secret: TURN_SECRET, port: 3478 });
+  const coturn = await startCoturn(lab.host('turn'), { secret: TURN_SECRET, port: 3478 });
   try {
     const sha256 = await writeTestFile(join(dir, 'files', 'nat.bin'), NAT_BYTES);
     const runs = [
@@ -235,6 +236,7 @@ async function scenarioNat(dir: string): Promise<void> {
     for (const [runIndex, run] of runs.entries()) {
       const server = await serveFile(lab.host('cdn'), 'nat.bin', { filesDir: join(dir, 'files'), dataDir: join(dir, `data-nat-${runIndex}`), port: 8090 + runIndex, extraArgs: run.args, env: { PEERFILL_TURN_SECRET: TURN_SECRET } });
       const before = await lab.host('cdn').counters();
+      const relayBefore = await lab.host('turn').counters();
       const cpu = cpuMeter();
       const results = await Promise.all(
         names.map(async (name, index) => {
@@ -248,6 +250,8 @@ async function scenarioNat(dir: string): Promise<void> {
       );
       const load = cpu();
       const cdnBytes = (await lab.host('cdn').counters()).txBytes - before.txBytes;
+      const relayBytes = (await lab.host('turn').counters()).txBytes - relayBefore.txBytes;
+      const httpUsed = results.reduce((sum, result) => sum + field(result, 'from_http_bytes'), 0);
       await stop(server.child);
       // A pair connected if either end saw the other; its type is the farthest-reaching one seen.
       const ids = results.map((result) => String(result.done?.peer_id));
@@ -268,7 +272,9 @@ async function scenarioNat(dir: string): Promise<void> {
       const offload = 1 - cdnBytes / (names.length * NAT_BYTES);
       console.log(`\nNAT ${run.label}: peer pairs by candidate type: ${share}`);
       console.log(`  by NAT kinds: ${[...byKindPair].map(([kindPair, types]) => `${kindPair} [${types.join(' ')}]`).join('; ')}`);
-      console.log(`  offload: CDN sent ${mib(cdnBytes)} MiB for ${names.length} x ${mib(NAT_BYTES)} MiB = ${(offload * 100).toFixed(0)}% offloaded; clients got ${mib(fromPeers)} MiB from peers; relay log ALLOCATE successes ${(coturn.log().match(/ALLOCATE processed, success/g) ?? []).length}; ${load}`);
+      console.log(
+        `  offload: CDN sent ${mib(cdnBytes)} MiB (clients used ${mib(httpUsed)} MiB of it) for ${names.length} x ${mib(NAT_BYTES)} MiB = ${(offload * 100).toFixed(0)}% offloaded; clients got ${mib(fromPeers)} MiB from peers; the relay sent ${mib(relayBytes)} MiB; coturn ALLOCATE successes so far ${(coturn.log().match(/ALLOCATE processed, success/g) ?? []).length}; ${load}`,
+      );
       console.log('client     time s  peers MiB  http MiB  connections');
       results.forEach((result, index) => {
         const downloadMs = result.wallMs - 30_000;
