@@ -102,4 +102,28 @@ describe.skipIf(!canRun)('Chromium behind symmetric NATs', () => {
     expect(await saveAndHash(leecher.page, fileId)).toBe(sha256);
     expect(coturn.log()).toMatch(/ALLOCATE processed, success/);
   });
+
+  it('with TURN credentials coturn refuses, the page says there is no relay and why, and HTTP completes the file', { timeout: 120_000 }, async () => {
+    const bytes = randomBytes(4 * MiB);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    await writeFile(join(dir, 'files', 'refused.bin'), bytes);
+    const pub = lab.host('pub');
+    const { url } = await startServe(pub, {
+      filesDir: join(dir, 'files'),
+      dataDir: join(dir, 'data-refused'),
+      port: 8081,
+      extraArgs: ['--stun', coturn.stunUrl, '--turn', coturn.turnUrl],
+      env: { PEERFILL_TURN_SECRET: 'not-the-coturn-secret-42' },
+    });
+    const fileId = (await fileIds(pub, url)).get('refused.bin')!;
+    const browser = await chromiumIn(lab.host('leechtab'), dir, url);
+    browsers.push(browser);
+    const tab = await openTab(browser, url);
+    tabs.push(tab);
+    await tab.page.locator(`tr[data-file-id="${fileId}"] button.download`).click();
+    await tab.page.locator(`${cardSelector(fileId)}[data-relay-problem]`).waitFor({ timeout: 60_000 });
+    expect(await tab.page.locator(`${cardSelector(fileId)} .peer-count`).textContent()).toMatch(/No relay: the TURN server gave no relay \(wrong or expired credentials/);
+    await tab.page.locator(`${cardSelector(fileId)} button.save:not([disabled])`).waitFor({ timeout: 60_000 });
+    expect(await saveAndHash(tab.page, fileId)).toBe(sha256);
+  });
 });
