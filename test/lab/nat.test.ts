@@ -51,7 +51,7 @@ afterEach(async () => {
 /** The public host (origin, tracker, coturn) is slower up than the seeder, so a connected seeder carries a visible share. */
 async function build(seederNat: HostSpec['nat'], leecherNat: HostSpec['nat']): Promise<Lab> {
   lab = await createLab([
-    { name: 'pub', down: '1gbit', up: '24mbit' },
+    { name: 'pub', down: '1gbit', up: '12mbit' },
     { name: 'seeder', down: '200mbit', up: '100mbit', nat: seederNat },
     { name: 'leecher', down: '200mbit', up: '20mbit', nat: leecherNat },
   ]);
