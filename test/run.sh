@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="chromium redis-server nginx-light libnginx-mod-http-js aria2 openssl iptables coturn"
+PACKAGES="chromium redis-server nginx-light libnginx-mod-http-js aria2 openssl iptables coturn libnetfilter-queue-dev gcc libc6-dev"
 if [ "$(id -u)" = 0 ]; then
   missing=""
   for pkg in $PACKAGES; do

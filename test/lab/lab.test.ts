@@ -1,13 +1,14 @@
 import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLab, labSupport, parseRate, type Lab, type LabHost } from './lab.ts';
+import { createLab, labSupport, parseRate, validateHosts, type Lab, type LabHost } from './lab.ts';
 import { listNetns, NETNS_PREFIX } from './netns.ts';
 
 const TCP_TOOL = fileURLToPath(new URL('./tools/tcp-tool.mjs', import.meta.url));
 const UDP_TOOL = fileURLToPath(new URL('./tools/udp-tool.mjs', import.meta.url));
 const support = labSupport();
 const hasNetem = support.isSupported && support.hasNetem;
+const hasDelay = support.isSupported && (support.hasNetem || support.hasDelayLine);
 const hasPing = (() => {
   try {
     execFileSync('ping', ['-V'], { stdio: 'ignore' });
@@ -17,7 +18,8 @@ const hasPing = (() => {
   }
 })();
 if (!support.isSupported) console.log(`test/lab: lab tests skipped: ${support.reason}`);
-else if (!hasNetem) console.log('test/lab: delay/jitter/loss cases skipped: the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM)');
+else if (!hasDelay) console.log('test/lab: delay/jitter/loss cases skipped: no netem qdisc (CONFIG_NET_SCH_NETEM) and no delay line (NFQUEUE, cc, libnetfilter-queue-dev)');
+else if (!hasNetem) console.log('test/lab: delay, jitter and loss come from the userspace delay line (this kernel has no netem)');
 
 describe('parseRate', () => {
   it('reads tc bit rates', () => {
@@ -71,7 +73,7 @@ describe.skipIf(!support.isSupported)('lab', () => {
     expect((await listNetns()).filter((name) => name.startsWith(`${NETNS_PREFIX}${process.pid}-`))).toEqual([]);
   });
 
-  it.skipIf(!hasNetem)('gives an RTT of about 2*(d1+d2)', async () => {
+  it.skipIf(!hasDelay)("gives an RTT of about 2*(d1+d2)", async () => {
     lab = await createLab([
       { name: 'a', down: '100mbit', up: '20mbit', delayMs: 10 },
       { name: 'b', down: '100mbit', up: '20mbit', delayMs: 15 },
@@ -87,8 +89,40 @@ describe.skipIf(!support.isSupported)('lab', () => {
       const samples = (JSON.parse(stdout) as { rttMs: number[] }).rttMs.slice(1); // the first may wait for ARP
       rttMs = samples.reduce((sum, value) => sum + value, 0) / samples.length;
     }
+    console.log(`test/lab: RTT ${rttMs.toFixed(1)} ms for 2*(10+15) = ${expectedMs} ms (${hasNetem ? 'netem' : 'delay line'})`);
     expect(rttMs).toBeGreaterThan(0.7 * expectedMs);
     expect(rttMs).toBeLessThan(2 * expectedMs);
+  });
+
+  it.skipIf(!hasDelay)('drops about the loss asked for on the downlink', async () => {
+    lab = await createLab([
+      { name: 'a', down: '100mbit', up: '100mbit' },
+      { name: 'b', down: '100mbit', up: '100mbit', loss: 0.2 },
+    ]);
+    const listener = await startUdp(lab.host('b'), ['listen', '7100', '2500']);
+    await lab.host('a').exec(process.execPath, [UDP_TOOL, 'burst', `${lab.host('b').ip}:7100`, '1000']);
+    await new Promise((resolve) => listener.child.once('exit', resolve));
+    const received = (listener.output().match(/^got /gm) ?? []).length;
+    console.log(`test/lab: ${received} of 1000 datagrams through a link with 20% loss`);
+    // Binomial(1000, 0.8): 800 +- 13 (sd); the margin is over 5 sd.
+    expect(received).toBeGreaterThan(720);
+    expect(received).toBeLessThan(880);
+  });
+
+  it.skipIf(!hasDelay)('carries a bulk TCP transfer at the link rate across a 40 ms RTT', async () => {
+    lab = await createLab([
+      { name: 'sender', down: '200mbit', up: '100mbit', delayMs: 10 },
+      { name: 'receiver', down: '100mbit', up: '20mbit', delayMs: 10 },
+    ]);
+    const bytes = 24 * 1024 * 1024;
+    await startServer(lab.host('sender'), ['bulk-serve', '7200', String(bytes)]);
+    const { stdout } = await lab.host('receiver').exec(process.execPath, [TCP_TOOL, 'bulk-fetch', lab.host('sender').ip, '7200']);
+    const result = JSON.parse(stdout) as { bytes: number; elapsedMs: number };
+    const mbitPerSecond = (result.bytes * 8) / (result.elapsedMs / 1000) / 1e6;
+    console.log(`test/lab: ${result.bytes} bytes at ${mbitPerSecond.toFixed(1)} Mbit/s over a 100 Mbit/s path with a 40 ms RTT`);
+    expect(result.bytes).toBe(bytes);
+    // TCP's slow start costs a few RTTs of a ~2 s transfer; the delay line must not cap it.
+    expect(mbitPerSecond).toBeGreaterThan(60);
   });
 
   it('limits a bulk TCP transfer to the sender uplink, and the receiver counters see it', async () => {
@@ -127,8 +161,11 @@ describe.skipIf(!support.isSupported)('lab', () => {
     await expect(createLab([{ name: 'a', down: '1mbit', up: '1mbit', loss: 2 }])).rejects.toThrow(/loss/);
   });
 
-  it.skipIf(hasNetem)('refuses delay, jitter and loss when the kernel has no netem', async () => {
-    await expect(createLab([{ name: 'a', down: '1mbit', up: '1mbit', delayMs: 10 }])).rejects.toThrow(/netem/);
+  it('refuses delay, jitter and loss where neither netem nor the delay line can make them', () => {
+    expect(() => validateHosts([{ name: 'a', down: '1mbit', up: '1mbit', delayMs: 10 }], undefined, true)).toThrow(/netem qdisc, which this kernel lacks .* or the delay line/);
+    expect(() => validateHosts([{ name: 'a', down: '1mbit', up: '1mbit', loss: 0.01 }], undefined, true)).toThrow(/netem/);
+    expect(() => validateHosts([{ name: 'a', down: '1mbit', up: '1mbit', delayMs: 10 }], 'delay-line', true)).not.toThrow();
+    expect(() => validateHosts([{ name: 'a', down: '1mbit', up: '1mbit', nat: 'eim' }], 'netem', false)).toThrow(/iptables/);
   });
 
   it('builds a 10-host lab quickly', async () => {

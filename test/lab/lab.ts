@@ -12,6 +12,7 @@ import { deleteNetns, deleteNetnsSync, labNetnsName, NETNS_PREFIX, removeStaleNe
 import { parseRate } from './rate.ts';
 import { labSupport } from './support.ts';
 import { NAT_KINDS, natHostLines, natRouterLines, natRules, privateNet, type NatKind } from './nat.ts';
+import { startDelayLines } from './delay-line.ts';
 import { needsNetem, shapingCommands } from './tc.ts';
 
 export { parseRate } from './rate.ts';
@@ -73,7 +74,11 @@ process.once('exit', () => {
   }
 });
 
-function validate(hosts: HostSpec[], hasNetem: boolean, hasNat: boolean): void {
+/** How a lab makes delay, jitter and loss: netem in tc, the userspace delay line, or not at all. */
+export type DelayMethod = 'netem' | 'delay-line' | undefined;
+
+/** Check a lab's description against what this machine can build; throws LabError saying what is wrong. */
+export function validateHosts(hosts: HostSpec[], delay: DelayMethod, hasNat: boolean): void {
   if (hosts.length === 0) throw new LabError('PF_ERR_LAB_SPEC', 'a lab needs at least one host');
   if (hosts.length > MAX_HOSTS) throw new LabError('PF_ERR_LAB_SPEC', `a lab holds at most ${MAX_HOSTS} hosts`);
   const names = new Set<string>();
@@ -90,8 +95,11 @@ function validate(hosts: HostSpec[], hasNetem: boolean, hasNat: boolean): void {
     if (host.loss !== undefined && !(host.loss >= 0 && host.loss < 1)) throw new LabError('PF_ERR_LAB_SPEC', `${host.name}: loss is a fraction in [0, 1)`);
     if (host.nat !== undefined && !NAT_KINDS.includes(host.nat)) throw new LabError('PF_ERR_LAB_SPEC', `${host.name}: nat is one of ${NAT_KINDS.join(', ')}`);
     if (host.nat !== undefined && !hasNat) throw new LabError('PF_ERR_LAB_UNSUPPORTED', `${host.name}: a NAT router needs iptables with conntrack and NAT in a namespace (Debian package iptables)`);
-    if (!hasNetem && needsNetem(shapeOf(host, 'up'))) {
-      throw new LabError('PF_ERR_LAB_UNSUPPORTED', `${host.name}: delayMs/jitterMs/loss need the netem qdisc, which this kernel lacks (CONFIG_NET_SCH_NETEM)`);
+    if (delay === undefined && needsNetem(shapeOf(host, 'down'))) {
+      throw new LabError(
+        'PF_ERR_LAB_UNSUPPORTED',
+        `${host.name}: delayMs/jitterMs/loss need the netem qdisc, which this kernel lacks (CONFIG_NET_SCH_NETEM), or the delay line (iptables NFQUEUE, cc and Debian's libnetfilter-queue-dev)`,
+      );
     }
   }
 }
@@ -110,7 +118,8 @@ function shapeOf(host: HostSpec, direction: 'up' | 'down') {
 export async function createLab(hosts: HostSpec[]): Promise<Lab> {
   const support = labSupport();
   if (!support.isSupported) throw new LabError('PF_ERR_LAB_UNSUPPORTED', `cannot build a lab: ${support.reason}`);
-  validate(hosts, support.hasNetem, support.hasNat);
+  const delay: DelayMethod = support.hasNetem ? 'netem' : support.hasDelayLine ? 'delay-line' : undefined;
+  validateHosts(hosts, delay, support.hasNat);
   await removeStaleNetns();
 
   const labNumber = labCounter++;
@@ -147,8 +156,8 @@ export async function createLab(hosts: HostSpec[]): Promise<Lab> {
     });
     await run('ip', ['-n', hubNetns, '-batch', '-'], lines(hubLines));
     await Promise.all([
-      run('tc', ['-n', hubNetns, '-batch', '-'], lines(hosts.flatMap((host) => shapingCommands(hubDev(host), shapeOf(host, 'down'))))),
-      ...hosts.map((host, index) => buildHost(host, index, hostNetns[index] ?? '', routerNetns[index])),
+      run('tc', ['-n', hubNetns, '-batch', '-'], lines(hosts.flatMap((host) => shapingCommands(hubDev(host), tcShape(shapeOf(host, 'down'), delay))))),
+      ...hosts.map((host, index) => buildHost(host, index, hostNetns[index] ?? '', routerNetns[index], delay, state)),
     ]);
   } catch (error) {
     await close();
@@ -182,7 +191,12 @@ function hostIp(index: number): string {
   return `10.99.0.${FIRST_HOST_OCTET + index}`;
 }
 
-async function buildHost(host: HostSpec, index: number, netns: string, routerNetns: string | undefined): Promise<void> {
+/** What tc does of a shape: everything with netem; only the rate when the delay line does the rest. */
+function tcShape(shape: ReturnType<typeof shapeOf>, delay: DelayMethod): ReturnType<typeof shapeOf> {
+  return delay === 'netem' ? shape : { ...shape, delayMs: 0, jitterMs: 0, loss: 0 };
+}
+
+async function buildHost(host: HostSpec, index: number, netns: string, routerNetns: string | undefined, delay: DelayMethod, state: LabState): Promise<void> {
   if (routerNetns !== undefined && host.nat !== undefined) {
     // The router first: the host's eth0 is the far end of the router's lan veth.
     await run('ip', ['-n', routerNetns, '-batch', '-'], lines(natRouterLines(hostIp(index), index, netns)));
@@ -200,5 +214,7 @@ async function buildHost(host: HostSpec, index: number, netns: string, routerNet
       ...addressLines,
     ]),
   );
-  await run('tc', ['-n', netns, '-batch', '-'], lines(shapingCommands('eth0', shapeOf(host, 'up'))));
+  await run('tc', ['-n', netns, '-batch', '-'], lines(shapingCommands('eth0', tcShape(shapeOf(host, 'up'), delay))));
+  const down = shapeOf(host, 'down');
+  if (delay === 'delay-line' && needsNetem(down)) await startDelayLines(netns, down, index * 1000, state.children);
 }

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { NETNS_PREFIX } from './netns.ts';
 
 export type LabSupport =
@@ -11,6 +12,11 @@ export type LabSupport =
       hasNetem: boolean;
       /** Whether iptables (with conntrack and NAT) works in a namespace: NAT routers need it. */
       hasNat: boolean;
+      /**
+       * Without netem, whether delay, jitter and loss can come from the userspace delay line
+       * (delay-line.ts): iptables' NFQUEUE target, a C compiler and libnetfilter_queue.
+       */
+      hasDelayLine: boolean;
     }
   | { isSupported: false; reason: string };
 
@@ -53,7 +59,11 @@ function probe(): LabSupport {
     const hasNat =
       succeeds('ip', ['netns', 'exec', netns, 'iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', 'pa', '-j', 'MASQUERADE', '--random-fully']) &&
       succeeds('ip', ['netns', 'exec', netns, 'iptables', '-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT']);
-    return { isSupported: true, hasNetem, hasNat };
+    const hasDelayLine =
+      existsSync('/usr/include/libnetfilter_queue/libnetfilter_queue.h') &&
+      succeeds('cc', ['--version']) &&
+      succeeds('ip', ['netns', 'exec', netns, 'iptables', '-t', 'mangle', '-A', 'POSTROUTING', '-o', 'pa', '-j', 'NFQUEUE', '--queue-num', '1']);
+    return { isSupported: true, hasNetem, hasNat, hasDelayLine };
   } finally {
     succeeds('ip', ['netns', 'delete', netns]);
   }

@@ -3,6 +3,7 @@
 //   probe LOCALPORT HOST:PORT...  from one local port, ask each echo server what it saw; prints one line each
 //   listen PORT MS [HOST:PORT]    (first send one datagram from PORT to HOST:PORT) print every datagram received within MS ms, then exit
 //   send HOST:PORT                send one datagram
+//   burst HOST:PORT N             send N numbered datagrams, 1 ms apart
 import { createSocket } from 'node:dgram';
 
 const [mode, ...args] = process.argv.slice(2);
@@ -46,6 +47,15 @@ if (mode === 'echo') {
 } else if (mode === 'send') {
   const { host, port } = target(args[0]);
   socket.send('hello', port, host, () => socket.close());
+} else if (mode === 'burst') {
+  const { host, port } = target(args[0]);
+  const count = Number(args[1]);
+  let sent = 0;
+  const next = () => {
+    if (sent === count) return socket.close();
+    socket.send(String(sent++), port, host, () => setTimeout(next, 1));
+  };
+  next();
 } else {
   console.error(`udp-tool: unknown mode ${mode}`);
   process.exit(2);
