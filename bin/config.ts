@@ -27,6 +27,10 @@ export interface ServerConfig {
   /** The publisher's speed floor (bits/s) handed to clients with each session; undefined = never slower than HTTP. */
   speedFloorBitsPerSecond: number | undefined;
   snapshotIntervalMs: number;
+  /** A connection on which nothing moves for this long is closed (stalled readers, silent uploaders); never a bound on a moving download. */
+  idleTimeoutMs: number;
+  /** A request (headers and body) must arrive within this. */
+  requestTimeoutMs: number;
   /** How often the catalog is rescanned for new or changed files (0: only on SIGHUP). */
   rescanIntervalSeconds: number;
   logLevel: string;
@@ -175,6 +179,8 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     speedFloorBitsPerSecond,
     rescanIntervalSeconds: integer(errors, '--rescan-interval / PEERFILL_RESCAN_INTERVAL_SECONDS', flagOrEnv(str('rescan-interval'), env.PEERFILL_RESCAN_INTERVAL_SECONDS), 60, 0, 86_400),
     snapshotIntervalMs: integer(errors, 'PEERFILL_SNAPSHOT_INTERVAL_MS', env.PEERFILL_SNAPSHOT_INTERVAL_MS, 30_000, 100, 3_600_000),
+    idleTimeoutMs: 1000 * integer(errors, 'PEERFILL_IDLE_TIMEOUT_SECONDS', env.PEERFILL_IDLE_TIMEOUT_SECONDS, 60, 1, 3600),
+    requestTimeoutMs: 1000 * integer(errors, 'PEERFILL_REQUEST_TIMEOUT_SECONDS', env.PEERFILL_REQUEST_TIMEOUT_SECONDS, 30, 1, 600),
     logLevel,
   };
   if (errors.length > 0) throw new ConfigError(errors);

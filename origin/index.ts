@@ -16,7 +16,6 @@ import { OriginUrlMinter } from './url-minter.ts';
 
 export { addFile } from './add-file.ts';
 export type { OriginConfig } from './config.ts';
-export { buildOriginApp } from './app.ts';
 
 export interface Origin {
   /** Registers `/files*` and `/d/*` (not `/healthz`, not `/`). */

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { PfError, isPfError, type ErrorBody, type FileDirectory, type UrlMinter } from '../protocol/index.ts';
+import type { FileDirectory, UrlMinter } from '../protocol/index.ts';
 import { AnnounceHandler } from './announce.ts';
 import { resolveTrackerConfig, type TrackerConfig } from './config.ts';
 import { createTrackerMetrics } from './metrics.ts';
@@ -31,21 +31,6 @@ export interface Tracker {
   /** This process's id in the shared store (where relays for its peers are published). */
   readonly id: string;
   close(): Promise<void>;
-}
-
-function installErrorHandler(app: FastifyInstance, logger: Logger): void {
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
-    if (isPfError(error)) {
-      if (error.code === 'PF_ERR_STORE_UNAVAILABLE') reply.header('retry-after', '5');
-      return reply.status(error.statusCode).send(error.toBody());
-    }
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      const body: ErrorBody = { error: { code: error.statusCode === 413 ? 'PF_ERR_PAYLOAD_TOO_LARGE' : 'PF_ERR_BAD_REQUEST', message: error.message } };
-      return reply.status(error.statusCode).send(body);
-    }
-    logger.error({ err: error }, 'unhandled tracker request error');
-    return reply.status(500).send(new PfError('PF_ERR_INTERNAL').toBody());
-  });
 }
 
 /** Build the tracker: WebSocket swarm signalling, download sessions and metrics over one Store. */
@@ -85,7 +70,6 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
   let closed = false;
 
   const plugin: FastifyPluginAsync = (app) => {
-    installErrorHandler(app, logger);
     registerDownloadRoutes(app, sessions);
     app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     const httpServer = app.server;
