@@ -15,6 +15,7 @@ import type { PublishedHashes } from './published-hashes.ts';
 import type { Relay } from './relay.ts';
 import type { SessionService } from './sessions.ts';
 import { binaryIdToHex } from './binary-id.ts';
+import { KeyedBuckets } from './token-bucket.ts';
 import { runSteps, settle, type Awaiting, type Steps } from './steps.ts';
 import type { PeerRecord, RemovePeerResult, Store, SwarmCounts, SwarmOps, UpsertPeerResult } from './store.ts';
 import type { LocalSwarms, SwarmSocket } from './swarm-socket.ts';
@@ -64,9 +65,12 @@ export function failureFrame(rejection: Rejection, infoHash?: string): FailureFr
 export class AnnounceHandler {
   private readonly ops: SwarmOps;
   private readonly announceCounters = new Map<string, { inc(): void }>();
+  /** Relayed offers per client address, over all its sockets. */
+  private readonly offerBudgets: KeyedBuckets;
 
   constructor(private readonly deps: AnnounceDeps) {
     this.ops = deps.store.sync ?? deps.store;
+    this.offerBudgets = new KeyedBuckets(deps.config.maxRelayedOffersPerAddressPerSecond, deps.config.relayedOfferBurstPerAddress);
   }
 
   /** Handle one announce; undefined when it was handled synchronously (a refusal then throws). */
@@ -110,7 +114,7 @@ export class AnnounceHandler {
     };
     socket.send(JSON.stringify(response));
 
-    if (event !== 'stopped' && request.offers && request.offers.length > 0) yield* this.relayOffers(request, infoHash, peerId);
+    if (event !== 'stopped' && request.offers && request.offers.length > 0) yield* this.relayOffers(socket, request, infoHash, peerId, now);
     if (request.pf_session !== undefined) this.updateSession(request, infoHash, event);
   }
 
@@ -168,10 +172,13 @@ export class AnnounceHandler {
     await this.deps.store.removePeer(infoHash, peerId, this.deps.trackerId).catch(() => undefined);
   }
 
-  private *relayOffers(request: AnnounceRequest, infoHash: string, peerId: string): Steps {
+  private *relayOffers(socket: SwarmSocket, request: AnnounceRequest, infoHash: string, peerId: string, now: number): Steps {
     const { config, local, relay, trackerId } = this.deps;
     const offers = request.offers ?? [];
-    const count = Math.min(offers.length, config.maxOffersPerAnnounce, config.maxNumwant, request.numwant ?? offers.length);
+    const wanted = Math.min(offers.length, config.maxOffersPerAnnounce, config.maxNumwant, request.numwant ?? offers.length);
+    const count = this.offerBudgets.take(socket.address, now, wanted);
+    if (count < wanted) this.deps.metrics.rejects.inc({ reason: 'offer_budget' }, wanted - count);
+    if (count === 0) return;
     let targets: { peerId: string; owner: string }[];
     try {
       targets = yield* settle(this.ops.randomPeers(infoHash, count, peerId));

@@ -22,6 +22,12 @@ export interface TrackerLimits {
   maxScrapeHashes: number;
   /** Sockets this process accepts at once. */
   maxConnections: number;
+  /** Sockets one client address may hold at once (a NAT may hide a few hundred users). */
+  maxConnectionsPerAddress: number;
+  /** Offers relayed for one client address, per second, over all its sockets... */
+  maxRelayedOffersPerAddressPerSecond: number;
+  /** ...and the burst on top; offers over the budget are dropped, not relayed. */
+  relayedOfferBurstPerAddress: number;
 }
 
 export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
@@ -35,6 +41,9 @@ export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
   idleTimeoutMs: 5 * 60_000,
   maxScrapeHashes: 50,
   maxConnections: 200_000,
+  maxConnectionsPerAddress: 256,
+  maxRelayedOffersPerAddressPerSecond: 200,
+  relayedOfferBurstPerAddress: 1000,
 };
 
 export interface TrackerConfig extends Partial<TrackerLimits> {

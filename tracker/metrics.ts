@@ -12,6 +12,8 @@ export type RejectReason =
   | 'unknown_to_peer'
   | 'store_unavailable'
   | 'too_many_connections'
+  | 'too_many_connections_per_address'
+  | 'offer_budget'
   | 'idle_timeout';
 
 export interface TrackerMetrics {
