@@ -51,6 +51,8 @@ export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}):
     keepAliveTimeout: resolved.keepAliveTimeoutMs,
     frameworkErrors,
     clientErrorHandler,
+    // Schemas mean what they say: no silent dropping of unknown fields, no "5" taken for 5.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // node checks headersTimeout and requestTimeout on this interval; its default 30 s would blur a 10 s bound.
     http: { headersTimeout: Math.min(resolved.headersTimeoutMs, resolved.requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, resolved.headersTimeoutMs) },
   });

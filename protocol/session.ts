@@ -8,6 +8,11 @@ import { FileIdSchema, InfoHashSchema, Sha256HexSchema } from './manifest.ts';
 export const ChecksumSchema = Type.String({ pattern: '^sha256:[0-9a-f]{64}$' });
 
 export const SessionIdSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' });
+/**
+ * Proof of the session's token for announces (`pf_proof`): the tracker acts on `pf_*` fields
+ * only with it, and admits peers to a private file's swarm only with it. Opaque to clients.
+ */
+export const AnnounceProofSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' });
 export const ClientIdSchema = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' });
 /** base64url bitfield of verified chunks, MSB-first (see protocol/bitfield.ts). */
 export const HaveSchema = Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: 1 << 16 });
@@ -44,8 +49,10 @@ export const CreateDownloadResponseSchema = Type.Object({
   manifest_url: Type.String(),
   tracker_url: Type.String(),
   info_hash: InfoHashSchema,
+  announce_proof: Type.Optional(AnnounceProofSchema),
   speed_floor_bps: Type.Optional(SpeedFloorSchema),
-});
+  // Open: fields added later (ice_servers) pass through the route's serializer and old clients.
+}, { additionalProperties: true });
 export type CreateDownloadResponse = Static<typeof CreateDownloadResponseSchema>;
 export const createDownloadResponseCodec = createCodec(CreateDownloadResponseSchema);
 
@@ -84,10 +91,14 @@ export const SessionStateSchema = Type.Object({
   expires_at: Type.String({ description: 'RFC 3339; when the idle session expires' }),
   download_url: Type.Optional(Type.String()),
   download_url_expires_at: Type.Optional(Type.String()),
+  announce_proof: Type.Optional(AnnounceProofSchema),
   speed_floor_bps: Type.Optional(SpeedFloorSchema),
-});
+}, { additionalProperties: true });
 export type SessionState = Static<typeof SessionStateSchema>;
 export const sessionStateCodec = createCodec(SessionStateSchema);
+
+/** `/downloads/:id` */
+export const SessionParamsSchema = Type.Object({ id: Type.String({ maxLength: 128 }) });
 
 export const ProgressSchema = Type.Object({
   bytes_confirmed: Counter,

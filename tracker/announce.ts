@@ -15,6 +15,7 @@ import type { PublishedHashes } from './published-hashes.ts';
 import type { Relay } from './relay.ts';
 import type { SessionService } from './sessions.ts';
 import { binaryIdToHex } from './binary-id.ts';
+import { SampledWarn } from './sampled-warn.ts';
 import { KeyedBuckets } from './token-bucket.ts';
 import { runSteps, settle, type Awaiting, type Steps } from './steps.ts';
 import type { PeerRecord, RemovePeerResult, Store, SwarmCounts, SwarmOps, UpsertPeerResult } from './store.ts';
@@ -67,9 +68,11 @@ export class AnnounceHandler {
   private readonly announceCounters = new Map<string, { inc(): void }>();
   /** Relayed offers per client address, over all its sockets. */
   private readonly offerBudgets: KeyedBuckets;
+  private readonly refusals: SampledWarn;
 
   constructor(private readonly deps: AnnounceDeps) {
     this.ops = deps.store.sync ?? deps.store;
+    this.refusals = new SampledWarn(deps.logger);
     this.offerBudgets = new KeyedBuckets(deps.config.maxRelayedOffersPerAddressPerSecond, deps.config.relayedOfferBurstPerAddress);
   }
 
@@ -236,11 +239,14 @@ export class AnnounceHandler {
   private updateSession(request: AnnounceRequest, infoHash: string, event: string): void {
     const sessionId = request.pf_session!;
     const report = { have: request.pf_have, bytesConfirmed: request.pf_bytes_confirmed, bytesFromPeers: request.pf_from_peers, bytesFromHttp: request.pf_from_http };
-    this.deps.sessions.applyAnnounce(sessionId, infoHash, report, event).then(
+    this.deps.sessions.applyAnnounce(sessionId, request.pf_proof, infoHash, report, event).then(
       (outcome) => {
-        if (outcome !== 'ok') this.deps.logger.warn({ sessionId, outcome }, 'announce session update refused');
+        if (outcome === 'ok') return;
+        this.deps.metrics.rejects.inc({ reason: 'session_fields_ignored' });
+        // No session id in the line: with its proof it is a capability.
+        this.refusals.warn(`session_${outcome}`, {}, `announce session fields ignored: ${outcome}`);
       },
-      (error: unknown) => this.deps.logger.warn({ sessionId, err: (error as Error).message }, 'announce session update failed'),
+      (error: unknown) => this.refusals.warn('session_failed', { err: (error as Error).message }, 'announce session update failed'),
     );
   }
 

@@ -28,6 +28,10 @@ export interface TrackerLimits {
   maxRelayedOffersPerAddressPerSecond: number;
   /** ...and the burst on top; offers over the budget are dropped, not relayed. */
   relayedOfferBurstPerAddress: number;
+  /** POST /downloads per client address per second (then 429 with Retry-After)... */
+  sessionCreatesPerAddressPerSecond: number;
+  /** ...and the burst on top. */
+  sessionCreateBurstPerAddress: number;
 }
 
 export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
@@ -44,6 +48,8 @@ export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
   maxConnectionsPerAddress: 256,
   maxRelayedOffersPerAddressPerSecond: 200,
   relayedOfferBurstPerAddress: 1000,
+  sessionCreatesPerAddressPerSecond: 2,
+  sessionCreateBurstPerAddress: 30,
 };
 
 export interface TrackerConfig extends Partial<TrackerLimits> {

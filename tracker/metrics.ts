@@ -14,6 +14,8 @@ export type RejectReason =
   | 'too_many_connections'
   | 'too_many_connections_per_address'
   | 'offer_budget'
+  | 'session_fields_ignored'
+  | 'session_rate_limited'
   | 'idle_timeout';
 
 export interface TrackerMetrics {

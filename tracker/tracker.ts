@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import type { FileDirectory, UrlMinter } from '../protocol/index.ts';
+import { PfError, type FileDirectory, type UrlMinter } from '../protocol/index.ts';
 import { AnnounceHandler } from './announce.ts';
 import { resolveTrackerConfig, type TrackerConfig } from './config.ts';
 import { createTrackerMetrics } from './metrics.ts';
@@ -15,6 +15,7 @@ import { SessionService } from './sessions.ts';
 import type { Store } from './store.ts';
 import { LocalSwarms } from './swarm-socket.ts';
 import { SwarmServer } from './swarm-server.ts';
+import { KeyedBuckets } from './token-bucket.ts';
 
 export interface TrackerDeps {
   directory: FileDirectory;
@@ -23,6 +24,8 @@ export interface TrackerDeps {
   logger: Logger;
   /** Where metrics are registered; a private registry if omitted. */
   registry?: Registry;
+  /** The clock of sessions and rate limits (ms); Date.now by default. */
+  now?: () => number;
 }
 
 export interface Tracker {
@@ -48,7 +51,8 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
     sessionCount: () => deps.store.sessionCount(),
     storeAvailable: () => deps.store.isAvailable(),
   });
-  const sessions = new SessionService(config, { store: deps.store, directory: deps.directory, minter: deps.minter, metrics, logger });
+  const now = deps.now ?? Date.now;
+  const sessions = new SessionService(config, { store: deps.store, directory: deps.directory, minter: deps.minter, metrics, logger, now });
   const relay = new Relay(id, { store: deps.store, local, metrics, logger });
   await relay.start();
   const handler = new AnnounceHandler({
@@ -70,7 +74,15 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
   let closed = false;
 
   const plugin: FastifyPluginAsync = (app) => {
-    registerDownloadRoutes(app, sessions);
+    const creations = new KeyedBuckets(config.sessionCreatesPerAddressPerSecond, config.sessionCreateBurstPerAddress);
+    registerDownloadRoutes(app, sessions, {
+      beforeCreate(address) {
+        const nowMs = now();
+        if (creations.take(address, nowMs) === 1) return;
+        metrics.rejects.inc({ reason: 'session_rate_limited' });
+        throw new PfError('PF_ERR_RATE_LIMITED', 'too many download sessions from this address', { retryAfterSeconds: creations.msUntilToken(address, nowMs) / 1000 });
+      },
+    });
     app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     const httpServer = app.server;
     const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
