@@ -31,6 +31,11 @@ export interface ServerConfig {
   idleTimeoutMs: number;
   /** A request (headers and body) must arrive within this. */
   requestTimeoutMs: number;
+  /** POST /downloads per client address: sustained per second, and the burst on top. */
+  sessionCreatesPerSecond: number;
+  sessionCreateBurst: number;
+  /** Sessions the store holds at most. */
+  maxSessions: number;
   /** How often the catalog is rescanned for new or changed files (0: only on SIGHUP). */
   rescanIntervalSeconds: number;
   logLevel: string;
@@ -180,6 +185,9 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     rescanIntervalSeconds: integer(errors, '--rescan-interval / PEERFILL_RESCAN_INTERVAL_SECONDS', flagOrEnv(str('rescan-interval'), env.PEERFILL_RESCAN_INTERVAL_SECONDS), 60, 0, 86_400),
     snapshotIntervalMs: integer(errors, 'PEERFILL_SNAPSHOT_INTERVAL_MS', env.PEERFILL_SNAPSHOT_INTERVAL_MS, 30_000, 100, 3_600_000),
     idleTimeoutMs: 1000 * integer(errors, 'PEERFILL_IDLE_TIMEOUT_SECONDS', env.PEERFILL_IDLE_TIMEOUT_SECONDS, 60, 1, 3600),
+    sessionCreatesPerSecond: integer(errors, 'PEERFILL_SESSION_RATE_PER_SECOND', env.PEERFILL_SESSION_RATE_PER_SECOND, 5, 1, 1_000_000),
+    sessionCreateBurst: integer(errors, 'PEERFILL_SESSION_BURST', env.PEERFILL_SESSION_BURST, 100, 1, 10_000_000),
+    maxSessions: integer(errors, 'PEERFILL_MAX_SESSIONS', env.PEERFILL_MAX_SESSIONS, 1_000_000, 1, 100_000_000),
     requestTimeoutMs: 1000 * integer(errors, 'PEERFILL_REQUEST_TIMEOUT_SECONDS', env.PEERFILL_REQUEST_TIMEOUT_SECONDS, 30, 1, 600),
     logLevel,
   };

@@ -19,8 +19,8 @@ export interface Server {
 
 export function storeConfigFrom(config: ServerConfig): StoreConfig {
   return config.redisUrl
-    ? { kind: 'redis', url: config.redisUrl }
-    : { kind: 'memory', snapshotPath: join(config.dataDir, 'tracker-snapshot.json'), snapshotIntervalMs: config.snapshotIntervalMs };
+    ? { kind: 'redis', url: config.redisUrl, maxSessions: config.maxSessions }
+    : { kind: 'memory', snapshotPath: join(config.dataDir, 'tracker-snapshot.json'), snapshotIntervalMs: config.snapshotIntervalMs, maxSessions: config.maxSessions };
 }
 
 export function httpLimitsFrom(config: ServerConfig): Partial<HttpLimits> {
@@ -43,6 +43,8 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
       open: config.open,
       announceIntervalSeconds: config.announceIntervalSeconds,
       speedFloorBitsPerSecond: config.speedFloorBitsPerSecond,
+      sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond,
+      sessionCreateBurstPerAddress: config.sessionCreateBurst,
     },
     { directory: origin.directory, minter: origin.minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );

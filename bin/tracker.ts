@@ -30,13 +30,13 @@ export async function runTracker(
   const directory = createRemoteDirectory({ originUrl: originUrl!, logger: logger.child({ component: 'directory' }) });
   const minter = createSigningMinter({ publicUrl: config.publicUrl === config.serverUrl ? originUrl! : config.publicUrl, keys: config.signingKeys!, ttlSeconds: config.urlTtlSeconds, directory });
   const store = await createStore(
-    config.redisUrl ? { kind: 'redis', url: config.redisUrl } : { kind: 'memory' },
+    config.redisUrl ? { kind: 'redis', url: config.redisUrl, maxSessions: config.maxSessions } : { kind: 'memory', maxSessions: config.maxSessions },
     { logger: logger.child({ component: 'store' }) },
   );
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const tracker = await createTracker(
-    { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds, speedFloorBitsPerSecond: config.speedFloorBitsPerSecond },
+    { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds, speedFloorBitsPerSecond: config.speedFloorBitsPerSecond, sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond, sessionCreateBurstPerAddress: config.sessionCreateBurst },
     { directory, minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );
   const app = createHttpApp(logger, httpLimitsFrom(config));

@@ -48,8 +48,8 @@ export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
   maxConnectionsPerAddress: 256,
   maxRelayedOffersPerAddressPerSecond: 200,
   relayedOfferBurstPerAddress: 1000,
-  sessionCreatesPerAddressPerSecond: 2,
-  sessionCreateBurstPerAddress: 30,
+  sessionCreatesPerAddressPerSecond: 5,
+  sessionCreateBurstPerAddress: 100,
 };
 
 export interface TrackerConfig extends Partial<TrackerLimits> {

@@ -36,17 +36,17 @@ export type SnapshotRead =
   | { status: 'corrupt'; reason: string };
 
 export interface SnapshotWriteOptions {
-  /** The loop is given back after this much work in one go; default 4 ms. */
+  /** The loop is given back after this much work in one go; default 2 ms. */
   sliceMs?: number;
-  /** Bytes gathered before one write; default 1 MiB. */
+  /** Bytes gathered before one write; default 256 KiB. */
   writeBytes?: number;
   now?: () => number;
 }
 
 /** Write `records` (each one JSON value) after `header`; returns how many were written. */
 export async function writeSnapshotRecords(path: string, header: Record<string, unknown>, records: Iterable<unknown>, options: SnapshotWriteOptions = {}): Promise<number> {
-  const sliceMs = options.sliceMs ?? 4;
-  const writeBytes = options.writeBytes ?? 1024 * 1024;
+  const sliceMs = options.sliceMs ?? 2;
+  const writeBytes = options.writeBytes ?? 256 * 1024;
   const now = options.now ?? (() => performance.now());
   const tempPath = `${path}.tmp-${process.pid}`;
   const hash = createHash('sha256');
