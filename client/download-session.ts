@@ -24,6 +24,7 @@ export class DownloadSession {
   #state: ResumeData | undefined;
   #downloadUrl = '';
   #speedFloorBitsPerSecond: number | undefined;
+  #announceProof: string | undefined;
 
   constructor(options: {
     target: DownloadTarget;
@@ -47,6 +48,11 @@ export class DownloadSession {
   /** The publisher's speed floor, as the server last said (undefined = none). */
   get speedFloorBitsPerSecond(): number | undefined {
     return this.#speedFloorBitsPerSecond;
+  }
+
+  /** Proof of the session for announces (pf_proof), as the server last handed it out. */
+  get announceProof(): string | undefined {
+    return this.#announceProof;
   }
 
   /** The current signed URL of the file's bytes. */
@@ -110,6 +116,7 @@ export class DownloadSession {
     };
     this.#state = state;
     this.#speedFloorBitsPerSecond = created.speed_floor_bps;
+    this.#announceProof = created.announce_proof;
     this.#downloadUrl = new URL(created.download_url, `${serverUrl}/`).href;
     await this.#store.saveResumeData(state);
     return state;
@@ -121,6 +128,7 @@ export class DownloadSession {
     if (answer.info_hash !== state.info_hash) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the session now names another version of the file');
     if (!answer.download_url) throw new PfError('PF_ERR_UPSTREAM', 'PATCH resumed returned no download_url');
     this.#speedFloorBitsPerSecond = answer.speed_floor_bps;
+    this.#announceProof = answer.announce_proof ?? this.#announceProof;
     this.#downloadUrl = new URL(answer.download_url, `${this.#target.serverUrl}/`).href;
   }
 
