@@ -18,6 +18,10 @@ export interface ServerConfig {
   /** Base URL clients use for the API and tracker (this server). */
   serverUrl: string;
   signingKeys: SigningKey[] | undefined;
+  /** PEERFILL_PUBLISHER_KEYS (environment only): grant keys and API keys for private files. */
+  publisherKeys: SigningKey[] | undefined;
+  /** Which files are private: PEERFILL_DEFAULT_VISIBILITY and PEERFILL_PRIVATE_PREFIXES (plus `add --private`). */
+  visibility: { isPrivateByDefault: boolean; privatePrefixes: string[] };
   urlTtlSeconds: number;
   egressBytesPerSecond: number | undefined;
   redisUrl: string | undefined;
@@ -141,6 +145,16 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     else errors.push(...parsed.errors.map((message) => `PEERFILL_SIGNING_KEYS: ${message}`));
   }
 
+  let publisherKeys: SigningKey[] | undefined;
+  if (env.PEERFILL_PUBLISHER_KEYS !== undefined && env.PEERFILL_PUBLISHER_KEYS !== '') {
+    const parsed = parseSigningKeys(env.PEERFILL_PUBLISHER_KEYS);
+    if (parsed.ok) publisherKeys = parsed.keys;
+    else errors.push(...parsed.errors.map((message) => `PEERFILL_PUBLISHER_KEYS: ${message}`));
+  }
+  const defaultVisibility = env.PEERFILL_DEFAULT_VISIBILITY || 'public';
+  if (defaultVisibility !== 'public' && defaultVisibility !== 'private') errors.push(`PEERFILL_DEFAULT_VISIBILITY must be public or private (got "${defaultVisibility}")`);
+  const privatePrefixes = (env.PEERFILL_PRIVATE_PREFIXES ?? '').split(',').map((prefix) => prefix.trim().replace(/^\/+/, '')).filter((prefix) => prefix !== '');
+
   const egress = integer(errors, '--egress-limit / PEERFILL_EGRESS_BYTES_PER_SECOND', flagOrEnv(str('egress-limit'), env.PEERFILL_EGRESS_BYTES_PER_SECOND), 0, 0, Number.MAX_SAFE_INTEGER);
   const redisUrl = flagOrEnv(str('redis'), env.REDIS_URL);
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) errors.push(`--redis / REDIS_URL must be a redis:// URL`);
@@ -175,6 +189,8 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     publicUrl,
     serverUrl,
     signingKeys,
+    publisherKeys,
+    visibility: { isPrivateByDefault: defaultVisibility === 'private', privatePrefixes },
     urlTtlSeconds: integer(errors, '--url-ttl / PEERFILL_URL_TTL_SECONDS', flagOrEnv(str('url-ttl'), env.PEERFILL_URL_TTL_SECONDS), 3600, 10, 7 * 24 * 3600),
     egressBytesPerSecond: egress === 0 ? undefined : egress,
     redisUrl,
@@ -205,5 +221,7 @@ export function originConfigFrom(config: ServerConfig): OriginConfig {
     signingKeys: config.signingKeys,
     urlTtlSeconds: config.urlTtlSeconds,
     egressBytesPerSecond: config.egressBytesPerSecond,
+    visibility: config.visibility,
+    publisherKeys: config.publisherKeys,
   };
 }

@@ -45,6 +45,7 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
       speedFloorBitsPerSecond: config.speedFloorBitsPerSecond,
       sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond,
       sessionCreateBurstPerAddress: config.sessionCreateBurst,
+      publisherKeys: config.publisherKeys,
     },
     { directory: origin.directory, minter: origin.minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );

@@ -5,6 +5,8 @@ import type { SessionClient } from './session-client.ts';
 export interface DownloadTarget {
   serverUrl: string;
   fileId: string;
+  /** A private file: the publisher's grant for this user (see protocol/grant.ts). */
+  grant?: string;
 }
 
 /** What the server says of a session that no longer exists for us: open a new one. */
@@ -103,7 +105,7 @@ export class DownloadSession {
   }
 
   async #create(): Promise<ResumeData> {
-    const created = await this.#api.create(this.#target.fileId, this.#clientId);
+    const created = await this.#api.create(this.#target.fileId, this.#clientId, undefined, this.#target.grant);
     const { serverUrl, fileId } = this.#target;
     const state: ResumeData = {
       session_id: created.session_id,

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
+import { GrantSchema } from './grant.ts';
 import { FileIdSchema, InfoHashSchema, Sha256HexSchema } from './manifest.ts';
 
 /** Download sessions: the REST bodies of `/downloads`. */
@@ -26,7 +27,12 @@ export const SessionStatusSchema = Type.Union([
 export type SessionStatus = Static<typeof SessionStatusSchema>;
 
 export const CreateDownloadBodySchema = Type.Object(
-  { file_id: FileIdSchema, client_id: Type.Optional(ClientIdSchema) },
+  {
+    file_id: FileIdSchema,
+    client_id: Type.Optional(ClientIdSchema),
+    /** For a private file: the publisher's grant (protocol/grant.ts). A publisher's backend sends its key as `x-peerfill-key` instead. */
+    grant: Type.Optional(GrantSchema),
+  },
   { additionalProperties: false },
 );
 export type CreateDownloadBody = Static<typeof CreateDownloadBodySchema>;

@@ -95,12 +95,14 @@ export class AnnounceHandler {
       local.owners.set(peerId, socket);
       socket.peerIds.add(peerId);
     }
-    if (!(yield* settle(this.deps.published.isAllowed(infoHash, now)))) {
-      throw new Rejection('unknown_info_hash', 'PF_ERR_FILE_NOT_FOUND', 'info_hash is not published on this tracker');
-    }
+    const access = yield* settle(this.deps.published.access(infoHash, now));
+    if (access === 'unknown') throw new Rejection('unknown_info_hash', 'PF_ERR_FILE_NOT_FOUND', 'info_hash is not published on this tracker');
+    const isAnswer = request.answer !== undefined || request.to_peer_id !== undefined;
+    // A private file's swarm: every announce proves a live session of it; an answer comes from a member.
+    if (access === 'private' && !isAnswer) yield* this.admit(request, infoHash);
 
-    if (request.answer !== undefined || request.to_peer_id !== undefined) {
-      yield* this.answer(request, infoHash, peerId);
+    if (isAnswer) {
+      yield* this.answer(request, infoHash, peerId, access === 'private');
       return;
     }
 
@@ -119,6 +121,12 @@ export class AnnounceHandler {
 
     if (event !== 'stopped' && request.offers && request.offers.length > 0) yield* this.relayOffers(socket, request, infoHash, peerId, now);
     if (request.pf_session !== undefined) this.updateSession(request, infoHash, event);
+  }
+
+  private *admit(request: AnnounceRequest, infoHash: string): Steps {
+    const { pf_session: sessionId, pf_proof: proof } = request;
+    const proven = sessionId !== undefined && proof !== undefined && (yield* settle(this.deps.sessions.isProven(sessionId, proof, infoHash)));
+    if (!proven) throw new Rejection('private_swarm', 'PF_ERR_FORBIDDEN', 'this swarm admits only peers with a download session (pf_session and pf_proof)');
   }
 
   /** prom-client hashes a label object on every inc(); one child per event skips that. */
@@ -211,7 +219,7 @@ export class AnnounceHandler {
     }
   }
 
-  private *answer(request: AnnounceRequest, infoHash: string, peerId: string): Steps {
+  private *answer(request: AnnounceRequest, infoHash: string, peerId: string, isPrivate: boolean): Steps {
     const { local, relay, trackerId } = this.deps;
     if (request.answer === undefined || request.to_peer_id === undefined || request.offer_id === undefined) {
       throw new Rejection('invalid_message', 'PF_ERR_TRACKER_MESSAGE_INVALID', 'an answer needs answer, to_peer_id and offer_id');
@@ -223,6 +231,8 @@ export class AnnounceHandler {
       // Not ours locally: it must not be a live peer of another process either.
       const record = yield* this.peerRecord(infoHash, peerId);
       if (record && record.owner !== trackerId) throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
+      // Only admitted peers (members, joined with a proven session) answer in a private swarm.
+      if (isPrivate) throw new Rejection('private_swarm', 'PF_ERR_FORBIDDEN', 'only members of this swarm may answer in it');
     }
     let owner: string | undefined = local.get(infoHash, toPeerId) ? trackerId : undefined;
     if (!owner) owner = (yield* this.peerRecord(infoHash, toPeerId))?.owner;

@@ -1,4 +1,4 @@
-import { PfError } from '../protocol/index.ts';
+import { PfError, type SigningKey } from '../protocol/index.ts';
 
 /** Abuse limits of the WebSocket tracker. Every one has a default in DEFAULT_TRACKER_LIMITS. */
 export interface TrackerLimits {
@@ -32,6 +32,10 @@ export interface TrackerLimits {
   sessionCreatesPerAddressPerSecond: number;
   /** ...and the burst on top. */
   sessionCreateBurstPerAddress: number;
+  /** POST /downloads per publisher key (API key or grant) per second... */
+  sessionCreatesPerKeyPerSecond: number;
+  /** ...and the burst on top. */
+  sessionCreateBurstPerKey: number;
 }
 
 export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
@@ -50,6 +54,8 @@ export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
   relayedOfferBurstPerAddress: 1000,
   sessionCreatesPerAddressPerSecond: 5,
   sessionCreateBurstPerAddress: 100,
+  sessionCreatesPerKeyPerSecond: 200,
+  sessionCreateBurstPerKey: 2000,
 };
 
 export interface TrackerConfig extends Partial<TrackerLimits> {
@@ -67,6 +73,8 @@ export interface TrackerConfig extends Partial<TrackerLimits> {
   sessionIdleTtlSeconds?: number;
   /** How long an expired session stays readable as `expired` before it is deleted; default 1 day. */
   sessionExpiredRetentionSeconds?: number;
+  /** Publisher keys (PEERFILL_PUBLISHER_KEYS): API keys and grant keys for private files; none = private files cannot be sessioned. */
+  publisherKeys?: SigningKey[];
 }
 
 export const DEFAULT_ANNOUNCE_INTERVAL_SECONDS = 120;
@@ -83,6 +91,7 @@ export interface ResolvedTrackerConfig extends TrackerLimits {
   peerTtlMs: number;
   sessionIdleTtlSeconds: number;
   sessionExpiredRetentionSeconds: number;
+  publisherKeys: SigningKey[];
 }
 
 function positiveInteger(errors: string[], name: string, value: number): void {
@@ -132,5 +141,6 @@ export function resolveTrackerConfig(config: TrackerConfig): ResolvedTrackerConf
     peerTtlMs: 2 * intervalMs + Math.min(intervalMs, 30_000),
     sessionIdleTtlSeconds,
     sessionExpiredRetentionSeconds,
+    publisherKeys: config.publisherKeys ?? [],
   };
 }

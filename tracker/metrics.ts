@@ -16,6 +16,7 @@ export type RejectReason =
   | 'offer_budget'
   | 'session_fields_ignored'
   | 'session_rate_limited'
+  | 'private_swarm'
   | 'idle_timeout';
 
 export interface TrackerMetrics {

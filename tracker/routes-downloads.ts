@@ -22,12 +22,11 @@ interface IdRoute {
 /**
  * REST for download sessions. Params, bodies and answers are the protocol's schemas (fastify
  * checks and serializes them); a body that does not match is 400 PF_ERR_VALIDATION.
- * `beforeCreate` may refuse a creation (rate limits) before any work is done.
  */
-export function registerDownloadRoutes(app: FastifyInstance, sessions: SessionService, hooks: { beforeCreate?: (address: string) => void } = {}): void {
+export function registerDownloadRoutes(app: FastifyInstance, sessions: SessionService): void {
   app.post<{ Body: CreateDownloadBody }>('/downloads', { schema: { body: CreateDownloadBodySchema, response: { 201: CreateDownloadResponseSchema } } }, async (request, reply) => {
-    hooks.beforeCreate?.(request.ip);
-    const created = await sessions.create(request.body);
+    const apiKey = request.headers['x-peerfill-key'];
+    const created = await sessions.create(request.body, { address: request.ip, apiKey: typeof apiKey === 'string' ? apiKey : undefined });
     return noStore(reply).status(201).send(created);
   });
   app.get<IdRoute>('/downloads/:id', { schema: { params: SessionParamsSchema, response: { 200: SessionStateSchema } } }, async (request, reply) => {

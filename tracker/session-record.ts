@@ -3,6 +3,7 @@ import {
   ChecksumSchema,
   ClientIdSchema,
   FileIdSchema,
+  GrantUserSchema,
   HaveSchema,
   InfoHashSchema,
   SessionIdSchema,
@@ -21,6 +22,8 @@ export const SessionRecordSchema = Type.Object({
   session_id: SessionIdSchema,
   token_sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
   client_id: Type.Optional(ClientIdSchema),
+  /** The user a publisher's grant named (private files). */
+  user: Type.Optional(GrantUserSchema),
   file_id: FileIdSchema,
   info_hash: InfoHashSchema,
   checksum: ChecksumSchema,

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import {
   Bitfield,
   PfError,
+  checkPublisherAccess,
   type CreateDownloadBody,
   type CreateDownloadResponse,
   type FileDirectory,
@@ -12,6 +13,7 @@ import {
   type UrlMinter,
 } from '../protocol/index.ts';
 import type { ResolvedTrackerConfig } from './config.ts';
+import { CreationLimits } from './creation-limits.ts';
 import type { TrackerMetrics } from './metrics.ts';
 import { applySessionEvent, checkReport, type ProgressReport, type SessionEvent } from './session-machine.ts';
 import { announceProof, isAnnounceProofValid, tokenSha256 } from './session-proof.ts';
@@ -52,20 +54,35 @@ export class SessionService {
     private readonly deps: { store: Store; directory: FileDirectory; minter: UrlMinter; metrics: TrackerMetrics; logger: Logger; now?: () => number },
   ) {
     this.now = deps.now ?? Date.now;
+    this.limits = new CreationLimits(config, deps.metrics, this.now);
   }
+
+  private readonly limits: CreationLimits;
 
   private get storeTtlSeconds(): number {
     return this.config.sessionIdleTtlSeconds + this.config.sessionExpiredRetentionSeconds;
   }
 
-  /** Body already checked by the route's schema (CreateDownloadBodySchema). */
-  async create(body: CreateDownloadBody): Promise<CreateDownloadResponse> {
+  /**
+   * Body already checked by the route's schema (CreateDownloadBodySchema). Rate-limited per
+   * client address, and per publisher key when one opens a private file (its API key, or the
+   * key of its grant; the session then records the grant's user).
+   */
+  async create(body: CreateDownloadBody, caller: { address: string; apiKey?: string }): Promise<CreateDownloadResponse> {
+    this.limits.takeForAddress(caller.address);
     const file = await this.deps.directory.getByFileId(body.file_id);
     if (!file) throw new PfError('PF_ERR_FILE_NOT_FOUND');
     const { manifest } = file;
+    const now = this.now();
+    let user: string | undefined;
+    if (file.isPrivate) {
+      const access = await checkPublisherAccess(this.config.publisherKeys, { apiKey: caller.apiKey, grant: body.grant }, manifest.file_id, Math.floor(now / 1000));
+      if (!access.ok) throw new PfError('PF_ERR_FORBIDDEN');
+      this.limits.takeForKey(access.kid);
+      user = access.user;
+    }
     const minted = await this.deps.minter.mintDownloadUrl(manifest.file_id);
     const token = randomBytes(32).toString('base64url');
-    const now = this.now();
     const record: SessionRecord = {
       session_id: randomBytes(16).toString('base64url'),
       token_sha256: tokenSha256(token).toString('hex'),
@@ -89,11 +106,14 @@ export class SessionService {
       expires_at_ms: now + this.config.sessionIdleTtlSeconds * 1000,
     };
     if (record.client_id === undefined) delete record.client_id;
+    if (user !== undefined) record.user = user;
     await this.deps.store.createSession(record, this.storeTtlSeconds);
     this.deps.metrics.sessionsCreated.inc();
     // Session ids are capabilities on the socket (with their proof): debug only.
     this.deps.logger.debug({ sessionId: record.session_id, fileId: record.file_id }, 'download session created');
     const urls = sessionUrls(this.config, manifest.file_id);
+    // A private file's manifest is read with a signed URL: the session's right to the file.
+    const manifestUrl = file.isPrivate ? `${this.config.originUrl}${await this.deps.minter.signPath(`/files/${encodeURIComponent(manifest.file_id)}/manifest`)}` : urls.manifestUrl;
     return {
       session_id: record.session_id,
       session_token: token,
@@ -102,7 +122,7 @@ export class SessionService {
       checksum: record.checksum,
       content_type: manifest.content_type,
       expires_at: iso(minted.expiresAtSeconds * 1000),
-      manifest_url: urls.manifestUrl,
+      manifest_url: manifestUrl,
       tracker_url: urls.trackerUrl,
       info_hash: manifest.info_hash,
       announce_proof: announceProof(record.token_sha256, record.session_id, record.info_hash),

@@ -30,5 +30,9 @@ export function createSigningMinter(options: SigningMinterOptions): UrlMinter {
       const search = new URLSearchParams({ exp: query.exp, kid: query.kid, sig: query.sig });
       return { url: `${base}${path}?${search.toString()}`, expiresAtSeconds };
     },
+    async signPath(path: string) {
+      const query = await signPath(key, 'GET', path, Math.floor(now() / 1000) + ttlSeconds);
+      return `${path}?${new URLSearchParams({ exp: query.exp, kid: query.kid, sig: query.sig }).toString()}`;
+    },
   };
 }

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { PfError, type FileDirectory, type UrlMinter } from '../protocol/index.ts';
+import type { FileDirectory, UrlMinter } from '../protocol/index.ts';
 import { AnnounceHandler } from './announce.ts';
 import { resolveTrackerConfig, type TrackerConfig } from './config.ts';
 import { createTrackerMetrics } from './metrics.ts';
@@ -15,7 +15,6 @@ import { SessionService } from './sessions.ts';
 import type { Store } from './store.ts';
 import { LocalSwarms } from './swarm-socket.ts';
 import { SwarmServer } from './swarm-server.ts';
-import { KeyedBuckets } from './token-bucket.ts';
 
 export interface TrackerDeps {
   directory: FileDirectory;
@@ -74,15 +73,7 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
   let closed = false;
 
   const plugin: FastifyPluginAsync = (app) => {
-    const creations = new KeyedBuckets(config.sessionCreatesPerAddressPerSecond, config.sessionCreateBurstPerAddress);
-    registerDownloadRoutes(app, sessions, {
-      beforeCreate(address) {
-        const nowMs = now();
-        if (creations.take(address, nowMs) === 1) return;
-        metrics.rejects.inc({ reason: 'session_rate_limited' });
-        throw new PfError('PF_ERR_RATE_LIMITED', 'too many download sessions from this address', { retryAfterSeconds: creations.msUntilToken(address, nowMs) / 1000 });
-      },
-    });
+    registerDownloadRoutes(app, sessions);
     app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     const httpServer = app.server;
     const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
