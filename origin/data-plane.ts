@@ -86,6 +86,8 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
     reply.hijack();
     await respond(request, reply.raw, entry, handle).catch((error: unknown) => {
       logger.debug({ err: error, fileId: entry.fileId }, 'data-plane response ended early');
+      // Rewritten while served: the response ends here, and the manifest is rebuilt.
+      if (error instanceof FileChangedError) catalog.noteChanged(entry.fileId);
       if (!reply.raw.headersSent) {
         const pfError = error instanceof PfError ? error : new PfError('PF_ERR_UPSTREAM');
         reply.raw.writeHead(pfError.statusCode, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
@@ -147,6 +149,7 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
         await write(res, part.header, abort.signal);
         await copyRange(handle, part.range, res, abort.signal);
       }
+      await assertUnchanged(handle);
       res.end(layout.trailer);
       return;
     }
@@ -158,7 +161,7 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
     res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
     if (isHead || lengthBytes === 0) return void res.end();
     if (handle.readInto) {
-      await sendPooled(handle.readInto.bind(handle), range, res, abort.signal);
+      await sendPooled(handle.readInto.bind(handle), () => assertUnchanged(handle), range, res, abort.signal);
       return;
     }
     const source = await handle.createReadStream(range.start, range.end, { signal: abort.signal, highWaterMarkBytes: STREAM_HIGH_WATER_MARK_BYTES });
@@ -173,7 +176,13 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
    * back to the pool only once its read and its write are both over, so a client that leaves
    * mid-response never has another request's bytes read into a buffer still being sent.
    */
-  async function sendPooled(readInto: (target: Uint8Array, start: number) => Promise<number>, range: ByteRange, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  async function sendPooled(
+    readInto: (target: Uint8Array, start: number) => Promise<number>,
+    checkUnchanged: () => Promise<void>,
+    range: ByteRange,
+    res: ServerResponse,
+    signal: AbortSignal,
+  ): Promise<void> {
     const end = range.end + 1;
     const slots = Array.from({ length: end - range.start > POOLED_READ_BYTES ? 2 : 1 }, () => ({
       buffer: readBuffers.pop() ?? Buffer.allocUnsafeSlow(POOLED_READ_BYTES),
@@ -188,7 +197,9 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
         const slot = slots[piece % slots.length]!;
         await slot.written;
         const bytes = slot.buffer.subarray(0, Math.min(POOLED_READ_BYTES, end - position));
-        if ((await readInto(bytes, position)) < bytes.length) throw new Error('the file shrank while it was read');
+        if ((await readInto(bytes, position)) < bytes.length) throw new FileChangedError();
+        // After the read: bytes of a rewrite are never sent under the old ETag.
+        await checkUnchanged();
         // Under an egress cap, in slices: a whole piece at once would burst past the cap, and a
         // client that leaves mid-run would have been sent all of it. The last slice carries the
         // completion (a socket completes writes in order).
@@ -220,6 +231,7 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
     try {
       for await (const chunk of paced) {
         if (!(chunk instanceof Uint8Array)) throw new Error('storage stream produced a non-byte chunk');
+        await assertUnchanged(handle);
         await write(res, chunk, signal);
       }
     } finally {
@@ -230,6 +242,17 @@ export function registerDataPlane(app: FastifyInstance, options: DataPlaneOption
 
   app.route({ method: 'GET', url: `${SIGNED_URL_PREFIX}*`, exposeHeadRoute: false, handler });
   app.route({ method: 'HEAD', url: `${SIGNED_URL_PREFIX}*`, handler });
+}
+
+/** The file is not what its handle (and the response's ETag) stood for any more. */
+class FileChangedError extends PfError {
+  constructor() {
+    super('PF_ERR_UPSTREAM', 'the file changed while it was served');
+  }
+}
+
+async function assertUnchanged(handle: StorageHandle): Promise<void> {
+  if (handle.hasChanged && (await handle.hasChanged())) throw new FileChangedError();
 }
 
 /** Write `bytes`; resolves once they are with the kernel (until then they must not change). */

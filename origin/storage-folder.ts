@@ -274,6 +274,13 @@ class FolderHandle implements StorageHandle {
     return filled;
   }
 
+  /** fstat of the open descriptor: an in-place rewrite shows in size or mtime (a replaced file keeps its old inode here). */
+  async hasChanged(): Promise<boolean> {
+    if (this.closed) return false;
+    const stats = await this.file.stat();
+    return stats.size !== this.sizeBytes || stats.mtimeMs !== this.mtimeMs;
+  }
+
   /** Destroys this request's streams, waits until none of its reads is in flight, then lets go of the fd. */
   async close(): Promise<void> {
     if (this.closed) return;
