@@ -40,6 +40,8 @@ export interface ServerConfig {
   sessionCreateBurst: number;
   /** Sessions the store holds at most. */
   maxSessions: number;
+  /** PEERFILL_METRICS_TOKEN (environment only); unset = /metrics for loopback clients only. */
+  metricsToken: string | undefined;
   /** How often the catalog is rescanned for new or changed files (0: only on SIGHUP). */
   rescanIntervalSeconds: number;
   logLevel: string;
@@ -203,6 +205,7 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     idleTimeoutMs: 1000 * integer(errors, 'PEERFILL_IDLE_TIMEOUT_SECONDS', env.PEERFILL_IDLE_TIMEOUT_SECONDS, 60, 1, 3600),
     sessionCreatesPerSecond: integer(errors, 'PEERFILL_SESSION_RATE_PER_SECOND', env.PEERFILL_SESSION_RATE_PER_SECOND, 5, 1, 1_000_000),
     sessionCreateBurst: integer(errors, 'PEERFILL_SESSION_BURST', env.PEERFILL_SESSION_BURST, 100, 1, 10_000_000),
+    metricsToken: env.PEERFILL_METRICS_TOKEN || undefined,
     maxSessions: integer(errors, 'PEERFILL_MAX_SESSIONS', env.PEERFILL_MAX_SESSIONS, 1_000_000, 1, 100_000_000),
     requestTimeoutMs: 1000 * integer(errors, 'PEERFILL_REQUEST_TIMEOUT_SECONDS', env.PEERFILL_REQUEST_TIMEOUT_SECONDS, 30, 1, 600),
     logLevel,

@@ -46,6 +46,7 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
       sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond,
       sessionCreateBurstPerAddress: config.sessionCreateBurst,
       publisherKeys: config.publisherKeys,
+      metricsToken: config.metricsToken,
     },
     { directory: origin.directory, minter: origin.minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );

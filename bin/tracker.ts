@@ -36,7 +36,7 @@ export async function runTracker(
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const tracker = await createTracker(
-    { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds, speedFloorBitsPerSecond: config.speedFloorBitsPerSecond, sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond, sessionCreateBurstPerAddress: config.sessionCreateBurst, publisherKeys: config.publisherKeys },
+    { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds, speedFloorBitsPerSecond: config.speedFloorBitsPerSecond, sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond, sessionCreateBurstPerAddress: config.sessionCreateBurst, publisherKeys: config.publisherKeys, metricsToken: config.metricsToken },
     { directory, minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );
   const app = createHttpApp(logger, httpLimitsFrom(config));

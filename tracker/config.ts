@@ -75,6 +75,8 @@ export interface TrackerConfig extends Partial<TrackerLimits> {
   sessionExpiredRetentionSeconds?: number;
   /** Publisher keys (PEERFILL_PUBLISHER_KEYS): API keys and grant keys for private files; none = private files cannot be sessioned. */
   publisherKeys?: SigningKey[];
+  /** PEERFILL_METRICS_TOKEN: GET /metrics needs `Authorization: Bearer <token>`; unset = loopback clients only. */
+  metricsToken?: string;
 }
 
 export const DEFAULT_ANNOUNCE_INTERVAL_SECONDS = 120;
@@ -92,6 +94,7 @@ export interface ResolvedTrackerConfig extends TrackerLimits {
   sessionIdleTtlSeconds: number;
   sessionExpiredRetentionSeconds: number;
   publisherKeys: SigningKey[];
+  metricsToken: string | undefined;
 }
 
 function positiveInteger(errors: string[], name: string, value: number): void {
@@ -142,5 +145,6 @@ export function resolveTrackerConfig(config: TrackerConfig): ResolvedTrackerConf
     sessionIdleTtlSeconds,
     sessionExpiredRetentionSeconds,
     publisherKeys: config.publisherKeys ?? [],
+    metricsToken: config.metricsToken,
   };
 }

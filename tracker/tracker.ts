@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import type { FileDirectory, UrlMinter } from '../protocol/index.ts';
+import { PfError, type FileDirectory, type UrlMinter } from '../protocol/index.ts';
 import { AnnounceHandler } from './announce.ts';
 import { resolveTrackerConfig, type TrackerConfig } from './config.ts';
 import { createTrackerMetrics } from './metrics.ts';
@@ -33,6 +33,16 @@ export interface Tracker {
   /** This process's id in the shared store (where relays for its peers are published). */
   readonly id: string;
   close(): Promise<void>;
+}
+
+/**
+ * Who may read /metrics (per-file byte counts, swarm sizes): with PEERFILL_METRICS_TOKEN set,
+ * a bearer of it (constant-time compare); without, only this machine's loopback clients.
+ */
+export function isMetricsReader(token: string | undefined, authorization: string | undefined, remoteAddress: string | undefined): boolean {
+  if (token === undefined) return remoteAddress !== undefined && /^(127\.|::1$|::ffff:127\.)/.test(remoteAddress);
+  const presented = createHash('sha256').update(/^Bearer (\S+)$/i.exec(authorization ?? '')?.[1] ?? '').digest();
+  return timingSafeEqual(presented, createHash('sha256').update(token).digest());
 }
 
 /** Build the tracker: WebSocket swarm signalling, download sessions and metrics over one Store. */
@@ -74,7 +84,10 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
 
   const plugin: FastifyPluginAsync = (app) => {
     registerDownloadRoutes(app, sessions);
-    app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+    app.get('/metrics', async (request, reply) => {
+      if (!isMetricsReader(config.metricsToken, request.headers.authorization, request.socket.remoteAddress)) throw new PfError('PF_ERR_FORBIDDEN', 'metrics need the metrics token');
+      return reply.type(registry.contentType).header('cache-control', 'no-store').send(await registry.metrics());
+    });
     const httpServer = app.server;
     const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (swarmServer.handleUpgrade(request, socket, head)) return;
