@@ -36,7 +36,15 @@ export interface Origin {
 export async function createOrigin(config: OriginConfig, deps: { logger: Logger }): Promise<Origin> {
   const logger = deps.logger;
   checkOriginConfig(config);
-  const locator = await SourceLocator.create(config);
+  // Reported once per file: a rescan every minute would repeat it forever.
+  const reported = new Set<string>();
+  const locator = await SourceLocator.create(config, {
+    onUnpublishable(path, reason) {
+      if (reported.has(path) || reported.size >= 10_000) return;
+      reported.add(path);
+      logger.warn({ path, reason }, 'file not published');
+    },
+  });
   const keys = await loadSigningKeys(config.dataDir, config.signingKeys, logger.child({ component: 'keys' }));
   const signer = new UrlSigner(keys);
   const builder = new ManifestBuilder({ hashWorkers: config.hashWorkers ?? 1, logger: logger.child({ component: 'manifest-builder' }) });

@@ -23,13 +23,13 @@ export class SourceLocator {
     private readonly rootBucket: S3Storage | undefined,
   ) {}
 
-  static async create(config: Pick<OriginConfig, 'filesDir' | 's3'>): Promise<SourceLocator> {
+  static async create(config: Pick<OriginConfig, 'filesDir' | 's3'>, hooks: { onUnpublishable?: (path: string, reason: string) => void } = {}): Promise<SourceLocator> {
     if (config.s3) {
       const { S3Storage } = await import('./storage-s3.ts');
       const bucket = new S3Storage(config.s3);
       return new SourceLocator(bucket, config.s3, bucket);
     }
-    return new SourceLocator(await FolderStorage.create(config.filesDir ?? ''), undefined, undefined);
+    return new SourceLocator(await FolderStorage.create(config.filesDir ?? '', hooks), undefined, undefined);
   }
 
   /** What `peerfill add` was given: an `s3://bucket/key` URL, or a path to a regular file (symlinks resolved). */
