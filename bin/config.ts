@@ -19,6 +19,10 @@ export interface ServerConfig {
   /** Base URL clients use for the API and tracker (this server). */
   serverUrl: string;
   signingKeys: SigningKey[] | undefined;
+  /** PEERFILL_PUBLISHER_KEYS (environment only): grant keys and API keys for private files. */
+  publisherKeys: SigningKey[] | undefined;
+  /** Which files are private: PEERFILL_DEFAULT_VISIBILITY and PEERFILL_PRIVATE_PREFIXES (plus `add --private`). */
+  visibility: { isPrivateByDefault: boolean; privatePrefixes: string[] };
   urlTtlSeconds: number;
   egressBytesPerSecond: number | undefined;
   redisUrl: string | undefined;
@@ -30,6 +34,17 @@ export interface ServerConfig {
   /** The publisher's STUN/TURN servers (`--stun`, `--turn`, PEERFILL_TURN_SECRET); none = clients keep their defaults. */
   ice: IceSettings;
   snapshotIntervalMs: number;
+  /** A connection on which nothing moves for this long is closed (stalled readers, silent uploaders); never a bound on a moving download. */
+  idleTimeoutMs: number;
+  /** A request (headers and body) must arrive within this. */
+  requestTimeoutMs: number;
+  /** POST /downloads per client address: sustained per second, and the burst on top. */
+  sessionCreatesPerSecond: number;
+  sessionCreateBurst: number;
+  /** Sessions the store holds at most. */
+  maxSessions: number;
+  /** PEERFILL_METRICS_TOKEN (environment only); unset = /metrics for loopback clients only. */
+  metricsToken: string | undefined;
   /** How often the catalog is rescanned for new or changed files (0: only on SIGHUP). */
   rescanIntervalSeconds: number;
   logLevel: string;
@@ -138,6 +153,16 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     else errors.push(...parsed.errors.map((message) => `PEERFILL_SIGNING_KEYS: ${message}`));
   }
 
+  let publisherKeys: SigningKey[] | undefined;
+  if (env.PEERFILL_PUBLISHER_KEYS !== undefined && env.PEERFILL_PUBLISHER_KEYS !== '') {
+    const parsed = parseSigningKeys(env.PEERFILL_PUBLISHER_KEYS);
+    if (parsed.ok) publisherKeys = parsed.keys;
+    else errors.push(...parsed.errors.map((message) => `PEERFILL_PUBLISHER_KEYS: ${message}`));
+  }
+  const defaultVisibility = env.PEERFILL_DEFAULT_VISIBILITY || 'public';
+  if (defaultVisibility !== 'public' && defaultVisibility !== 'private') errors.push(`PEERFILL_DEFAULT_VISIBILITY must be public or private (got "${defaultVisibility}")`);
+  const privatePrefixes = (env.PEERFILL_PRIVATE_PREFIXES ?? '').split(',').map((prefix) => prefix.trim().replace(/^\/+/, '')).filter((prefix) => prefix !== '');
+
   const egress = integer(errors, '--egress-limit / PEERFILL_EGRESS_BYTES_PER_SECOND', flagOrEnv(str('egress-limit'), env.PEERFILL_EGRESS_BYTES_PER_SECOND), 0, 0, Number.MAX_SAFE_INTEGER);
   const redisUrl = flagOrEnv(str('redis'), env.REDIS_URL);
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) errors.push(`--redis / REDIS_URL must be a redis:// URL`);
@@ -185,6 +210,8 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     publicUrl,
     serverUrl,
     signingKeys,
+    publisherKeys,
+    visibility: { isPrivateByDefault: defaultVisibility === 'private', privatePrefixes },
     urlTtlSeconds: integer(errors, '--url-ttl / PEERFILL_URL_TTL_SECONDS', flagOrEnv(str('url-ttl'), env.PEERFILL_URL_TTL_SECONDS), 3600, 10, 7 * 24 * 3600),
     egressBytesPerSecond: egress === 0 ? undefined : egress,
     redisUrl,
@@ -195,6 +222,12 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     ice,
     rescanIntervalSeconds: integer(errors, '--rescan-interval / PEERFILL_RESCAN_INTERVAL_SECONDS', flagOrEnv(str('rescan-interval'), env.PEERFILL_RESCAN_INTERVAL_SECONDS), 60, 0, 86_400),
     snapshotIntervalMs: integer(errors, 'PEERFILL_SNAPSHOT_INTERVAL_MS', env.PEERFILL_SNAPSHOT_INTERVAL_MS, 30_000, 100, 3_600_000),
+    idleTimeoutMs: 1000 * integer(errors, 'PEERFILL_IDLE_TIMEOUT_SECONDS', env.PEERFILL_IDLE_TIMEOUT_SECONDS, 60, 1, 3600),
+    sessionCreatesPerSecond: integer(errors, 'PEERFILL_SESSION_RATE_PER_SECOND', env.PEERFILL_SESSION_RATE_PER_SECOND, 5, 1, 1_000_000),
+    sessionCreateBurst: integer(errors, 'PEERFILL_SESSION_BURST', env.PEERFILL_SESSION_BURST, 100, 1, 10_000_000),
+    metricsToken: env.PEERFILL_METRICS_TOKEN || undefined,
+    maxSessions: integer(errors, 'PEERFILL_MAX_SESSIONS', env.PEERFILL_MAX_SESSIONS, 1_000_000, 1, 100_000_000),
+    requestTimeoutMs: 1000 * integer(errors, 'PEERFILL_REQUEST_TIMEOUT_SECONDS', env.PEERFILL_REQUEST_TIMEOUT_SECONDS, 30, 1, 600),
     logLevel,
   };
   if (errors.length > 0) throw new ConfigError(errors);
@@ -211,5 +244,7 @@ export function originConfigFrom(config: ServerConfig): OriginConfig {
     signingKeys: config.signingKeys,
     urlTtlSeconds: config.urlTtlSeconds,
     egressBytesPerSecond: config.egressBytesPerSecond,
+    visibility: config.visibility,
+    publisherKeys: config.publisherKeys,
   };
 }

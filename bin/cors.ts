@@ -16,7 +16,7 @@ export function installCors(app: FastifyInstance): void {
     res.setHeader('access-control-expose-headers', 'content-range, content-length, accept-ranges, etag, last-modified, content-disposition');
     if (request.method === 'OPTIONS') {
       res.setHeader('access-control-allow-methods', 'GET, HEAD, POST, PATCH, OPTIONS');
-      res.setHeader('access-control-allow-headers', 'authorization, content-type, range, if-range');
+      res.setHeader('access-control-allow-headers', 'authorization, content-type, range, if-range, x-peerfill-grant');
       res.setHeader('access-control-max-age', '86400');
       res.setHeader('vary', 'origin');
       return reply.code(204).send();

@@ -15,15 +15,17 @@ const USAGE = `peerfill — peer-assisted hybrid CDN
                  [--redis URL] [--egress-limit BYTES_PER_S] [--url-ttl S] [--open]
                  [--rescan-interval S]   (SIGHUP rescans the catalog at once)
   peerfill tracker --origin URL [--port N] [--host H] [--redis URL] [--open]
-  peerfill add PATH|s3://bucket/key [--data-dir DIR]
+  peerfill add PATH|s3://bucket/key [--private] [--data-dir DIR]
   peerfill sign FILE_ID [--expires-in SECONDS]
+  peerfill grant FILE_ID --user USER [--expires-in SECONDS]
   peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS]
   peerfill seed FILE --server URL [--file-id ID]
 
 Environment: PEERFILL_SIGNING_KEYS (kid:secret,...), PEERFILL_DATA_DIR, PEERFILL_PUBLIC_URL,
 PEERFILL_FILES_DIR, PEERFILL_PORT, PEERFILL_HOST, REDIS_URL, PEERFILL_S3_BUCKET,
 PEERFILL_S3_PREFIX, PEERFILL_S3_ENDPOINT, PEERFILL_S3_REGION, PEERFILL_S3_PRESIGN,
-PEERFILL_EGRESS_BYTES_PER_SECOND, PEERFILL_LOG_LEVEL. See README.md.
+PEERFILL_EGRESS_BYTES_PER_SECOND, PEERFILL_LOG_LEVEL, PEERFILL_PUBLISHER_KEYS (kid:secret,...),
+PEERFILL_DEFAULT_VISIBILITY, PEERFILL_PRIVATE_PREFIXES. See README.md.
 `;
 
 const EXIT_USAGE = 2;
@@ -86,17 +88,42 @@ async function tracker(argv: string[]): Promise<number> {
 }
 
 async function add(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { ...SERVER_OPTIONS }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args: argv, options: { ...SERVER_OPTIONS, private: { type: 'boolean' } }, allowPositionals: true, strict: true });
   if (positionals.length !== 1 || values.help) {
-    process.stderr.write('usage: peerfill add PATH|s3://bucket/key [--data-dir DIR]\n');
+    process.stderr.write('usage: peerfill add PATH|s3://bucket/key [--private] [--data-dir DIR]\n');
     return EXIT_USAGE;
   }
-  const rest = argv.filter((arg) => arg !== positionals[0]);
+  const rest = argv.filter((arg) => arg !== positionals[0] && arg !== '--private');
   const config = loadServerConfig(rest, process.env, process.cwd());
   // Not the whole origin: no scan of the folder, no fastify, no AWS SDK unless S3 is used.
   const { addFile } = await import('../origin/add-file.ts');
-  const manifest = await addFile(originConfigFrom(config), positionals[0]!, { logger: await createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel) });
-  process.stdout.write(`${JSON.stringify({ file_id: manifest.file_id, name: manifest.name, size: manifest.size, sha256: manifest.sha256, info_hash: manifest.info_hash, chunks: manifest.chunks.length })}\n`);
+  const isPrivate = values.private === true;
+  const manifest = await addFile(originConfigFrom(config), positionals[0]!, { logger: await createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), isPrivate });
+  process.stdout.write(`${JSON.stringify({ file_id: manifest.file_id, name: manifest.name, size: manifest.size, sha256: manifest.sha256, info_hash: manifest.info_hash, chunks: manifest.chunks.length, private: isPrivate })}\n`);
+  return 0;
+}
+
+/** `peerfill grant FILE_ID --user U [--expires-in S]`: a grant for one user, signed with the first PEERFILL_PUBLISHER_KEYS key. */
+async function grant(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { user: { type: 'string' }, 'expires-in': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  const usage = 'usage: peerfill grant FILE_ID --user USER [--expires-in SECONDS]   (key: PEERFILL_PUBLISHER_KEYS)\n';
+  if (positionals.length !== 1 || values.help || values.user === undefined) {
+    process.stderr.write(usage);
+    return values.help ? 0 : EXIT_USAGE;
+  }
+  const { FileIdSchema, GrantUserSchema, createCodec, mintGrant, parseSigningKeys } = await import('../protocol/index.ts');
+  const errors: string[] = [];
+  const spec = process.env.PEERFILL_PUBLISHER_KEYS ?? '';
+  const keys = spec === '' ? undefined : parseSigningKeys(spec);
+  if (!keys) errors.push('PEERFILL_PUBLISHER_KEYS is required: the key a grant is signed with');
+  else if (!keys.ok) errors.push(...keys.errors.map((message) => `PEERFILL_PUBLISHER_KEYS: ${message}`));
+  if (!createCodec(FileIdSchema).is(positionals[0])) errors.push(`FILE_ID is not a file id (got "${positionals[0]}")`);
+  if (!createCodec(GrantUserSchema).is(values.user)) errors.push('--user must be 1-128 characters of [A-Za-z0-9_.:@+-]');
+  const expiresIn = Number(values['expires-in'] ?? 3600);
+  if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > 366 * 86_400) errors.push('--expires-in must be an integer from 1 to 31622400 seconds');
+  if (errors.length > 0 || !keys?.ok) throw new ConfigError(errors);
+  const minted = await mintGrant(keys.keys[0]!, { fileId: positionals[0]!, user: values.user, expiresAtSeconds: Math.floor(Date.now() / 1000) + expiresIn });
+  process.stdout.write(`${minted}\n`);
   return 0;
 }
 
@@ -132,6 +159,8 @@ async function main(argv: string[]): Promise<number> {
       return add(rest);
     case 'sign':
       return sign(rest);
+    case 'grant':
+      return grant(rest);
     case 'get': {
       const { runGet } = await import('../client/node/cli-get.ts');
       return runGet(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env });

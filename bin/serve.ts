@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import { LogController, fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createOrigin, type Origin } from '../origin/index.ts';
 import { createStore, createTracker, type StoreConfig, type Tracker } from '../tracker/index.ts';
-import { PfError, isPfError, type ErrorBody } from '../protocol/index.ts';
 import { originConfigFrom, type ServerConfig } from './config.ts';
 import { installCors } from './cors.ts';
+import { createHttpApp, type HttpLimits } from './http-app.ts';
 import { pagePlugin } from './page.ts';
 
 /** The composition root of `peerfill serve`: origin + tracker + web page in one fastify app. */
@@ -19,30 +19,16 @@ export interface Server {
 
 export function storeConfigFrom(config: ServerConfig): StoreConfig {
   return config.redisUrl
-    ? { kind: 'redis', url: config.redisUrl }
-    : { kind: 'memory', snapshotPath: join(config.dataDir, 'tracker-snapshot.json'), snapshotIntervalMs: config.snapshotIntervalMs };
+    ? { kind: 'redis', url: config.redisUrl, maxSessions: config.maxSessions }
+    : { kind: 'memory', snapshotPath: join(config.dataDir, 'tracker-snapshot.json'), snapshotIntervalMs: config.snapshotIntervalMs, maxSessions: config.maxSessions };
+}
+
+export function httpLimitsFrom(config: ServerConfig): Partial<HttpLimits> {
+  return { idleTimeoutMs: config.idleTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, headersTimeoutMs: Math.min(10_000, config.requestTimeoutMs) };
 }
 
 export function trackerUrlFor(serverUrl: string): string {
   return `${serverUrl.replace(/^http/, 'ws')}/announce`;
-}
-
-/** Errors leave as `{error:{code,message}}`; internals (stacks, S3 keys) never do. */
-export function installErrorHandler(app: FastifyInstance, logger: Logger): void {
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
-    if (isPfError(error)) return reply.status(error.statusCode).send(error.toBody());
-    if (error.validation) {
-      const body: ErrorBody = { error: { code: 'PF_ERR_VALIDATION', message: error.message } };
-      return reply.status(400).send(body);
-    }
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      const body: ErrorBody = { error: { code: 'PF_ERR_BAD_REQUEST', message: error.message } };
-      return reply.status(error.statusCode).send(body);
-    }
-    logger.error({ err: error }, 'unhandled request error');
-    return reply.status(500).send(new PfError('PF_ERR_INTERNAL').toBody());
-  });
-  app.setNotFoundHandler((_request, reply) => reply.status(404).send(new PfError('PF_ERR_NOT_FOUND').toBody()));
 }
 
 export async function buildServer(config: ServerConfig, logger: Logger): Promise<Server> {
@@ -58,13 +44,15 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
       announceIntervalSeconds: config.announceIntervalSeconds,
       speedFloorBitsPerSecond: config.speedFloorBitsPerSecond,
       ice: config.ice,
+      sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond,
+      sessionCreateBurstPerAddress: config.sessionCreateBurst,
+      publisherKeys: config.publisherKeys,
+      metricsToken: config.metricsToken,
     },
     { directory: origin.directory, minter: origin.minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );
 
-  const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
-  const app = fastify({ loggerInstance: httpLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
-  installErrorHandler(app, logger);
+  const app = createHttpApp(logger, httpLimitsFrom(config));
   installCors(app);
   await app.register(origin.plugin);
   await app.register(tracker.plugin);

@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
-import { LogController, fastify, type FastifyBaseLogger } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createRemoteDirectory, createSigningMinter, createStore, createTracker } from '../tracker/index.ts';
 import { ConfigError, loadServerConfig } from './config.ts';
 import { installCors } from './cors.ts';
 import { createLogger } from './logger.ts';
-import { installErrorHandler, trackerUrlFor } from './serve.ts';
+import { createHttpApp } from './http-app.ts';
+import { httpLimitsFrom, trackerUrlFor } from './serve.ts';
 
 /**
  * `peerfill tracker --origin URL`: the control plane alone, one of many processes sharing
@@ -30,18 +30,16 @@ export async function runTracker(
   const directory = createRemoteDirectory({ originUrl: originUrl!, logger: logger.child({ component: 'directory' }) });
   const minter = createSigningMinter({ publicUrl: config.publicUrl === config.serverUrl ? originUrl! : config.publicUrl, keys: config.signingKeys!, ttlSeconds: config.urlTtlSeconds, directory });
   const store = await createStore(
-    config.redisUrl ? { kind: 'redis', url: config.redisUrl } : { kind: 'memory' },
+    config.redisUrl ? { kind: 'redis', url: config.redisUrl, maxSessions: config.maxSessions } : { kind: 'memory', maxSessions: config.maxSessions },
     { logger: logger.child({ component: 'store' }) },
   );
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const tracker = await createTracker(
-    { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds, speedFloorBitsPerSecond: config.speedFloorBitsPerSecond, ice: config.ice },
+    { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds, speedFloorBitsPerSecond: config.speedFloorBitsPerSecond, sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond, sessionCreateBurstPerAddress: config.sessionCreateBurst, publisherKeys: config.publisherKeys, metricsToken: config.metricsToken, ice: config.ice },
     { directory, minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );
-  const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
-  const app = fastify({ loggerInstance: httpLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
-  installErrorHandler(app, logger);
+  const app = createHttpApp(logger, httpLimitsFrom(config));
   installCors(app);
   await app.register(tracker.plugin);
   app.get('/healthz', async (_request, reply) =>

@@ -5,6 +5,8 @@ import type { SessionClient } from './session-client.ts';
 export interface DownloadTarget {
   serverUrl: string;
   fileId: string;
+  /** A private file: the publisher's grant for this user (see protocol/grant.ts). */
+  grant?: string;
 }
 
 /** What the server says of a session that no longer exists for us: open a new one. */
@@ -25,6 +27,7 @@ export class DownloadSession {
   #downloadUrl = '';
   #speedFloorBitsPerSecond: number | undefined;
   #iceServers: IceServer[] | undefined;
+  #announceProof: string | undefined;
 
   constructor(options: {
     target: DownloadTarget;
@@ -53,6 +56,11 @@ export class DownloadSession {
   /** The publisher's STUN/TURN servers, as the server last said (undefined = the client's defaults). Fresh TURN credentials come with every answer. */
   get iceServers(): IceServer[] | undefined {
     return this.#iceServers;
+  }
+
+  /** Proof of the session for announces (pf_proof), as the server last handed it out. */
+  get announceProof(): string | undefined {
+    return this.#announceProof;
   }
 
   /** The current signed URL of the file's bytes. */
@@ -114,7 +122,7 @@ export class DownloadSession {
   }
 
   async #create(): Promise<ResumeData> {
-    const created = await this.#api.create(this.#target.fileId, this.#clientId);
+    const created = await this.#api.create(this.#target.fileId, this.#clientId, undefined, this.#target.grant);
     const { serverUrl, fileId } = this.#target;
     const state: ResumeData = {
       session_id: created.session_id,
@@ -128,6 +136,7 @@ export class DownloadSession {
     this.#state = state;
     this.#speedFloorBitsPerSecond = created.speed_floor_bps;
     this.#iceServers = created.ice_servers;
+    this.#announceProof = created.announce_proof;
     this.#downloadUrl = new URL(created.download_url, `${serverUrl}/`).href;
     await this.#store.saveResumeData(state);
     return state;
@@ -140,6 +149,7 @@ export class DownloadSession {
     if (!answer.download_url) throw new PfError('PF_ERR_UPSTREAM', 'PATCH resumed returned no download_url');
     this.#speedFloorBitsPerSecond = answer.speed_floor_bps;
     this.#iceServers = answer.ice_servers;
+    this.#announceProof = answer.announce_proof ?? this.#announceProof;
     this.#downloadUrl = new URL(answer.download_url, `${this.#target.serverUrl}/`).href;
   }
 

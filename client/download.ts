@@ -333,6 +333,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       downloadedBytes: verified,
       leftBytes: Math.max(0, (this.manifest?.size ?? 0) - verified),
       sessionId: this.#session.state?.session_id,
+      sessionProof: this.#session.announceProof,
       haveBase64Url: scheduler?.have.toBase64Url(),
       bytesConfirmed: verified,
       bytesFromPeers: this.#counter.fromPeersBytes,

@@ -49,8 +49,8 @@ export class SessionClient {
     this.#request = request;
   }
 
-  async create(fileId: string, clientId?: string, signal?: AbortSignal): Promise<CreateDownloadResponse> {
-    const body = clientId === undefined ? { file_id: fileId } : { file_id: fileId, client_id: clientId };
+  async create(fileId: string, clientId?: string, signal?: AbortSignal, grant?: string): Promise<CreateDownloadResponse> {
+    const body = { file_id: fileId, ...(clientId === undefined ? {} : { client_id: clientId }), ...(grant === undefined ? {} : { grant }) };
     const value = await this.#json(`${this.serverUrl}/downloads`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal });
     const decoded = createDownloadResponseCodec.decode(value);
     if (!decoded.ok) throw new PfError('PF_ERR_UPSTREAM', `bad POST /downloads answer: ${decoded.errors.join('; ')}`);

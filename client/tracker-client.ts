@@ -33,6 +33,8 @@ export interface AnnounceStats {
   downloadedBytes: number;
   leftBytes: number;
   sessionId?: string;
+  /** The session answers' announce_proof: without it the tracker ignores the pf_* fields. */
+  sessionProof?: string;
   haveBase64Url?: string;
   bytesConfirmed?: number;
   bytesFromPeers?: number;
@@ -213,6 +215,7 @@ export class TrackerClient extends TypedEmitter<TrackerClientEvents> {
     };
     if (event) body.event = event;
     if (stats.sessionId !== undefined) body.pf_session = stats.sessionId;
+    if (stats.sessionProof !== undefined) body.pf_proof = stats.sessionProof;
     if (stats.haveBase64Url !== undefined) body.pf_have = stats.haveBase64Url;
     if (stats.bytesConfirmed !== undefined) body.pf_bytes_confirmed = stats.bytesConfirmed;
     if (stats.bytesFromPeers !== undefined) body.pf_from_peers = stats.bytesFromPeers;

@@ -8,12 +8,13 @@ import { ManifestCache } from './manifest-cache.ts';
 import { SourceLocator } from './source-locator.ts';
 
 /** Publish one more file into `catalog`, and remember it under dataDir unless the root scan finds it anyway. */
-export async function publishAddedFile(pathOrS3Url: string, deps: { locator: SourceLocator; catalog: Catalog; dataDir: string }): Promise<Manifest> {
-  const source = await SourceLocator.sourceOf(pathOrS3Url);
+export async function publishAddedFile(pathOrS3Url: string, deps: { locator: SourceLocator; catalog: Catalog; dataDir: string; isPrivate: boolean }): Promise<Manifest> {
+  const source = { ...(await SourceLocator.sourceOf(pathOrS3Url)), ...(deps.isPrivate ? { private: true } : {}) };
   const { candidate, isCoveredByRoot } = await deps.locator.locate(source);
   if (!candidate) throw new PfError('PF_ERR_FILE_NOT_FOUND', `cannot publish ${pathOrS3Url}`);
   const manifest = await deps.catalog.publish(candidate);
-  if (!isCoveredByRoot) await rememberAddedSource(deps.dataDir, source);
+  // A covered file is found by the scan anyway; it is recorded only to carry its visibility.
+  if (!isCoveredByRoot || deps.isPrivate) await rememberAddedSource(deps.dataDir, source);
   return manifest;
 }
 
@@ -25,13 +26,13 @@ async function* nothing(): AsyncIterable<never> {}
  * signing key is loaded and no HTTP code is imported; a running origin publishes the
  * file on its next rescan, from the manifest cached here.
  */
-export async function addFile(config: OriginConfig, pathOrS3Url: string, deps: { logger: Logger }): Promise<Manifest> {
+export async function addFile(config: OriginConfig, pathOrS3Url: string, deps: { logger: Logger; isPrivate?: boolean }): Promise<Manifest> {
   checkOriginConfig(config);
   const locator = await SourceLocator.create(config);
   const builder = new ManifestBuilder({ hashWorkers: config.hashWorkers ?? 1, logger: deps.logger.child({ component: 'manifest-builder' }) });
   const catalog = new Catalog({ discover: nothing, builder, cache: new ManifestCache(config.dataDir, deps.logger), logger: deps.logger.child({ component: 'catalog' }) });
   try {
-    return await publishAddedFile(pathOrS3Url, { locator, catalog, dataDir: config.dataDir });
+    return await publishAddedFile(pathOrS3Url, { locator, catalog, dataDir: config.dataDir, isPrivate: deps.isPrivate ?? false });
   } finally {
     await catalog.close();
     await builder.close();

@@ -6,8 +6,8 @@ import { PfError, createCodec, parseJson } from '../protocol/index.ts';
 
 /** Files registered with `peerfill add` that the folder/bucket scan would not find by itself. */
 const AddedSourceSchema = Type.Union([
-  Type.Object({ kind: Type.Literal('path'), path: Type.String({ minLength: 1 }) }),
-  Type.Object({ kind: Type.Literal('s3'), bucket: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }) }),
+  Type.Object({ kind: Type.Literal('path'), path: Type.String({ minLength: 1 }), private: Type.Optional(Type.Boolean()) }),
+  Type.Object({ kind: Type.Literal('s3'), bucket: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), private: Type.Optional(Type.Boolean()) }),
 ]);
 export type AddedSource = Static<typeof AddedSourceSchema>;
 const AddedFileCodec = createCodec(Type.Object({ v: Type.Literal(1), sources: Type.Array(AddedSourceSchema) }));
@@ -39,10 +39,13 @@ export async function readAddedSources(dataDir: string): Promise<AddedSource[]> 
   return decoded.value.sources;
 }
 
+/** Record (or update the visibility of) an added file. */
 export async function rememberAddedSource(dataDir: string, source: AddedSource): Promise<void> {
   const sources = await readAddedSources(dataDir);
-  if (sources.some((existing) => sameSource(existing, source))) return;
-  sources.push(source);
+  const index = sources.findIndex((existing) => sameSource(existing, source));
+  if (index >= 0 && sources[index]!.private === source.private) return;
+  if (index >= 0) sources[index] = source;
+  else sources.push(source);
   await mkdir(dataDir, { recursive: true });
   const temporary = join(dataDir, `.${FILE_NAME}.${randomBytes(6).toString('hex')}.tmp`);
   await writeFile(temporary, `${JSON.stringify({ v: 1, sources }, null, 2)}\n`);

@@ -17,6 +17,8 @@ export interface CatalogEntry {
   key: string;
   stat: StorageStat;
   manifest: Manifest;
+  /** Unlisted; manifest and sessions need the publisher's grant or key. */
+  isPrivate: boolean;
 }
 
 /** A file that could be published: located, not yet hashed. */
@@ -25,6 +27,7 @@ export interface CatalogCandidate {
   storage: Storage;
   key: string;
   stat: StorageStat;
+  isPrivate: boolean;
 }
 
 /** File ids are derived from where a file lives, never from a counter: stable across restarts. */
@@ -73,12 +76,12 @@ export class Catalog implements FileDirectory {
 
   getByFileId(fileId: string): Promise<PublishedFile | undefined> {
     const entry = this.entries.get(fileId);
-    return Promise.resolve(entry && { manifest: entry.manifest });
+    return Promise.resolve(entry && { manifest: entry.manifest, isPrivate: entry.isPrivate });
   }
 
   getByInfoHash(infoHash: string): Promise<PublishedFile | undefined> {
     const entry = this.byInfoHash.get(infoHash.toLowerCase());
-    return Promise.resolve(entry && { manifest: entry.manifest });
+    return Promise.resolve(entry && { manifest: entry.manifest, isPrivate: entry.isPrivate });
   }
 
   refresh(): Promise<void> {
@@ -127,7 +130,7 @@ export class Catalog implements FileDirectory {
       if (seen.has(fileId)) continue;
       seen.add(fileId);
       const existing = this.entries.get(fileId);
-      if (existing && sameContent(existing.stat, candidate.stat)) continue;
+      if (existing && sameContent(existing.stat, candidate.stat) && existing.isPrivate === candidate.isPrivate) continue;
       try {
         this.put(await this.entryFor(candidate, existing));
       } catch (error) {
@@ -153,7 +156,7 @@ export class Catalog implements FileDirectory {
     const name = publishedName(candidate.key);
     if (name === '') throw new PfError('PF_ERR_VALIDATION', 'a file needs a name');
     const contentType = contentTypeFor(name);
-    if (existing && sameContent(existing.stat, candidate.stat)) return { ...existing, storage: candidate.storage, key: candidate.key };
+    if (existing && sameContent(existing.stat, candidate.stat)) return { ...existing, storage: candidate.storage, key: candidate.key, isPrivate: candidate.isPrivate };
     const cacheKey = ManifestCache.keyOf(candidate.sourceId, candidate.stat, name, contentType);
     let manifest = await this.options.cache.get(cacheKey, { fileId, sizeBytes: candidate.stat.sizeBytes });
     if (!manifest) {
@@ -189,6 +192,6 @@ export class Catalog implements FileDirectory {
       await this.options.cache.put(cacheKey, manifest);
       this.options.logger.info({ fileId, name, sizeBytes: manifest.size, infoHash: manifest.info_hash }, 'manifest built');
     }
-    return { fileId, sourceId: candidate.sourceId, storage: candidate.storage, key: candidate.key, stat: candidate.stat, manifest };
+    return { fileId, sourceId: candidate.sourceId, storage: candidate.storage, key: candidate.key, stat: candidate.stat, manifest, isPrivate: candidate.isPrivate };
   }
 }

@@ -16,6 +16,24 @@ export interface OriginConfig {
   egressBytesPerSecond?: number;
   /** Threads hashing chunks while the main thread hashes the whole file. Default 1. */
   hashWorkers?: number;
+  /** Visibility: files are public unless one of these says private. */
+  visibility?: VisibilityConfig;
+  /** PEERFILL_PUBLISHER_KEYS: sign grants and serve as API keys for private files. */
+  publisherKeys?: SigningKey[];
+}
+
+export interface VisibilityConfig {
+  /** The catalog's default for every file (PEERFILL_DEFAULT_VISIBILITY). Default public. */
+  isPrivateByDefault?: boolean;
+  /** Folders (key prefixes under the files folder or bucket prefix, e.g. `premium/`) whose files are private. */
+  privatePrefixes?: string[];
+}
+
+/** Whether a file of the root scan is private by the folder and catalog settings (`add --private` is recorded per file). */
+export function isPrivateKey(visibility: VisibilityConfig | undefined, key: string): boolean {
+  if (visibility?.isPrivateByDefault) return true;
+  return (visibility?.privatePrefixes ?? []).some((prefix) => key.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
+
 }
 
 export function checkOriginConfig(config: OriginConfig): void {

@@ -16,7 +16,6 @@ import { OriginUrlMinter } from './url-minter.ts';
 
 export { addFile } from './add-file.ts';
 export type { OriginConfig } from './config.ts';
-export { buildOriginApp } from './app.ts';
 
 export interface Origin {
   /** Registers `/files*` and `/d/*` (not `/healthz`, not `/`). */
@@ -24,7 +23,7 @@ export interface Origin {
   directory: FileDirectory;
   minter: UrlMinter;
   /** `peerfill add PATH|s3://bucket/key`: publish one more file (remembered under dataDir). */
-  addFile(pathOrS3Url: string): Promise<Manifest>;
+  addFile(pathOrS3Url: string, options?: { isPrivate?: boolean }): Promise<Manifest>;
   /** Rescan the folder/bucket and added files: publish new ones, rehash changed ones. */
   refresh(): Promise<void>;
   close(): Promise<void>;
@@ -37,12 +36,20 @@ export interface Origin {
 export async function createOrigin(config: OriginConfig, deps: { logger: Logger }): Promise<Origin> {
   const logger = deps.logger;
   checkOriginConfig(config);
-  const locator = await SourceLocator.create(config);
+  // Reported once per file: a rescan every minute would repeat it forever.
+  const reported = new Set<string>();
+  const locator = await SourceLocator.create(config, {
+    onUnpublishable(path, reason) {
+      if (reported.has(path) || reported.size >= 10_000) return;
+      reported.add(path);
+      logger.warn({ path, reason }, 'file not published');
+    },
+  });
   const keys = await loadSigningKeys(config.dataDir, config.signingKeys, logger.child({ component: 'keys' }));
   const signer = new UrlSigner(keys);
   const builder = new ManifestBuilder({ hashWorkers: config.hashWorkers ?? 1, logger: logger.child({ component: 'manifest-builder' }) });
   const catalog = new Catalog({
-    discover: () => locator.discover(config.dataDir),
+    discover: () => locator.discover(config.dataDir, config.visibility),
     builder,
     cache: new ManifestCache(config.dataDir, logger),
     logger: logger.child({ component: 'catalog' }),
@@ -55,7 +62,7 @@ export async function createOrigin(config: OriginConfig, deps: { logger: Logger 
   const dataPlaneLogger = logger.child({ component: 'data-plane' });
 
   const plugin: FastifyPluginAsync = (app) => {
-    registerFileRoutes(app, catalog);
+    registerFileRoutes(app, catalog, { signer, publisherKeys: config.publisherKeys ?? [] });
     registerDataPlane(app, { catalog, signer, limiter, logger: dataPlaneLogger });
     return Promise.resolve();
   };
@@ -64,7 +71,7 @@ export async function createOrigin(config: OriginConfig, deps: { logger: Logger 
     plugin,
     directory: catalog,
     minter,
-    addFile: (pathOrS3Url) => publishAddedFile(pathOrS3Url, { locator, catalog, dataDir: config.dataDir }),
+    addFile: (pathOrS3Url, options) => publishAddedFile(pathOrS3Url, { locator, catalog, dataDir: config.dataDir, isPrivate: options?.isPrivate ?? false }),
     refresh: () => catalog.refresh(),
     async close() {
       await catalog.close();

@@ -1,7 +1,19 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { FileEntrySchema, FileIdSchema, FileListSchema, ManifestSchema, PfError, type FileEntry } from '../protocol/index.ts';
+import type { FastifyRequest } from 'fastify';
+import {
+  FileEntrySchema,
+  FileIdSchema,
+  FileListSchema,
+  ManifestSchema,
+  PfError,
+  checkPublisherAccess,
+  publisherCredentialsOf,
+  type FileEntry,
+  type SigningKey,
+} from '../protocol/index.ts';
 import type { Catalog, CatalogEntry } from './catalog.ts';
+import type { UrlSigner } from './signer.ts';
 
 const IdParamsSchema = Type.Object({ id: FileIdSchema });
 /** Typed by the route generic; fastify checks params against the schema before the handler. */
@@ -23,30 +35,41 @@ export function fileEntryOf(entry: CatalogEntry): FileEntry {
   };
 }
 
-/** `GET /files`, `GET /files/:id`, `GET /files/:id/manifest`, schema'd from protocol/. */
-export function registerFileRoutes(app: FastifyInstance, catalog: Catalog): void {
-  const entryOr404 = (id: string): CatalogEntry => {
+/**
+ * `GET /files`, `GET /files/:id`, `GET /files/:id/manifest`, schema'd from protocol/. Private
+ * files are not listed; reading one needs a publisher key, a grant for it, or (for the
+ * manifest) the signed URL a session answer carries.
+ */
+export function registerFileRoutes(app: FastifyInstance, catalog: Catalog, access: { signer: UrlSigner; publisherKeys: readonly SigningKey[] }): void {
+  const nowSeconds = () => Math.floor(Date.now() / 1000);
+  const readable = async (request: FastifyRequest, id: string): Promise<CatalogEntry> => {
     const entry = catalog.get(id);
     if (!entry) throw new PfError('PF_ERR_FILE_NOT_FOUND');
+    if (!entry.isPrivate) return entry;
+    const path = (request.raw.url ?? '').split('?', 1)[0]!;
+    if (access.signer.verify('GET', path, request.query, nowSeconds()) === 'ok') return entry;
+    const checked = await checkPublisherAccess(access.publisherKeys, publisherCredentialsOf(request.headers), entry.fileId, nowSeconds());
+    if (!checked.ok) throw new PfError('PF_ERR_FORBIDDEN');
     return entry;
   };
+  const privateNoStore = (entry: CatalogEntry) => (entry.isPrivate ? 'private, no-store' : 'no-cache');
 
   app.get('/files', { schema: { response: { 200: FileListSchema } } }, async (_request, reply) => {
     void reply.header('cache-control', 'no-cache');
-    return { files: catalog.list().map(fileEntryOf) };
+    return { files: catalog.list().filter((entry) => !entry.isPrivate).map(fileEntryOf) };
   });
 
   app.get<IdRoute>('/files/:id', { schema: { params: IdParamsSchema, response: { 200: FileEntrySchema } } }, async (request, reply) => {
-    const { id } = request.params;
-    void reply.header('cache-control', 'no-cache');
-    return fileEntryOf(entryOr404(id));
+    const entry = await readable(request, request.params.id);
+    void reply.header('cache-control', privateNoStore(entry));
+    return fileEntryOf(entry);
   });
 
   app.get<IdRoute>('/files/:id/manifest', { schema: { params: IdParamsSchema, response: { 200: ManifestSchema } } }, async (request, reply) => {
-    const { id } = request.params;
-    const { manifest } = entryOr404(id);
+    const entry = await readable(request, request.params.id);
+    const { manifest } = entry;
     // The info_hash names the content: a manifest is revalidated, never served stale.
-    void reply.header('etag', `"${manifest.info_hash}"`).header('cache-control', 'no-cache');
+    void reply.header('etag', `"${manifest.info_hash}"`).header('cache-control', privateNoStore(entry));
     return manifest;
   });
 }

@@ -3,7 +3,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { PfError } from '../protocol/index.ts';
 import { parseS3Url, readAddedSources, type AddedSource } from './added-sources.ts';
 import type { CatalogCandidate } from './catalog.ts';
-import type { OriginConfig } from './config.ts';
+import { isPrivateKey, type OriginConfig, type VisibilityConfig } from './config.ts';
 import type { Storage } from './storage.ts';
 import { FolderStorage } from './storage-folder.ts';
 // A type only: the AWS SDK is loaded when a bucket is first used, so folder mode never loads it.
@@ -23,13 +23,13 @@ export class SourceLocator {
     private readonly rootBucket: S3Storage | undefined,
   ) {}
 
-  static async create(config: Pick<OriginConfig, 'filesDir' | 's3'>): Promise<SourceLocator> {
+  static async create(config: Pick<OriginConfig, 'filesDir' | 's3'>, hooks: { onUnpublishable?: (path: string, reason: string) => void } = {}): Promise<SourceLocator> {
     if (config.s3) {
       const { S3Storage } = await import('./storage-s3.ts');
       const bucket = new S3Storage(config.s3);
       return new SourceLocator(bucket, config.s3, bucket);
     }
-    return new SourceLocator(await FolderStorage.create(config.filesDir ?? ''), undefined, undefined);
+    return new SourceLocator(await FolderStorage.create(config.filesDir ?? '', hooks), undefined, undefined);
   }
 
   /** What `peerfill add` was given: an `s3://bucket/key` URL, or a path to a regular file (symlinks resolved). */
@@ -62,19 +62,27 @@ export class SourceLocator {
       [storage, key, sourceId] = [bucket, source.key, `${bucket.sourcePrefix}${source.key}`];
     }
     const found = await storage.stat(key);
-    return { candidate: found && { sourceId, storage, key, stat: found }, isCoveredByRoot };
+    return { candidate: found && { sourceId, storage, key, stat: found, isPrivate: source.private === true }, isCoveredByRoot };
   }
 
-  /** Every file to publish: the root scan, then the added files that still exist. */
-  async *discover(dataDir: string): AsyncIterable<CatalogCandidate> {
+  /**
+   * Every file to publish: the root scan, then the added files that still exist. A file is
+   * private by the folder and catalog settings, or when it was added with `--private` (which
+   * also marks a file the root scan covers).
+   */
+  async *discover(dataDir: string, visibility?: VisibilityConfig): AsyncIterable<CatalogCandidate> {
+    const added: { candidate: CatalogCandidate; isCoveredByRoot: boolean }[] = [];
+    for (const source of await readAddedSources(dataDir)) {
+      const located = await this.locate(source).catch(() => undefined);
+      if (located?.candidate) added.push({ candidate: { ...located.candidate, isPrivate: source.private === true }, isCoveredByRoot: located.isCoveredByRoot });
+    }
+    const addedPrivate = new Set(added.filter((entry) => entry.candidate.isPrivate).map((entry) => entry.candidate.sourceId));
     for await (const entry of this.root.list()) {
       const { key, ...found } = entry;
-      yield { sourceId: `${this.root.sourcePrefix}${key}`, storage: this.root, key, stat: found };
+      const sourceId = `${this.root.sourcePrefix}${key}`;
+      yield { sourceId, storage: this.root, key, stat: found, isPrivate: isPrivateKey(visibility, key) || addedPrivate.has(sourceId) };
     }
-    for (const source of await readAddedSources(dataDir)) {
-      const { candidate } = await this.locate(source).catch(() => ({ candidate: undefined }));
-      if (candidate) yield candidate;
-    }
+    for (const entry of added) if (!entry.isCoveredByRoot) yield { ...entry.candidate, isPrivate: entry.candidate.isPrivate || (visibility?.isPrivateByDefault ?? false) };
   }
 
   async close(): Promise<void> {

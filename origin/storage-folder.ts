@@ -1,6 +1,6 @@
 import { constants, createReadStream, read, type ReadStream, type Stats } from 'node:fs';
 import { once } from 'node:events';
-import { open, opendir, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isHiddenKey, type ReadOptions, type Storage, type StorageEntry, type StorageHandle, type StorageStat } from './storage.ts';
@@ -23,6 +23,21 @@ const KEEP_FD_OPEN = {
   read,
   close: (_fd: number, callback: (error: null) => void) => callback(null),
 };
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function utf8OrUndefined(bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Printable ASCII as is, every other byte as \xNN: a name that can be logged and found with `ls -b`. */
+function escapeBytes(bytes: Uint8Array): string {
+  return [...bytes].map((byte) => (byte >= 0x20 && byte < 0x7f && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`)).join('');
+}
 
 /** nginx-style strong validator: mtime and size, both hex. */
 export function folderEtag(stats: Pick<Stats, 'mtimeMs' | 'size'>): string {
@@ -51,15 +66,19 @@ export class FolderStorage implements Storage {
   /** key -> resolved real path, so the hot path skips realpath; re-checked on failure. */
   private readonly resolved = new Map<string, string>();
 
-  private constructor(rootReal: string) {
+  private constructor(
+    rootReal: string,
+    private readonly onUnpublishable: ((path: string, reason: string) => void) | undefined,
+  ) {
     this.rootReal = rootReal;
     this.description = `folder:${rootReal}`;
   }
 
-  static async create(root: string): Promise<FolderStorage> {
+  /** `onUnpublishable` hears of every file a scan leaves out for a reason an operator can fix (a name that is not UTF-8). */
+  static async create(root: string, options: { onUnpublishable?: (path: string, reason: string) => void } = {}): Promise<FolderStorage> {
     const rootReal = await realpath(root);
     if (!(await stat(rootReal)).isDirectory()) throw new Error(`not a directory: ${root}`);
-    return new FolderStorage(rootReal);
+    return new FolderStorage(rootReal, options.onUnpublishable);
   }
 
   get rootPath(): string {
@@ -98,13 +117,19 @@ export class FolderStorage implements Storage {
   }
 
   private async *walk(dirPath: string, prefix: string): AsyncIterable<StorageEntry> {
-    const dir = await opendir(dirPath);
+    // Raw names: one that is not UTF-8 cannot be a key (or a URL); it is reported, not published.
+    const entries = await readdir(dirPath, { encoding: 'buffer', withFileTypes: true });
     const names: { name: string; kind: 'file' | 'dir' | 'link' }[] = [];
-    for await (const dirent of dir) {
-      if (dirent.name.startsWith('.')) continue;
-      if (dirent.isFile()) names.push({ name: dirent.name, kind: 'file' });
-      else if (dirent.isDirectory()) names.push({ name: dirent.name, kind: 'dir' });
-      else if (dirent.isSymbolicLink()) names.push({ name: dirent.name, kind: 'link' });
+    for (const dirent of entries) {
+      const name = utf8OrUndefined(dirent.name);
+      if (name === undefined) {
+        this.onUnpublishable?.(`${prefix}${escapeBytes(dirent.name)}`, 'the name is not valid UTF-8');
+        continue;
+      }
+      if (name.startsWith('.')) continue;
+      if (dirent.isFile()) names.push({ name, kind: 'file' });
+      else if (dirent.isDirectory()) names.push({ name, kind: 'dir' });
+      else if (dirent.isSymbolicLink()) names.push({ name, kind: 'link' });
     }
     names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const { name, kind } of names) {
@@ -272,6 +297,13 @@ class FolderHandle implements StorageHandle {
       filled += bytesRead;
     }
     return filled;
+  }
+
+  /** fstat of the open descriptor: an in-place rewrite shows in size or mtime (a replaced file keeps its old inode here). */
+  async hasChanged(): Promise<boolean> {
+    if (this.closed) return false;
+    const stats = await this.file.stat();
+    return stats.size !== this.sizeBytes || stats.mtimeMs !== this.mtimeMs;
   }
 
   /** Destroys this request's streams, waits until none of its reads is in flight, then lets go of the fd. */

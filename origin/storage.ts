@@ -22,6 +22,13 @@ export interface StorageHandle extends StorageStat {
   createReadStream(start: number, endInclusive: number, options?: ReadOptions): Promise<Readable>;
   /** Optional fast path (single ranges, manifest builds): bytes from `start` into `target`, as many as fit or the file has; 0 at its end. */
   readInto?(target: Uint8Array, start: number): Promise<number>;
+  /**
+   * Optional: whether the object's size or mtime is no longer what this handle was opened
+   * with (a file rewritten in place). A response checks it after each read, so it never
+   * sends bytes of two versions under one ETag. Backends whose objects cannot change under
+   * an open handle (S3 reads pinned by ETag) leave it out.
+   */
+  hasChanged?(): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -39,4 +39,9 @@ export class OriginUrlMinter implements UrlMinter {
     const { pathAndQuery, expiresAtSeconds } = this.options.signer.signedPathAndQuery(path, nowSeconds, this.options.urlTtlSeconds);
     return { url: `${this.publicUrl}${pathAndQuery}`, expiresAtSeconds };
   }
+
+  signPath(path: string): Promise<string> {
+    const nowSeconds = this.options.nowSeconds?.() ?? Math.floor(Date.now() / 1000);
+    return Promise.resolve(this.options.signer.signedPathAndQuery(path, nowSeconds, this.options.urlTtlSeconds).pathAndQuery);
+  }
 }

@@ -6,6 +6,7 @@ export const ERROR_CODES = {
   PF_ERR_BAD_REQUEST: { status: 400, message: 'The request is malformed' },
   PF_ERR_VALIDATION: { status: 400, message: 'The request does not match its schema' },
   PF_ERR_UNAUTHORIZED: { status: 401, message: 'A valid bearer token is required' },
+  PF_ERR_FORBIDDEN: { status: 403, message: 'This file needs a grant or an API key from its publisher' },
   PF_ERR_SIGNATURE_MISSING: { status: 403, message: 'The URL is not signed' },
   PF_ERR_SIGNATURE_INVALID: { status: 403, message: 'The URL signature is invalid' },
   PF_ERR_URL_EXPIRED: { status: 403, message: 'The URL has expired' },
@@ -14,10 +15,14 @@ export const ERROR_CODES = {
   PF_ERR_FILE_NOT_FOUND: { status: 404, message: 'No such file' },
   PF_ERR_SESSION_NOT_FOUND: { status: 404, message: 'No such download session' },
   PF_ERR_SESSION_EXPIRED: { status: 410, message: 'The download session has expired' },
+  PF_ERR_REQUEST_TIMEOUT: { status: 408, message: 'The request took too long to arrive' },
   PF_ERR_PRECONDITION_FAILED: { status: 412, message: 'A precondition of the request failed' },
   PF_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The payload is too large' },
+  PF_ERR_URI_TOO_LONG: { status: 414, message: 'The URL is too long' },
+  PF_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The body must be application/json' },
   PF_ERR_RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested range is not satisfiable' },
   PF_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  PF_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large' },
   PF_ERR_INTERNAL: { status: 500, message: 'Internal error' },
   PF_ERR_UPSTREAM: { status: 502, message: 'The storage backend failed' },
   PF_ERR_STORE_UNAVAILABLE: { status: 503, message: 'The state store is unavailable' },
@@ -43,12 +48,15 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export class PfError extends Error {
   readonly code: ErrorCode;
   readonly statusCode: number;
+  /** For 429 and 503: when the client may try again (sent as Retry-After). */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
     super(message ?? ERROR_CODES[code].message, options);
     this.name = 'PfError';
     this.code = code;
     this.statusCode = ERROR_CODES[code].status;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 
   /** The body sent to clients: the code and a message meant for them, never internals. */

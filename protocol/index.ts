@@ -9,3 +9,4 @@ export * from './session.ts';
 export * from './signed-url.ts';
 export * from './tracker-messages.ts';
 export type * from './ports.ts';
+export * from './grant.ts';

@@ -6,6 +6,8 @@ import type { Manifest } from './manifest.ts';
  */
 export interface PublishedFile {
   manifest: Manifest;
+  /** Private: unlisted; its manifest, sessions and swarm need the publisher's grant or key. */
+  isPrivate?: boolean;
 }
 
 export interface FileDirectory {
@@ -24,4 +26,6 @@ export interface MintedUrl {
 export interface UrlMinter {
   /** A signed (or S3-presigned) download URL for the file's current content. */
   mintDownloadUrl(fileId: string): Promise<MintedUrl>;
+  /** `path?exp=&kid=&sig=` for another GET path of the origin (a private file's manifest). */
+  signPath(path: string): Promise<string>;
 }

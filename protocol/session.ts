@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
 import { IceServersSchema } from './ice.ts';
+import { GrantSchema } from './grant.ts';
 import { FileIdSchema, InfoHashSchema, Sha256HexSchema } from './manifest.ts';
 
 /** Download sessions: the REST bodies of `/downloads`. */
@@ -9,6 +10,11 @@ import { FileIdSchema, InfoHashSchema, Sha256HexSchema } from './manifest.ts';
 export const ChecksumSchema = Type.String({ pattern: '^sha256:[0-9a-f]{64}$' });
 
 export const SessionIdSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' });
+/**
+ * Proof of the session's token for announces (`pf_proof`): the tracker acts on `pf_*` fields
+ * only with it, and admits peers to a private file's swarm only with it. Opaque to clients.
+ */
+export const AnnounceProofSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' });
 export const ClientIdSchema = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' });
 /** base64url bitfield of verified chunks, MSB-first (see protocol/bitfield.ts). */
 export const HaveSchema = Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: 1 << 16 });
@@ -22,7 +28,12 @@ export const SessionStatusSchema = Type.Union([
 export type SessionStatus = Static<typeof SessionStatusSchema>;
 
 export const CreateDownloadBodySchema = Type.Object(
-  { file_id: FileIdSchema, client_id: Type.Optional(ClientIdSchema) },
+  {
+    file_id: FileIdSchema,
+    client_id: Type.Optional(ClientIdSchema),
+    /** For a private file: the publisher's grant (protocol/grant.ts). A publisher's backend sends its key as `x-peerfill-key` instead. */
+    grant: Type.Optional(GrantSchema),
+  },
   { additionalProperties: false },
 );
 export type CreateDownloadBody = Static<typeof CreateDownloadBodySchema>;
@@ -45,10 +56,12 @@ export const CreateDownloadResponseSchema = Type.Object({
   manifest_url: Type.String(),
   tracker_url: Type.String(),
   info_hash: InfoHashSchema,
+  announce_proof: Type.Optional(AnnounceProofSchema),
   speed_floor_bps: Type.Optional(SpeedFloorSchema),
   /** The publisher's STUN/TURN servers for this session (absent: the client's own defaults). */
   ice_servers: Type.Optional(IceServersSchema),
-});
+  // Open: fields added later pass through the route's serializer and old clients.
+}, { additionalProperties: true });
 export type CreateDownloadResponse = Static<typeof CreateDownloadResponseSchema>;
 export const createDownloadResponseCodec = createCodec(CreateDownloadResponseSchema);
 
@@ -87,12 +100,17 @@ export const SessionStateSchema = Type.Object({
   expires_at: Type.String({ description: 'RFC 3339; when the idle session expires' }),
   download_url: Type.Optional(Type.String()),
   download_url_expires_at: Type.Optional(Type.String()),
+  announce_proof: Type.Optional(AnnounceProofSchema),
   speed_floor_bps: Type.Optional(SpeedFloorSchema),
   /** Fresh with every answer, so TURN credentials are renewed before they expire. */
   ice_servers: Type.Optional(IceServersSchema),
-});
+  // Open: fields added later pass through the route's serializer and old clients.
+}, { additionalProperties: true });
 export type SessionState = Static<typeof SessionStateSchema>;
 export const sessionStateCodec = createCodec(SessionStateSchema);
+
+/** `/downloads/:id` */
+export const SessionParamsSchema = Type.Object({ id: Type.String({ maxLength: 128 }) });
 
 export const ProgressSchema = Type.Object({
   bytes_confirmed: Counter,

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
 import { ConnectionCountsSchema } from './ice.ts';
-import { HaveSchema, SessionIdSchema } from './session.ts';
+import { AnnounceProofSchema, HaveSchema, SessionIdSchema } from './session.ts';
 
 /**
  * The WebTorrent WebSocket tracker protocol (as spoken by npm `bittorrent-tracker`),
@@ -52,6 +52,8 @@ export const AnnounceRequestSchema = Type.Object({
   trackerid: Type.Optional(Type.String({ maxLength: 64 })),
   // peerfill extensions: keep the download session fresh without extra REST calls.
   pf_session: Type.Optional(SessionIdSchema),
+  // Without a valid proof of pf_session's token, the tracker ignores every pf_* field.
+  pf_proof: Type.Optional(AnnounceProofSchema),
   pf_have: Type.Optional(HaveSchema),
   pf_bytes_confirmed: Type.Optional(ByteCount),
   pf_from_peers: Type.Optional(ByteCount),

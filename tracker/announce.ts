@@ -15,6 +15,8 @@ import type { PublishedHashes } from './published-hashes.ts';
 import type { Relay } from './relay.ts';
 import type { SessionService } from './sessions.ts';
 import { binaryIdToHex } from './binary-id.ts';
+import { SampledWarn } from './sampled-warn.ts';
+import { KeyedBuckets } from './token-bucket.ts';
 import { runSteps, settle, type Awaiting, type Steps } from './steps.ts';
 import type { PeerRecord, RemovePeerResult, Store, SwarmCounts, SwarmOps, UpsertPeerResult } from './store.ts';
 import type { LocalSwarms, SwarmSocket } from './swarm-socket.ts';
@@ -64,9 +66,14 @@ export function failureFrame(rejection: Rejection, infoHash?: string): FailureFr
 export class AnnounceHandler {
   private readonly ops: SwarmOps;
   private readonly announceCounters = new Map<string, { inc(): void }>();
+  /** Relayed offers per client address, over all its sockets. */
+  private readonly offerBudgets: KeyedBuckets;
+  private readonly refusals: SampledWarn;
 
   constructor(private readonly deps: AnnounceDeps) {
     this.ops = deps.store.sync ?? deps.store;
+    this.refusals = new SampledWarn(deps.logger);
+    this.offerBudgets = new KeyedBuckets(deps.config.maxRelayedOffersPerAddressPerSecond, deps.config.relayedOfferBurstPerAddress);
   }
 
   /** Handle one announce; undefined when it was handled synchronously (a refusal then throws). */
@@ -88,12 +95,14 @@ export class AnnounceHandler {
       local.owners.set(peerId, socket);
       socket.peerIds.add(peerId);
     }
-    if (!(yield* settle(this.deps.published.isAllowed(infoHash, now)))) {
-      throw new Rejection('unknown_info_hash', 'PF_ERR_FILE_NOT_FOUND', 'info_hash is not published on this tracker');
-    }
+    const access = yield* settle(this.deps.published.access(infoHash, now));
+    if (access === 'unknown') throw new Rejection('unknown_info_hash', 'PF_ERR_FILE_NOT_FOUND', 'info_hash is not published on this tracker');
+    const isAnswer = request.answer !== undefined || request.to_peer_id !== undefined;
+    // A private file's swarm: every announce proves a live session of it; an answer comes from a member.
+    if (access === 'private' && !isAnswer) yield* this.admit(request, infoHash);
 
-    if (request.answer !== undefined || request.to_peer_id !== undefined) {
-      yield* this.answer(request, infoHash, peerId);
+    if (isAnswer) {
+      yield* this.answer(request, infoHash, peerId, access === 'private');
       return;
     }
 
@@ -110,8 +119,14 @@ export class AnnounceHandler {
     };
     socket.send(JSON.stringify(response));
 
-    if (event !== 'stopped' && request.offers && request.offers.length > 0) yield* this.relayOffers(request, infoHash, peerId);
+    if (event !== 'stopped' && request.offers && request.offers.length > 0) yield* this.relayOffers(socket, request, infoHash, peerId, now);
     if (request.pf_session !== undefined) this.updateSession(request, infoHash, event);
+  }
+
+  private *admit(request: AnnounceRequest, infoHash: string): Steps {
+    const { pf_session: sessionId, pf_proof: proof } = request;
+    const proven = sessionId !== undefined && proof !== undefined && (yield* settle(this.deps.sessions.isProven(sessionId, proof, infoHash)));
+    if (!proven) throw new Rejection('private_swarm', 'PF_ERR_FORBIDDEN', 'this swarm admits only peers with a download session (pf_session and pf_proof)');
   }
 
   /** prom-client hashes a label object on every inc(); one child per event skips that. */
@@ -169,10 +184,13 @@ export class AnnounceHandler {
     await this.deps.store.removePeer(infoHash, peerId, this.deps.trackerId).catch(() => undefined);
   }
 
-  private *relayOffers(request: AnnounceRequest, infoHash: string, peerId: string): Steps {
+  private *relayOffers(socket: SwarmSocket, request: AnnounceRequest, infoHash: string, peerId: string, now: number): Steps {
     const { config, local, relay, trackerId } = this.deps;
     const offers = request.offers ?? [];
-    const count = Math.min(offers.length, config.maxOffersPerAnnounce, config.maxNumwant, request.numwant ?? offers.length);
+    const wanted = Math.min(offers.length, config.maxOffersPerAnnounce, config.maxNumwant, request.numwant ?? offers.length);
+    const count = this.offerBudgets.take(socket.address, now, wanted);
+    if (count < wanted) this.deps.metrics.rejects.inc({ reason: 'offer_budget' }, wanted - count);
+    if (count === 0) return;
     let targets: { peerId: string; owner: string }[];
     try {
       targets = yield* settle(this.ops.randomPeers(infoHash, count, peerId));
@@ -202,7 +220,7 @@ export class AnnounceHandler {
     }
   }
 
-  private *answer(request: AnnounceRequest, infoHash: string, peerId: string): Steps {
+  private *answer(request: AnnounceRequest, infoHash: string, peerId: string, isPrivate: boolean): Steps {
     const { local, relay, trackerId } = this.deps;
     if (request.answer === undefined || request.to_peer_id === undefined || request.offer_id === undefined) {
       throw new Rejection('invalid_message', 'PF_ERR_TRACKER_MESSAGE_INVALID', 'an answer needs answer, to_peer_id and offer_id');
@@ -214,6 +232,8 @@ export class AnnounceHandler {
       // Not ours locally: it must not be a live peer of another process either.
       const record = yield* this.peerRecord(infoHash, peerId);
       if (record && record.owner !== trackerId) throw new Rejection('spoofed_peer_id', 'PF_ERR_UNAUTHORIZED', 'peer_id belongs to a connection on another tracker');
+      // Only admitted peers (members, joined with a proven session) answer in a private swarm.
+      if (isPrivate) throw new Rejection('private_swarm', 'PF_ERR_FORBIDDEN', 'only members of this swarm may answer in it');
     }
     let owner: string | undefined = local.get(infoHash, toPeerId) ? trackerId : undefined;
     if (!owner) owner = (yield* this.peerRecord(infoHash, toPeerId))?.owner;
@@ -230,11 +250,14 @@ export class AnnounceHandler {
   private updateSession(request: AnnounceRequest, infoHash: string, event: string): void {
     const sessionId = request.pf_session!;
     const report = { have: request.pf_have, bytesConfirmed: request.pf_bytes_confirmed, bytesFromPeers: request.pf_from_peers, bytesFromHttp: request.pf_from_http };
-    this.deps.sessions.applyAnnounce(sessionId, infoHash, report, event).then(
+    this.deps.sessions.applyAnnounce(sessionId, request.pf_proof, infoHash, report, event).then(
       (outcome) => {
-        if (outcome !== 'ok') this.deps.logger.warn({ sessionId, outcome }, 'announce session update refused');
+        if (outcome === 'ok') return;
+        this.deps.metrics.rejects.inc({ reason: 'session_fields_ignored' });
+        // No session id in the line: with its proof it is a capability.
+        this.refusals.warn(`session_${outcome}`, {}, `announce session fields ignored: ${outcome}`);
       },
-      (error: unknown) => this.deps.logger.warn({ sessionId, err: (error as Error).message }, 'announce session update failed'),
+      (error: unknown) => this.refusals.warn('session_failed', { err: (error as Error).message }, 'announce session update failed'),
     );
   }
 

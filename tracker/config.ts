@@ -1,4 +1,4 @@
-import { PfError } from '../protocol/index.ts';
+import { PfError, type SigningKey } from '../protocol/index.ts';
 import { DEFAULT_TURN_TTL_SECONDS, iceSettingsErrors, type IceSettings } from './ice-servers.ts';
 
 /** Abuse limits of the WebSocket tracker. Every one has a default in DEFAULT_TRACKER_LIMITS. */
@@ -23,6 +23,20 @@ export interface TrackerLimits {
   maxScrapeHashes: number;
   /** Sockets this process accepts at once. */
   maxConnections: number;
+  /** Sockets one client address may hold at once (a NAT may hide a few hundred users). */
+  maxConnectionsPerAddress: number;
+  /** Offers relayed for one client address, per second, over all its sockets... */
+  maxRelayedOffersPerAddressPerSecond: number;
+  /** ...and the burst on top; offers over the budget are dropped, not relayed. */
+  relayedOfferBurstPerAddress: number;
+  /** POST /downloads per client address per second (then 429 with Retry-After)... */
+  sessionCreatesPerAddressPerSecond: number;
+  /** ...and the burst on top. */
+  sessionCreateBurstPerAddress: number;
+  /** POST /downloads per publisher key (API key or grant) per second... */
+  sessionCreatesPerKeyPerSecond: number;
+  /** ...and the burst on top. */
+  sessionCreateBurstPerKey: number;
 }
 
 export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
@@ -36,6 +50,13 @@ export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
   idleTimeoutMs: 5 * 60_000,
   maxScrapeHashes: 50,
   maxConnections: 200_000,
+  maxConnectionsPerAddress: 256,
+  maxRelayedOffersPerAddressPerSecond: 200,
+  relayedOfferBurstPerAddress: 1000,
+  sessionCreatesPerAddressPerSecond: 5,
+  sessionCreateBurstPerAddress: 100,
+  sessionCreatesPerKeyPerSecond: 200,
+  sessionCreateBurstPerKey: 2000,
 };
 
 export interface TrackerConfig extends Partial<TrackerLimits> {
@@ -55,6 +76,10 @@ export interface TrackerConfig extends Partial<TrackerLimits> {
   sessionExpiredRetentionSeconds?: number;
   /** The publisher's STUN/TURN servers, handed out with every session; default none (clients keep their own). */
   ice?: Partial<IceSettings>;
+  /** Publisher keys (PEERFILL_PUBLISHER_KEYS): API keys and grant keys for private files; none = private files cannot be sessioned. */
+  publisherKeys?: SigningKey[];
+  /** PEERFILL_METRICS_TOKEN: GET /metrics needs `Authorization: Bearer <token>`; unset = loopback clients only. */
+  metricsToken?: string;
 }
 
 export const DEFAULT_ANNOUNCE_INTERVAL_SECONDS = 120;
@@ -72,6 +97,8 @@ export interface ResolvedTrackerConfig extends TrackerLimits {
   sessionIdleTtlSeconds: number;
   sessionExpiredRetentionSeconds: number;
   ice: IceSettings;
+  publisherKeys: SigningKey[];
+  metricsToken: string | undefined;
 }
 
 function positiveInteger(errors: string[], name: string, value: number): void {
@@ -123,6 +150,8 @@ export function resolveTrackerConfig(config: TrackerConfig): ResolvedTrackerConf
     sessionIdleTtlSeconds,
     sessionExpiredRetentionSeconds,
     ice,
+    publisherKeys: config.publisherKeys ?? [],
+    metricsToken: config.metricsToken,
   };
 }
 

@@ -3,16 +3,18 @@ import { MemoryStore } from './store-memory.ts';
 import { RedisStore } from './store-redis.ts';
 import type { Store } from './store.ts';
 
-export type StoreConfig = { kind: 'memory'; snapshotPath?: string; snapshotIntervalMs?: number } | { kind: 'redis'; url: string };
+export type StoreConfig =
+  | { kind: 'memory'; snapshotPath?: string; snapshotIntervalMs?: number; maxSessions?: number; now?: () => number }
+  | { kind: 'redis'; url: string; maxSessions?: number };
 
 export async function createStore(config: StoreConfig, deps: { logger: Logger }): Promise<Store> {
   if (config.kind === 'redis') {
-    const store = new RedisStore({ url: config.url }, deps.logger.child({ store: 'redis' }));
+    const store = new RedisStore({ url: config.url, maxSessions: config.maxSessions }, deps.logger.child({ store: 'redis' }));
     await store.start();
     return store;
   }
   const store = new MemoryStore(
-    { snapshotPath: config.snapshotPath, snapshotIntervalMs: config.snapshotIntervalMs },
+    { snapshotPath: config.snapshotPath, snapshotIntervalMs: config.snapshotIntervalMs, maxSessions: config.maxSessions, now: config.now },
     deps.logger.child({ store: 'memory' }),
   );
   await store.start();

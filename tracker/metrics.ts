@@ -13,6 +13,11 @@ export type RejectReason =
   | 'unknown_to_peer'
   | 'store_unavailable'
   | 'too_many_connections'
+  | 'too_many_connections_per_address'
+  | 'offer_budget'
+  | 'session_fields_ignored'
+  | 'session_rate_limited'
+  | 'private_swarm'
   | 'idle_timeout';
 
 export interface TrackerMetrics {

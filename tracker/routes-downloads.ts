@@ -1,34 +1,45 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type } from '@sinclair/typebox';
-import { createCodec } from '../protocol/index.ts';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import {
+  CreateDownloadBodySchema,
+  CreateDownloadResponseSchema,
+  PatchDownloadBodySchema,
+  ProgressSchema,
+  SessionParamsSchema,
+  SessionStateSchema,
+  type CreateDownloadBody,
+  type PatchDownloadBody,
+} from '../protocol/index.ts';
 import type { SessionService } from './sessions.ts';
-
-const ParamsSchema = Type.Object({ id: Type.String({ maxLength: 128 }) });
-const paramsCodec = createCodec(ParamsSchema);
-
-function sessionId(request: FastifyRequest): string {
-  // The router always supplies :id; an odd value simply finds no session.
-  const decoded = paramsCodec.decode(request.params);
-  return decoded.ok ? decoded.value.id : '';
-}
 
 function noStore(reply: FastifyReply): FastifyReply {
   return reply.header('cache-control', 'no-store');
 }
 
-/** REST for download sessions. Bodies are checked by the protocol codecs in SessionService. */
+interface IdRoute {
+  Params: { id: string };
+}
+
+/**
+ * REST for download sessions. Params, bodies and answers are the protocol's schemas (fastify
+ * checks and serializes them); a body that does not match is 400 PF_ERR_VALIDATION.
+ */
 export function registerDownloadRoutes(app: FastifyInstance, sessions: SessionService): void {
-  app.post('/downloads', async (request, reply) => {
-    const created = await sessions.create(request.body);
+  app.post<{ Body: CreateDownloadBody }>('/downloads', { schema: { body: CreateDownloadBodySchema, response: { 201: CreateDownloadResponseSchema } } }, async (request, reply) => {
+    const apiKey = request.headers['x-peerfill-key'];
+    const created = await sessions.create(request.body, { address: request.ip, apiKey: typeof apiKey === 'string' ? apiKey : undefined });
     return noStore(reply).status(201).send(created);
   });
-  app.get('/downloads/:id', async (request, reply) => {
-    return noStore(reply).send(await sessions.get(sessionId(request), request.headers.authorization));
+  app.get<IdRoute>('/downloads/:id', { schema: { params: SessionParamsSchema, response: { 200: SessionStateSchema } } }, async (request, reply) => {
+    return noStore(reply).send(await sessions.get(request.params.id, request.headers.authorization));
   });
-  app.get('/downloads/:id/progress', async (request, reply) => {
-    return noStore(reply).send(await sessions.progress(sessionId(request), request.headers.authorization));
+  app.get<IdRoute>('/downloads/:id/progress', { schema: { params: SessionParamsSchema, response: { 200: ProgressSchema } } }, async (request, reply) => {
+    return noStore(reply).send(await sessions.progress(request.params.id, request.headers.authorization));
   });
-  app.patch('/downloads/:id', async (request, reply) => {
-    return noStore(reply).send(await sessions.patch(sessionId(request), request.headers.authorization, request.body));
-  });
+  app.patch<IdRoute & { Body: PatchDownloadBody }>(
+    '/downloads/:id',
+    { schema: { params: SessionParamsSchema, body: PatchDownloadBodySchema, response: { 200: SessionStateSchema } } },
+    async (request, reply) => {
+      return noStore(reply).send(await sessions.patch(request.params.id, request.headers.authorization, request.body));
+    },
+  );
 }

@@ -3,6 +3,7 @@ import {
   ChecksumSchema,
   ClientIdSchema,
   FileIdSchema,
+  GrantUserSchema,
   HaveSchema,
   InfoHashSchema,
   SessionIdSchema,
@@ -14,12 +15,15 @@ const Counter = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 
 /**
  * A download session as the store keeps it. Only the SHA-256 of the bearer token is
- * stored. Records read back from Redis or a snapshot are checked with this codec.
+ * stored, and no signed URL (one is minted for each answer that carries it). Records read
+ * back from Redis or a snapshot are checked with this codec.
  */
 export const SessionRecordSchema = Type.Object({
   session_id: SessionIdSchema,
   token_sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
   client_id: Type.Optional(ClientIdSchema),
+  /** The user a publisher's grant named (private files). */
+  user: Type.Optional(GrantUserSchema),
   file_id: FileIdSchema,
   info_hash: InfoHashSchema,
   checksum: ChecksumSchema,
@@ -38,8 +42,6 @@ export const SessionRecordSchema = Type.Object({
   created_at_ms: Counter,
   updated_at_ms: Counter,
   expires_at_ms: Counter,
-  download_url: Type.Optional(Type.String()),
-  download_url_expires_at_ms: Type.Optional(Counter),
 });
 export type SessionRecord = Static<typeof SessionRecordSchema>;
 export const sessionRecordCodec = createCodec(SessionRecordSchema);

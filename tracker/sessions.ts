@@ -1,68 +1,94 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   Bitfield,
   PfError,
-  createDownloadBodyCodec,
-  patchDownloadBodyCodec,
+  checkPublisherAccess,
+  type CreateDownloadBody,
   type CreateDownloadResponse,
   type FileDirectory,
   type IceServer,
+  type PatchDownloadBody,
   type Progress,
   type SessionState,
   type UrlMinter,
 } from '../protocol/index.ts';
 import type { ResolvedTrackerConfig } from './config.ts';
 import { iceServersFor } from './ice-servers.ts';
+import { CreationLimits } from './creation-limits.ts';
 import type { TrackerMetrics } from './metrics.ts';
+import { applySessionEvent, checkReport, type ProgressReport, type SessionEvent } from './session-machine.ts';
+import { announceProof, isAnnounceProofValid, tokenSha256 } from './session-proof.ts';
 import type { SessionRecord } from './session-record.ts';
 import type { Store } from './store.ts';
 
-/** Progress fields a client may report, by PATCH or on an announce (pf_* fields). */
-export interface ProgressReport {
-  have?: string;
-  bytesConfirmed?: number;
-  bytesFromPeers?: number;
-  bytesFromHttp?: number;
-}
+export type { ProgressReport } from './session-machine.ts';
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
-const RATE_SMOOTHING = 0.5;
 
 const iso = (ms: number) => new Date(ms).toISOString();
-const tokenHash = (token: string) => createHash('sha256').update(token).digest();
 
 export function sessionUrls(config: ResolvedTrackerConfig, fileId: string): { manifestUrl: string; trackerUrl: string } {
   return { manifestUrl: `${config.originUrl}/files/${encodeURIComponent(fileId)}/manifest`, trackerUrl: config.publicTrackerUrl };
 }
 
+/** Why an announce's session fields were not applied. */
+export type AnnounceOutcome = 'ok' | 'not_found' | 'mismatch' | 'invalid' | 'unproven' | 'expired';
+
+/** An announce event as the session machine sees it. */
+export function announceSessionEvent(event: string | undefined, report: ProgressReport): SessionEvent {
+  if (event === 'paused') return { kind: 'pause', report };
+  if (event === 'started') return { kind: 'resume', report };
+  return { kind: 'progress', report };
+}
+
 /**
  * Download sessions: creation, bearer-token checks, pause/resume and progress. Every
- * change is one atomic store update; the token itself is never stored or logged.
+ * change is one atomic store update through the one state machine (session-machine.ts);
+ * the token itself is never stored or logged, and no signed URL is stored either: each
+ * answer that carries one gets it freshly minted.
  */
 export class SessionService {
+  private readonly now: () => number;
+
   constructor(
     private readonly config: ResolvedTrackerConfig,
-    private readonly deps: { store: Store; directory: FileDirectory; minter: UrlMinter; metrics: TrackerMetrics; logger: Logger },
-  ) {}
+    private readonly deps: { store: Store; directory: FileDirectory; minter: UrlMinter; metrics: TrackerMetrics; logger: Logger; now?: () => number },
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.limits = new CreationLimits(config, deps.metrics, this.now);
+  }
+
+  private readonly limits: CreationLimits;
 
   private get storeTtlSeconds(): number {
     return this.config.sessionIdleTtlSeconds + this.config.sessionExpiredRetentionSeconds;
   }
 
-  async create(body: unknown): Promise<CreateDownloadResponse> {
-    const decoded = createDownloadBodyCodec.decode(body);
-    if (!decoded.ok) throw new PfError('PF_ERR_VALIDATION', decoded.errors.join('; '));
-    const file = await this.deps.directory.getByFileId(decoded.value.file_id);
+  /**
+   * Body already checked by the route's schema (CreateDownloadBodySchema). Rate-limited per
+   * client address, and per publisher key when one opens a private file (its API key, or the
+   * key of its grant; the session then records the grant's user).
+   */
+  async create(body: CreateDownloadBody, caller: { address: string; apiKey?: string }): Promise<CreateDownloadResponse> {
+    this.limits.takeForAddress(caller.address);
+    const file = await this.deps.directory.getByFileId(body.file_id);
     if (!file) throw new PfError('PF_ERR_FILE_NOT_FOUND');
     const { manifest } = file;
+    const now = this.now();
+    let user: string | undefined;
+    if (file.isPrivate) {
+      const access = await checkPublisherAccess(this.config.publisherKeys, { apiKey: caller.apiKey, grant: body.grant }, manifest.file_id, Math.floor(now / 1000));
+      if (!access.ok) throw new PfError('PF_ERR_FORBIDDEN');
+      this.limits.takeForKey(access.kid);
+      user = access.user;
+    }
     const minted = await this.deps.minter.mintDownloadUrl(manifest.file_id);
     const token = randomBytes(32).toString('base64url');
-    const now = Date.now();
     const record: SessionRecord = {
       session_id: randomBytes(16).toString('base64url'),
-      token_sha256: tokenHash(token).toString('hex'),
-      client_id: decoded.value.client_id,
+      token_sha256: tokenSha256(token).toString('hex'),
+      client_id: body.client_id,
       file_id: manifest.file_id,
       info_hash: manifest.info_hash,
       checksum: `sha256:${manifest.sha256}`,
@@ -80,14 +106,16 @@ export class SessionService {
       created_at_ms: now,
       updated_at_ms: now,
       expires_at_ms: now + this.config.sessionIdleTtlSeconds * 1000,
-      download_url: minted.url,
-      download_url_expires_at_ms: minted.expiresAtSeconds * 1000,
     };
     if (record.client_id === undefined) delete record.client_id;
+    if (user !== undefined) record.user = user;
     await this.deps.store.createSession(record, this.storeTtlSeconds);
     this.deps.metrics.sessionsCreated.inc();
-    this.deps.logger.info({ sessionId: record.session_id, fileId: record.file_id }, 'download session created');
+    // Session ids are capabilities on the socket (with their proof): debug only.
+    this.deps.logger.debug({ sessionId: record.session_id, fileId: record.file_id }, 'download session created');
     const urls = sessionUrls(this.config, manifest.file_id);
+    // A private file's manifest is read with a signed URL: the session's right to the file.
+    const manifestUrl = file.isPrivate ? `${this.config.originUrl}${await this.deps.minter.signPath(`/files/${encodeURIComponent(manifest.file_id)}/manifest`)}` : urls.manifestUrl;
     return {
       session_id: record.session_id,
       session_token: token,
@@ -96,9 +124,10 @@ export class SessionService {
       checksum: record.checksum,
       content_type: manifest.content_type,
       expires_at: iso(minted.expiresAtSeconds * 1000),
-      manifest_url: urls.manifestUrl,
+      manifest_url: manifestUrl,
       tracker_url: urls.trackerUrl,
       info_hash: manifest.info_hash,
+      announce_proof: announceProof(record.token_sha256, record.session_id, record.info_hash),
       ...this.#policy(record, now),
     };
   }
@@ -110,7 +139,7 @@ export class SessionService {
     if (!token || !TOKEN_RE.test(token)) throw new PfError('PF_ERR_UNAUTHORIZED');
     const record = /^[A-Za-z0-9_-]{16,64}$/.test(sessionId) ? await this.deps.store.getSession(sessionId) : undefined;
     // Hash even when there is no record, so timing does not tell which ids exist.
-    const presented = tokenHash(token);
+    const presented = tokenSha256(token);
     const expected = record ? Buffer.from(record.token_sha256, 'hex') : Buffer.alloc(32);
     if (!timingSafeEqual(presented, expected) || !record) throw new PfError('PF_ERR_SESSION_NOT_FOUND');
     return record;
@@ -123,85 +152,80 @@ export class SessionService {
     return { ...(floor === undefined ? {} : { speed_floor_bps: floor }), ...(iceServers === undefined ? {} : { ice_servers: iceServers }) };
   }
 
+  /** The answer for an authorized caller: the state, a freshly minted URL (unless expired) and the announce proof. */
+  async #answer(record: SessionRecord, now: number): Promise<SessionState> {
+    const state = toState(record, now);
+    if (state.status !== 'expired') {
+      const minted = await this.deps.minter.mintDownloadUrl(record.file_id);
+      state.download_url = minted.url;
+      state.download_url_expires_at = iso(minted.expiresAtSeconds * 1000);
+    }
+    state.announce_proof = announceProof(record.token_sha256, record.session_id, record.info_hash);
+    return { ...state, ...this.#policy(record, now) };
+  }
+
   async get(sessionId: string, authorization: string | undefined): Promise<SessionState> {
-    const record = await this.authorize(sessionId, authorization);
-    const now = Date.now();
-    return { ...toState(record, now), ...this.#policy(record, now) };
+    return this.#answer(await this.authorize(sessionId, authorization), this.now());
   }
 
   async progress(sessionId: string, authorization: string | undefined): Promise<Progress> {
-    return toProgress(toState(await this.authorize(sessionId, authorization), Date.now()));
+    return toProgress(toState(await this.authorize(sessionId, authorization), this.now()));
   }
 
-  async patch(sessionId: string, authorization: string | undefined, body: unknown): Promise<SessionState> {
-    const decoded = patchDownloadBodyCodec.decode(body);
-    if (!decoded.ok) throw new PfError('PF_ERR_VALIDATION', decoded.errors.join('; '));
+  /** Body already checked by the route's schema (PatchDownloadBodySchema). */
+  async patch(sessionId: string, authorization: string | undefined, patch: PatchDownloadBody): Promise<SessionState> {
     const current = await this.authorize(sessionId, authorization);
-    const patch = decoded.value;
-    const now = Date.now();
+    const now = this.now();
     if (current.expires_at_ms <= now) throw new PfError('PF_ERR_SESSION_EXPIRED');
-    // Validate against the file before touching the store, so a bad body changes nothing.
     const report: ProgressReport = { have: patch.have, bytesConfirmed: patch.bytes_confirmed, bytesFromPeers: patch.bytes_from_peers, bytesFromHttp: patch.bytes_from_http };
+    // Validate against the file before touching the store, so a bad body changes nothing.
     checkReport(current, report);
-    const minted = patch.status === 'resumed' ? await this.deps.minter.mintDownloadUrl(current.file_id) : undefined;
-    let deltas = { peers: 0, http: 0 };
-    const updated = await this.deps.store.updateSession(
-      sessionId,
-      (record) => {
-        if (record.expires_at_ms <= now) return undefined;
-        const result = applyReport(record, report, now);
-        deltas = result.deltas;
-        const next = result.record;
-        if (patch.status === 'paused' && next.status === 'active') next.status = 'paused';
-        if (patch.status === 'resumed' && next.status === 'paused') next.status = 'active';
-        if (patch.status === 'paused') next.transfer_rate_bps = 0;
-        if (minted) {
-          next.download_url = minted.url;
-          next.download_url_expires_at_ms = minted.expiresAtSeconds * 1000;
-        }
-        return touch(next, now, this.config.sessionIdleTtlSeconds);
-      },
-      this.storeTtlSeconds,
-    );
-    if (!updated) throw new PfError('PF_ERR_SESSION_NOT_FOUND');
-    if (updated.expires_at_ms <= now) throw new PfError('PF_ERR_SESSION_EXPIRED');
-    this.countOffload(updated.file_id, deltas);
-    return { ...toState(updated, now), ...this.#policy(updated, now) };
+    const event: SessionEvent = { kind: patch.status === 'paused' ? 'pause' : patch.status === 'resumed' ? 'resume' : 'progress', report };
+    const outcome = await this.#apply(sessionId, event, now);
+    if (outcome.error) throw new PfError(outcome.error);
+    return this.#answer(outcome.record, now);
   }
 
   /**
-   * Progress riding on an announce. No token travels on the socket, so the session id is
-   * the capability; the session must belong to the swarm announced to. Returns why not, if not.
+   * Progress riding on an announce. The socket carries no bearer token: the session's fields
+   * count only with `proof` (announce_proof), and the session must belong to the swarm
+   * announced to. Returns why not, if not.
    */
-  async applyAnnounce(sessionId: string, infoHash: string, report: ProgressReport, event: string | undefined): Promise<'ok' | 'not_found' | 'mismatch' | 'invalid'> {
-    const now = Date.now();
-    const result: { outcome: 'ok' | 'not_found' | 'mismatch' | 'invalid' } = { outcome: 'not_found' };
+  async applyAnnounce(sessionId: string, proof: string | undefined, infoHash: string, report: ProgressReport, event: string | undefined): Promise<AnnounceOutcome> {
+    const current = await this.deps.store.getSession(sessionId);
+    if (!current) return 'not_found';
+    if (proof === undefined || !isAnnounceProofValid(current.token_sha256, sessionId, current.info_hash, proof)) return 'unproven';
+    if (current.info_hash !== infoHash) return 'mismatch';
+    const outcome = await this.#apply(sessionId, announceSessionEvent(event, report), this.now());
+    if (outcome.error === 'PF_ERR_SESSION_EXPIRED') return 'expired';
+    if (outcome.error === 'PF_ERR_VALIDATION') return 'invalid';
+    return outcome.error ? 'not_found' : 'ok';
+  }
+
+  /** Whether `proof` proves a live session of this swarm (private swarm admission). */
+  async isProven(sessionId: string, proof: string, infoHash: string): Promise<boolean> {
+    const record = await this.deps.store.getSession(sessionId);
+    return record !== undefined && record.info_hash === infoHash && record.expires_at_ms > this.now() && isAnnounceProofValid(record.token_sha256, sessionId, infoHash, proof);
+  }
+
+  /** One atomic store update through the state machine. */
+  async #apply(sessionId: string, event: SessionEvent, now: number): Promise<{ error?: undefined; record: SessionRecord } | { error: 'PF_ERR_SESSION_EXPIRED' | 'PF_ERR_VALIDATION' | 'PF_ERR_SESSION_NOT_FOUND' }> {
+    let refused: 'PF_ERR_SESSION_EXPIRED' | 'PF_ERR_VALIDATION' | undefined;
     let deltas = { peers: 0, http: 0 };
     const updated = await this.deps.store.updateSession(
       sessionId,
       (record) => {
-        if (record.info_hash !== infoHash) return void (result.outcome = 'mismatch');
-        if (record.expires_at_ms <= now) return void (result.outcome = 'not_found');
-        try {
-          checkReport(record, report);
-        } catch {
-          return void (result.outcome = 'invalid');
-        }
-        result.outcome = 'ok';
-        const applied = applyReport(record, report, now);
-        deltas = applied.deltas;
-        const next = applied.record;
-        if (event === 'paused' && next.status === 'active') {
-          next.status = 'paused';
-          next.transfer_rate_bps = 0;
-        }
-        if (event === 'started' && next.status === 'paused') next.status = 'active';
-        return touch(next, now, this.config.sessionIdleTtlSeconds);
+        const transition = applySessionEvent(record, event, now, this.config.sessionIdleTtlSeconds);
+        if (!transition.ok) return void (refused = transition.code);
+        deltas = transition.deltas;
+        return transition.record;
       },
       this.storeTtlSeconds,
     );
-    if (updated && result.outcome === 'ok') this.countOffload(updated.file_id, deltas);
-    return result.outcome;
+    if (!updated) return { error: 'PF_ERR_SESSION_NOT_FOUND' };
+    if (refused) return { error: refused };
+    this.countOffload(updated.file_id, deltas);
+    return { record: updated };
   }
 
   private countOffload(fileId: string, deltas: { peers: number; http: number }): void {
@@ -210,69 +234,8 @@ export class SessionService {
   }
 }
 
-function touch(record: SessionRecord, now: number, idleTtlSeconds: number): SessionRecord {
-  record.updated_at_ms = now;
-  record.expires_at_ms = now + idleTtlSeconds * 1000;
-  return record;
-}
-
-/** Throws PF_ERR_VALIDATION if the report does not fit the session's file. */
-function checkReport(record: SessionRecord, report: ProgressReport): void {
-  if (report.have !== undefined && !Bitfield.fromBase64Url(report.have, record.chunk_count)) {
-    throw new PfError('PF_ERR_VALIDATION', `have must be a base64url bitfield of ${record.chunk_count} chunks`);
-  }
-  if (report.bytesConfirmed !== undefined && (!Number.isSafeInteger(report.bytesConfirmed) || report.bytesConfirmed > record.total_bytes)) {
-    throw new PfError('PF_ERR_VALIDATION', `bytes_confirmed must be an integer of at most ${record.total_bytes}`);
-  }
-}
-
-/** Verified bytes that a bitfield stands for (the last chunk may be short). */
-function haveBytes(record: SessionRecord, have: Bitfield): number {
-  const lastIndex = record.chunk_count - 1;
-  const lastSize = record.total_bytes - lastIndex * record.chunk_size;
-  const count = have.count();
-  return have.get(lastIndex) ? (count - 1) * record.chunk_size + lastSize : count * record.chunk_size;
-}
-
-/**
- * Absolute values, so replaying a report changes nothing: the bitfield replaces the old
- * one (a client may lose chunks), the byte counters only grow.
- */
-function applyReport(record: SessionRecord, report: ProgressReport, now: number): { record: SessionRecord; deltas: { peers: number; http: number } } {
-  const before = record.bytes_confirmed;
-  if (report.have !== undefined) {
-    const have = Bitfield.fromBase64Url(report.have, record.chunk_count)!;
-    record.have = have.toBase64Url();
-    record.bytes_confirmed = haveBytes(record, have);
-    record.contiguous_bytes = Math.min(have.prefixLength() * record.chunk_size, record.total_bytes);
-  } else if (report.bytesConfirmed !== undefined) {
-    record.bytes_confirmed = Math.floor(report.bytesConfirmed);
-    record.contiguous_bytes = Math.min(record.contiguous_bytes, record.bytes_confirmed);
-  }
-  const deltas = {
-    peers: Math.max(0, Math.floor(report.bytesFromPeers ?? 0) - record.bytes_from_peers),
-    http: Math.max(0, Math.floor(report.bytesFromHttp ?? 0) - record.bytes_from_http),
-  };
-  record.bytes_from_peers += deltas.peers;
-  record.bytes_from_http += deltas.http;
-  if (record.bytes_confirmed !== before) {
-    const elapsedMs = now - record.rate_sampled_at_ms;
-    if (elapsedMs > 0 && record.bytes_confirmed > before) {
-      // bits per second, as the `_bps` of the contract says
-      const instant = ((record.bytes_confirmed - before) * 8 * 1000) / elapsedMs;
-      record.transfer_rate_bps = record.transfer_rate_bps === 0 ? instant : RATE_SMOOTHING * instant + (1 - RATE_SMOOTHING) * record.transfer_rate_bps;
-    }
-    record.rate_sampled_at_ms = now;
-  }
-  if (record.bytes_confirmed >= record.total_bytes && (record.chunk_count === 0 || report.have !== undefined || report.bytesConfirmed !== undefined)) {
-    record.status = 'completed';
-    record.transfer_rate_bps = 0;
-  }
-  return { record, deltas };
-}
-
 export function toState(record: SessionRecord, now: number): SessionState {
-  const state: SessionState = {
+  return {
     session_id: record.session_id,
     file_id: record.file_id,
     info_hash: record.info_hash,
@@ -289,9 +252,6 @@ export function toState(record: SessionRecord, now: number): SessionState {
     updated_at: iso(record.updated_at_ms),
     expires_at: iso(record.expires_at_ms),
   };
-  if (record.download_url !== undefined) state.download_url = record.download_url;
-  if (record.download_url_expires_at_ms !== undefined) state.download_url_expires_at = iso(record.download_url_expires_at_ms);
-  return state;
 }
 
 export function toProgress(state: SessionState): Progress {

@@ -9,6 +9,8 @@ export interface SigningMinterOptions {
   ttlSeconds?: number;
   /** Where file names come from (the signed path is /d/<file_id>/<name>). */
   directory: FileDirectory;
+  /** The clock (ms); Date.now by default. */
+  now?: () => number;
 }
 
 /** A UrlMinter for a standalone tracker: signs /d/ URLs with keys it shares with the origin. */
@@ -17,15 +19,20 @@ export function createSigningMinter(options: SigningMinterOptions): UrlMinter {
   if (!key) throw new PfError('PF_ERR_CONFIG', 'createSigningMinter needs at least one signing key');
   const base = options.publicUrl.replace(/\/+$/, '');
   const ttlSeconds = options.ttlSeconds ?? 3600;
+  const now = options.now ?? Date.now;
   return {
     async mintDownloadUrl(fileId: string) {
       const file = await options.directory.getByFileId(fileId);
       if (!file) throw new PfError('PF_ERR_FILE_NOT_FOUND');
       const path = signedPath(fileId, file.manifest.name);
-      const expiresAtSeconds = Math.floor(Date.now() / 1000) + ttlSeconds;
+      const expiresAtSeconds = Math.floor(now() / 1000) + ttlSeconds;
       const query = await signPath(key, 'GET', path, expiresAtSeconds);
       const search = new URLSearchParams({ exp: query.exp, kid: query.kid, sig: query.sig });
       return { url: `${base}${path}?${search.toString()}`, expiresAtSeconds };
+    },
+    async signPath(path: string) {
+      const query = await signPath(key, 'GET', path, Math.floor(now() / 1000) + ttlSeconds);
+      return `${path}?${new URLSearchParams({ exp: query.exp, kid: query.kid, sig: query.sig }).toString()}`;
     },
   };
 }

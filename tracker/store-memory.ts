@@ -3,7 +3,7 @@ import { rename } from 'node:fs/promises';
 import { Type } from '@sinclair/typebox';
 import { PfError, createCodec } from '../protocol/index.ts';
 import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
-import { readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
+import { readSnapshotRecords, writeSnapshotRecords } from './snapshot-file.ts';
 import { SwarmTable } from './swarm-table.ts';
 import type { PeerRecord, RemovePeerResult, SessionUpdate, Store, SwarmCounts, SyncSwarmOps, UpsertPeerResult } from './store.ts';
 
@@ -12,8 +12,10 @@ export interface MemoryStoreOptions {
   snapshotPath?: string;
   /** Snapshot interval (only when something changed); default 30 s. */
   snapshotIntervalMs?: number;
-  /** Sessions held at most; creating more fails with 429. Default 1,000,000. */
+  /** Sessions held at most; when full, expired ones make room first, else creating fails with 429. Default 1,000,000. */
   maxSessions?: number;
+  /** The clock (ms); Date.now by default. */
+  now?: () => number;
 }
 
 export type SnapshotLoadReport =
@@ -21,11 +23,26 @@ export type SnapshotLoadReport =
   | { status: 'loaded'; sessions: number; skipped: number }
   | { status: 'corrupt'; reason: string; movedTo: string | undefined };
 
-const SnapshotBodySchema = Type.Object({
-  written_at_ms: Type.Integer({ minimum: 0 }),
-  sessions: Type.Array(Type.Object({ expires_at_ms: Type.Integer({ minimum: 0 }), record: Type.Unknown() })),
-});
-const snapshotBodyCodec = createCodec(SnapshotBodySchema);
+/** One snapshot line: when the store lets the session go, and the record. */
+const SnapshotEntrySchema = Type.Object({ e: Type.Integer({ minimum: 0 }), r: Type.Unknown() });
+const snapshotEntryCodec = createCodec(SnapshotEntrySchema);
+/** The same, in the one-string snapshots written before. */
+const LegacyEntrySchema = Type.Object({ expires_at_ms: Type.Integer({ minimum: 0 }), record: Type.Unknown() });
+const legacyEntryCodec = createCodec(LegacyEntrySchema);
+/** A full store answers 429 with at most this Retry-After. */
+const MAX_FULL_RETRY_AFTER_SECONDS = 60;
+
+function entryOf(value: unknown): { expiresAtMs: number; record: unknown } | undefined {
+  if (snapshotEntryCodec.is(value)) return { expiresAtMs: value.e, record: value.r };
+  if (legacyEntryCodec.is(value)) return { expiresAtMs: value.expires_at_ms, record: value.record };
+  return undefined;
+}
+
+/** Records of older versions kept a live signed URL; URLs are minted on demand now. */
+function withoutStoredUrl(record: SessionRecord & { download_url?: unknown; download_url_expires_at_ms?: unknown }): SessionRecord {
+  const { download_url: _url, download_url_expires_at_ms: _expiry, ...rest } = record;
+  return rest;
+}
 
 interface StoredSession {
   record: SessionRecord;
@@ -43,6 +60,9 @@ export class MemoryStore implements Store {
   private readonly sessions = new Map<string, StoredSession>();
   private readonly subscribers = new Map<string, Set<(message: string) => void>>();
   private readonly maxSessions: number;
+  private readonly now: () => number;
+  /** No session's idle expiry comes before this: a full store need not be rescanned until then. */
+  private nextEvictableAtMs = 0;
   private dirty = false;
   private snapshotting: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -53,6 +73,7 @@ export class MemoryStore implements Store {
     private readonly logger: Logger,
   ) {
     this.maxSessions = options.maxSessions ?? 1_000_000;
+    this.now = options.now ?? Date.now;
   }
 
   /** Load the snapshot (if any) and start the snapshot timer. */
@@ -62,7 +83,7 @@ export class MemoryStore implements Store {
     // Expired sessions go on this timer even without a snapshot file, so memory stays bounded.
     this.timer = setInterval(() => {
       if (path && this.dirty) void this.snapshot();
-      else if (!path) this.sweepSessions(Date.now());
+      else if (!path) this.sweepSessions(this.now());
     }, this.options.snapshotIntervalMs ?? 30_000);
     this.timer.unref();
   }
@@ -72,37 +93,45 @@ export class MemoryStore implements Store {
   }
 
   private async load(path: string): Promise<void> {
-    const read = await readSnapshotFile(path);
+    const read = await readSnapshotRecords(path);
     if (read.status === 'missing') {
       this.snapshotLoad = { status: 'missing' };
       return;
     }
-    const body = read.status === 'ok' ? snapshotBodyCodec.decode(read.body) : undefined;
-    if (read.status === 'corrupt' || !body?.ok) {
-      const reason = read.status === 'corrupt' ? read.reason : `bad body: ${body && !body.ok ? body.errors.join('; ') : ''}`;
+    if (read.status === 'corrupt') {
       // Keep the bad file for inspection, out of the way of the next snapshot.
-      const movedTo = `${path}.corrupt-${Date.now()}`;
+      const movedTo = `${path}.corrupt-${this.now()}`;
       const moved = await rename(path, movedTo).then(
         () => movedTo,
         () => undefined,
       );
-      this.snapshotLoad = { status: 'corrupt', reason, movedTo: moved };
-      this.logger.error({ path, reason, movedTo: moved }, 'session snapshot is corrupt; starting without it');
+      this.snapshotLoad = { status: 'corrupt', reason: read.reason, movedTo: moved };
+      this.logger.error({ path, reason: read.reason, movedTo: moved }, 'session snapshot is corrupt; starting without it');
       return;
     }
-    const now = Date.now();
+    const now = this.now();
     let skipped = 0;
-    for (const entry of body.value.sessions) {
-      const record = sessionRecordCodec.decode(entry.record);
-      if (!record.ok || entry.expires_at_ms <= now) {
+    for (const value of read.records) {
+      const entry = entryOf(value);
+      const record = entry && sessionRecordCodec.decode(entry.record);
+      if (!entry || !record?.ok || entry.expiresAtMs <= now) {
         skipped++;
         continue;
       }
-      this.sessions.set(record.value.session_id, { record: record.value, expiresAtMs: entry.expires_at_ms });
+      this.sessions.set(record.value.session_id, { record: withoutStoredUrl(record.value), expiresAtMs: entry.expiresAtMs });
     }
     this.snapshotLoad = { status: 'loaded', sessions: this.sessions.size, skipped };
     if (skipped > 0) this.logger.warn({ path, skipped }, 'session snapshot had invalid or expired records');
     this.logger.info({ path, sessions: this.sessions.size }, 'session snapshot loaded');
+  }
+
+  /** The snapshot's lines, read from the live map as the write goes (records are replaced, never changed in place). */
+  private *snapshotEntries(now: number): Generator<{ e: number; r: SessionRecord }> {
+    for (const [id, stored] of this.sessions) {
+      // Expired ones go on the way (deleting the entry just visited is safe in a Map).
+      if (stored.expiresAtMs <= now) this.sessions.delete(id);
+      else yield { e: stored.expiresAtMs, r: stored.record };
+    }
   }
 
   /** Write the sessions to disk now (also runs on the interval and at close). */
@@ -111,11 +140,9 @@ export class MemoryStore implements Store {
     if (!path) return;
     if (this.snapshotting) await this.snapshotting;
     this.dirty = false;
-    const now = Date.now();
-    const sessions: { expires_at_ms: number; record: SessionRecord }[] = [];
-    this.sweepSessions(now);
-    for (const stored of this.sessions.values()) sessions.push({ expires_at_ms: stored.expiresAtMs, record: stored.record });
-    this.snapshotting = writeSnapshotFile(path, { written_at_ms: now, sessions })
+    const now = this.now();
+    this.snapshotting = writeSnapshotRecords(path, { written_at_ms: now }, this.snapshotEntries(now))
+      .then(() => undefined)
       .catch((error: unknown) => {
         this.dirty = true;
         this.logger.error({ err: error, path }, 'session snapshot failed');
@@ -221,7 +248,7 @@ export class MemoryStore implements Store {
 
   private liveSession(sessionId: string): StoredSession | undefined {
     const stored = this.sessions.get(sessionId);
-    if (stored && stored.expiresAtMs <= Date.now()) {
+    if (stored && stored.expiresAtMs <= this.now()) {
       this.sessions.delete(sessionId);
       this.dirty = true;
       return undefined;
@@ -231,8 +258,12 @@ export class MemoryStore implements Store {
 
   createSession(record: SessionRecord, ttlSeconds: number): Promise<void> {
     return this.settle(() => {
-      if (this.sessions.size >= this.maxSessions) throw new PfError('PF_ERR_RATE_LIMITED', 'too many download sessions');
-      this.sessions.set(record.session_id, { record: structuredClone(record), expiresAtMs: Date.now() + ttlSeconds * 1000 });
+      const now = this.now();
+      if (!this.makeRoom(now)) {
+        const retryAfterSeconds = Math.min(MAX_FULL_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil((this.nextEvictableAtMs - now) / 1000)));
+        throw new PfError('PF_ERR_RATE_LIMITED', 'the tracker holds as many download sessions as it may', { retryAfterSeconds });
+      }
+      this.sessions.set(record.session_id, { record: structuredClone(record), expiresAtMs: now + ttlSeconds * 1000 });
       this.dirty = true;
     });
   }
@@ -251,10 +282,27 @@ export class MemoryStore implements Store {
       // Single-threaded: nothing can interleave between this read and write.
       const next = update(structuredClone(stored.record));
       if (!next) return structuredClone(stored.record);
-      this.sessions.set(sessionId, { record: structuredClone(next), expiresAtMs: Date.now() + ttlSeconds * 1000 });
+      this.sessions.set(sessionId, { record: structuredClone(next), expiresAtMs: this.now() + ttlSeconds * 1000 });
       this.dirty = true;
       return next;
     });
+  }
+
+  /**
+   * At the cap, sessions past their idle expiry (kept only to answer `expired`) make room,
+   * before any live one is refused. One scan finds them all and the soonest next one.
+   */
+  private makeRoom(now: number): boolean {
+    if (this.sessions.size < this.maxSessions) return true;
+    if (now < this.nextEvictableAtMs) return false;
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const [id, stored] of this.sessions) {
+      if (stored.expiresAtMs <= now || stored.record.expires_at_ms <= now) this.sessions.delete(id);
+      else soonest = Math.min(soonest, stored.record.expires_at_ms);
+    }
+    this.dirty = true;
+    this.nextEvictableAtMs = soonest;
+    return this.sessions.size < this.maxSessions;
   }
 
   deleteSession(sessionId: string): Promise<void> {

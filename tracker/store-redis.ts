@@ -12,7 +12,12 @@ export interface RedisStoreOptions {
   swarmKeyTtlMs?: number;
   /** A command that takes longer fails (and the caller falls back or answers 503); default 2 s. */
   commandTimeoutMs?: number;
+  /** Live sessions held at most (approximate across processes); expired ones make room first. Default 10,000,000. */
+  maxSessions?: number;
 }
+
+/** Expired sessions removed per creation at the cap: bounded work per request. */
+const EVICT_BATCH = 200;
 
 const SWARMS_KEY = 'pf:swarms';
 const SESSIONS_KEY = 'pf:sessions';
@@ -191,12 +196,26 @@ export class RedisStore implements Store {
     return this.run(() => this.redis.scard(SWARMS_KEY));
   }
 
+  /**
+   * pf:sessions scores each session by its idle expiry (the record's expires_at_ms): at the cap,
+   * the expired ones are deleted first, a batch at a time; the count is of live sessions.
+   */
   createSession(record: SessionRecord, ttlSeconds: number): Promise<void> {
     return this.run(async () => {
+      const maxSessions = this.options.maxSessions ?? 10_000_000;
+      if ((await this.redis.zcard(SESSIONS_KEY)) >= maxSessions) {
+        const expired = await this.redis.zrangebyscore(SESSIONS_KEY, '-inf', Date.now(), 'LIMIT', 0, EVICT_BATCH);
+        // One key per command: session keys live in different cluster slots.
+        await Promise.all(expired.map((sessionId) => this.redis.del(sessionKey(sessionId))));
+        if (expired.length > 0) await this.redis.zrem(SESSIONS_KEY, ...expired);
+        if ((await this.redis.zcard(SESSIONS_KEY)) >= maxSessions) {
+          throw new PfError('PF_ERR_RATE_LIMITED', 'the tracker holds as many download sessions as it may', { retryAfterSeconds: 60 });
+        }
+      }
       const ttlMs = ttlSeconds * 1000;
       const created = await this.redis.set(sessionKey(record.session_id), JSON.stringify(record), 'PX', ttlMs, 'NX');
       if (created !== 'OK') throw new PfError('PF_ERR_INTERNAL', 'session id collision');
-      await this.redis.zadd(SESSIONS_KEY, Date.now() + ttlMs, record.session_id);
+      await this.redis.zadd(SESSIONS_KEY, record.expires_at_ms, record.session_id);
     });
   }
 
@@ -229,7 +248,7 @@ export class RedisStore implements Store {
         if (!next) return current;
         const ttlMs = ttlSeconds * 1000;
         if ((await this.script(CAS_SESSION, [key], [text, JSON.stringify(next), ttlMs])) === 1) {
-          await this.redis.zadd(SESSIONS_KEY, Date.now() + ttlMs, sessionId);
+          await this.redis.zadd(SESSIONS_KEY, next.expires_at_ms, sessionId);
           return next;
         }
         // Lost a race: back off a little, with jitter, and read again.

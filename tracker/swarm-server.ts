@@ -6,6 +6,7 @@ import { parseJson, trackerRequestCodec, type TrackerRequest } from '../protocol
 import { Rejection, failureFrame, type AnnounceHandler } from './announce.ts';
 import type { ResolvedTrackerConfig } from './config.ts';
 import type { TrackerMetrics } from './metrics.ts';
+import { SampledWarn } from './sampled-warn.ts';
 import { SendBatch } from './send-batch.ts';
 import type { Store } from './store.ts';
 import { SwarmSocket, type LocalSwarms } from './swarm-socket.ts';
@@ -23,6 +24,9 @@ export class SwarmServer {
   readonly sockets = new Set<SwarmSocket>();
   private readonly wss: WebSocketServer;
   private readonly batch = new SendBatch();
+  /** Open sockets per client address; an address leaves the map with its last socket. */
+  private readonly perAddress = new Map<string, number>();
+  private readonly refusals: SampledWarn;
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastStorePruneMs = Date.now();
   private closing = false;
@@ -31,6 +35,7 @@ export class SwarmServer {
     private readonly config: ResolvedTrackerConfig,
     private readonly deps: { local: LocalSwarms; handler: AnnounceHandler; store: Store; metrics: TrackerMetrics; logger: Logger },
   ) {
+    this.refusals = new SampledWarn(deps.logger);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes, perMessageDeflate: false, clientTracking: false });
   }
 
@@ -49,12 +54,31 @@ export class SwarmServer {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, socket));
+    const address = request.socket.remoteAddress ?? 'unknown';
+    const held = this.perAddress.get(address) ?? 0;
+    if (held >= this.config.maxConnectionsPerAddress) {
+      this.deps.metrics.rejects.inc({ reason: 'too_many_connections_per_address' });
+      this.refusals.warn('too_many_connections_per_address', {}, 'tracker connection refused: too many from one address');
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 10\r\nContent-Length: 0\r\n\r\n');
+      return true;
+    }
+    // Counted from the upgrade on, so a burst of handshakes cannot overshoot the cap.
+    this.perAddress.set(address, held + 1);
+    let counted = true;
+    const release = () => {
+      if (!counted) return;
+      counted = false;
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left <= 0) this.perAddress.delete(address);
+      else this.perAddress.set(address, left);
+    };
+    socket.once('close', release);
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, socket, address));
     return true;
   }
 
-  private onConnection(ws: WebSocket, stream: Duplex): void {
-    const socket = new SwarmSocket(ws, stream, this.batch, this.config, Date.now());
+  private onConnection(ws: WebSocket, stream: Duplex, address: string): void {
+    const socket = new SwarmSocket(ws, stream, this.batch, this.config, Date.now(), address);
     this.sockets.add(socket);
     ws.on('message', (data, isBinary) => this.onMessage(socket, data, isBinary));
     ws.on('error', (error) => this.deps.logger.debug({ socket: socket.id, err: error.message }, 'socket error'));
@@ -63,7 +87,7 @@ export class SwarmServer {
 
   private reject(socket: SwarmSocket, rejection: Rejection, infoHash?: string): void {
     this.deps.metrics.rejects.inc({ reason: rejection.reason });
-    this.deps.logger.warn({ socket: socket.id, reason: rejection.reason }, `tracker frame refused: ${rejection.message}`);
+    this.refusals.warn(rejection.reason, { socket: socket.id }, `tracker frame refused: ${rejection.message}`);
     socket.send(JSON.stringify(failureFrame(rejection, infoHash)));
   }
 

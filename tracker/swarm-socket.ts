@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import type { ConnectionCounts } from '../protocol/index.ts';
 import type { TrackerLimits } from './config.ts';
 import type { HeldFrames, SendBatch } from './send-batch.ts';
+import { TokenBucket } from './token-bucket.ts';
 import { encodeTextFrames } from './ws-frames.ts';
 
 /** Frames queued on a socket beyond this are dropped: a reader this slow gets nothing more. */
@@ -23,8 +24,7 @@ export class SwarmSocket implements HeldFrames {
   pending = 0;
   queue: Promise<void> = Promise.resolve();
   closed = false;
-  private tokens: number;
-  private refilledAtMs: number;
+  private readonly messages: TokenBucket;
   private rateLimitReportedAtMs = 0;
   droppedInARow = 0;
   /** Frames sent this event-loop turn, written together by `flush`. */
@@ -36,24 +36,18 @@ export class SwarmSocket implements HeldFrames {
     /** The upgraded TCP socket under `ws`: frames are written to it directly, batched. */
     private readonly stream: Duplex,
     private readonly batch: SendBatch,
-    private readonly limits: TrackerLimits,
+    limits: TrackerLimits,
     nowMs: number,
+    /** The client's address: per-address limits (connections, relayed offers) are kept by it. */
+    readonly address: string,
   ) {
     this.lastMessageMs = nowMs;
-    this.tokens = limits.messageBurst;
-    this.refilledAtMs = nowMs;
+    this.messages = new TokenBucket(limits.maxMessagesPerSecond, limits.messageBurst, nowMs);
   }
 
   /** Spend one message from the budget; false when the socket is over its rate. */
   takeToken(nowMs: number): boolean {
-    const elapsedMs = nowMs - this.refilledAtMs;
-    if (elapsedMs > 0) {
-      this.tokens = Math.min(this.limits.messageBurst, this.tokens + (elapsedMs * this.limits.maxMessagesPerSecond) / 1000);
-      this.refilledAtMs = nowMs;
-    }
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+    return this.messages.take(nowMs) === 1;
   }
 
   /** At most one rate-limit error frame per second, so limiting does not itself cost much. */

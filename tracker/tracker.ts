@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { PfError, isPfError, type ErrorBody, type FileDirectory, type UrlMinter } from '../protocol/index.ts';
+import { PfError, type FileDirectory, type UrlMinter } from '../protocol/index.ts';
 import { AnnounceHandler } from './announce.ts';
 import { resolveTrackerConfig, type TrackerConfig } from './config.ts';
 import { createTrackerMetrics } from './metrics.ts';
@@ -23,6 +23,8 @@ export interface TrackerDeps {
   logger: Logger;
   /** Where metrics are registered; a private registry if omitted. */
   registry?: Registry;
+  /** The clock of sessions and rate limits (ms); Date.now by default. */
+  now?: () => number;
 }
 
 export interface Tracker {
@@ -33,19 +35,14 @@ export interface Tracker {
   close(): Promise<void>;
 }
 
-function installErrorHandler(app: FastifyInstance, logger: Logger): void {
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
-    if (isPfError(error)) {
-      if (error.code === 'PF_ERR_STORE_UNAVAILABLE') reply.header('retry-after', '5');
-      return reply.status(error.statusCode).send(error.toBody());
-    }
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      const body: ErrorBody = { error: { code: error.statusCode === 413 ? 'PF_ERR_PAYLOAD_TOO_LARGE' : 'PF_ERR_BAD_REQUEST', message: error.message } };
-      return reply.status(error.statusCode).send(body);
-    }
-    logger.error({ err: error }, 'unhandled tracker request error');
-    return reply.status(500).send(new PfError('PF_ERR_INTERNAL').toBody());
-  });
+/**
+ * Who may read /metrics (per-file byte counts, swarm sizes): with PEERFILL_METRICS_TOKEN set,
+ * a bearer of it (constant-time compare); without, only this machine's loopback clients.
+ */
+export function isMetricsReader(token: string | undefined, authorization: string | undefined, remoteAddress: string | undefined): boolean {
+  if (token === undefined) return remoteAddress !== undefined && /^(127\.|::1$|::ffff:127\.)/.test(remoteAddress);
+  const presented = createHash('sha256').update(/^Bearer (\S+)$/i.exec(authorization ?? '')?.[1] ?? '').digest();
+  return timingSafeEqual(presented, createHash('sha256').update(token).digest());
 }
 
 /** Build the tracker: WebSocket swarm signalling, download sessions and metrics over one Store. */
@@ -66,7 +63,8 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
     connectionsBySwarm: () => local.connectionsBySwarm(),
     fileIdOf: (infoHash) => published.fileIdOf(infoHash),
   });
-  const sessions = new SessionService(config, { store: deps.store, directory: deps.directory, minter: deps.minter, metrics, logger });
+  const now = deps.now ?? Date.now;
+  const sessions = new SessionService(config, { store: deps.store, directory: deps.directory, minter: deps.minter, metrics, logger, now });
   const relay = new Relay(id, { store: deps.store, local, metrics, logger });
   await relay.start();
   const handler = new AnnounceHandler({
@@ -88,9 +86,11 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
   let closed = false;
 
   const plugin: FastifyPluginAsync = (app) => {
-    installErrorHandler(app, logger);
     registerDownloadRoutes(app, sessions);
-    app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+    app.get('/metrics', async (request, reply) => {
+      if (!isMetricsReader(config.metricsToken, request.headers.authorization, request.socket.remoteAddress)) throw new PfError('PF_ERR_FORBIDDEN', 'metrics need the metrics token');
+      return reply.type(registry.contentType).header('cache-control', 'no-store').send(await registry.metrics());
+    });
     const httpServer = app.server;
     const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (swarmServer.handleUpgrade(request, socket, head)) return;

@@ -1,7 +1,7 @@
 // One origin worker for the benchmark: cluster workers share the port the primary holds.
 import { pino } from 'pino';
 import { parseSigningKeys } from '../../protocol/index.ts';
-import { buildOriginApp } from '../../origin/index.ts';
+import { buildOriginApp } from '../../bin/origin-app.ts';
 
 const env = (name: string): string => {
   const value = process.env[name];

@@ -22,7 +22,8 @@ if (kind === 'bittorrent-tracker') {
   if (!keys.ok) throw new Error(keys.errors.join('; '));
   const store = await createStore({ kind: 'memory' }, { logger });
   const tracker = await createTracker(
-    { publicTrackerUrl: `ws://127.0.0.1:${port}/announce`, originUrl: `http://127.0.0.1:${port}`, open: true },
+    // Every bench client is on 127.0.0.1: the per-address limits would measure themselves.
+    { publicTrackerUrl: `ws://127.0.0.1:${port}/announce`, originUrl: `http://127.0.0.1:${port}`, open: true, maxConnectionsPerAddress: 1_000_000, maxRelayedOffersPerAddressPerSecond: 1e9, relayedOfferBurstPerAddress: 1e9 },
     { directory, minter: createSigningMinter({ publicUrl: 'http://cdn.invalid', keys: keys.keys, directory }), store, logger },
   );
   const app = fastify({ logger: false });

@@ -18,6 +18,7 @@ const AddLineCodec = createCodec(
       sha256: Sha256HexSchema,
       info_hash: InfoHashSchema,
       chunks: Type.Integer(),
+      private: Type.Boolean(),
     },
     { additionalProperties: false },
   ),
@@ -60,8 +61,29 @@ describe('peerfill add (real process)', () => {
       sha256: createHash('sha256').update(content).digest('hex'),
       info_hash: line.info_hash,
       chunks: Math.ceil(content.length / MIN_CHUNK_SIZE_BYTES),
+      private: false,
     });
     expect(await readFile(join(dir, 'data', 'added-files.json'), 'utf8')).toContain('release.iso');
+  });
+
+  it('records --private with the file, also for a file the folder scan covers, and the origin publishes it as private', async () => {
+    await writeFile(join(dir, 'files', 'inside.bin'), randomBytes(1000));
+    const result = await peerfill(['add', '--private', join(dir, 'files', 'inside.bin'), '--data-dir', join(dir, 'data'), '--files', join(dir, 'files')], dir);
+    expect(result.code).toBe(0);
+    expect(AddLineCodec.parse(JSON.parse(result.out)).private).toBe(true);
+    const added: unknown = JSON.parse(await readFile(join(dir, 'data', 'added-files.json'), 'utf8'));
+    expect(added).toMatchObject({ sources: expect.arrayContaining([expect.objectContaining({ path: join(dir, 'files', 'inside.bin'), private: true })]) as unknown });
+    const { createOrigin } = await import('../../origin/index.ts');
+    const { pino } = await import('pino');
+    const origin = await createOrigin({ filesDir: join(dir, 'files'), dataDir: join(dir, 'data'), publicUrl: 'http://127.0.0.1:1', urlTtlSeconds: 60 }, { logger: pino({ level: 'silent' }) });
+    try {
+      const id = JSON.parse(result.out) as { file_id: string };
+      expect((await origin.directory.getByFileId(id.file_id))?.isPrivate).toBe(true);
+      const other = await origin.directory.getByFileId((AddLineCodec.parse(JSON.parse((await peerfill(['add', join(dir, 'elsewhere', 'release.iso'), '--data-dir', join(dir, 'data'), '--files', join(dir, 'files')], dir)).out))).file_id);
+      expect(other?.isPrivate).toBe(false);
+    } finally {
+      await origin.close();
+    }
   });
 
   it('fails with a message for a missing file, and with usage for no file', async () => {

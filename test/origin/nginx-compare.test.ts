@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileListSchema, createCodec } from '../../protocol/index.ts';
-import { buildOriginApp, type Origin } from '../../origin/index.ts';
+import { buildOriginApp } from '../../bin/origin-app.ts';
+import type { Origin } from '../../origin/index.ts';
 import { NGINX_BINARY, freePort, patternBytes, startNginx, tempDir, writeFiles, type NginxFixture } from './fixtures.ts';
 import { parseMultipart, rawRequest, type RawResponse } from './http-helpers.ts';
 

@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,9 +20,15 @@ let fixture: Fixture;
 let running: RunningTracker | undefined;
 let store: Store | undefined;
 const cleanups: (() => Promise<unknown>)[] = [];
+/** The sessions' clock: tests move it instead of sleeping through TTLs. */
+let nowMs = Date.now();
+const clock = () => nowMs;
 
 beforeAll(async () => {
   fixture = await fixtureFiles();
+});
+beforeEach(() => {
+  nowMs = Date.now();
 });
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -33,8 +39,8 @@ afterEach(async () => {
 });
 
 async function start(config: Parameters<typeof startTracker>[0]['config'] = {}, snapshotPath?: string, logger = pino({ level: 'silent' })): Promise<RunningTracker> {
-  store = await createStore({ kind: 'memory', snapshotPath, snapshotIntervalMs: 100 }, { logger });
-  running = await startTracker({ store, directory: fixture.directory, config, logger });
+  store = await createStore({ kind: 'memory', snapshotPath, snapshotIntervalMs: 100, now: clock }, { logger });
+  running = await startTracker({ store, directory: fixture.directory, config, logger, now: clock });
   return running;
 }
 
@@ -143,7 +149,7 @@ describe('download sessions', () => {
     expect(strip(second.body)).toEqual(strip(first.body));
     expect(first.body).toMatchObject({ status: 'paused', bytes_confirmed: 262144, contiguous_bytes: 262144, bytes_from_http: 262144, transfer_rate_bps: 0 });
 
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // URLs carry second-resolution expiry
+    nowMs += 2000; // URLs carry second-resolution expiry
     const resumed = await api('PATCH', path, { token, body: { status: 'resumed' } });
     expect(resumed.body.status).toBe('active');
     expect(resumed.body.download_url).not.toBe(created.download_url);
@@ -167,25 +173,59 @@ describe('download sessions', () => {
     const peer = await TestPeer.connect(running!.wsUrl);
     cleanups.push(() => peer.close());
     const other = fixture.files[1]!.info_hash;
-    peer.announce(other, { pf_session: created.session_id, pf_have: haveOf([0]), pf_from_peers: 5 });
+    const proof = created.announce_proof;
+    peer.announce(other, { pf_session: created.session_id, pf_proof: proof, pf_have: haveOf([0]), pf_from_peers: 5 });
     await peer.next(isAnnounceResponse);
-    peer.announce(created.info_hash, { pf_session: created.session_id, pf_have: haveOf([0, 1]), pf_from_peers: 1000, pf_from_http: 2000 });
+    peer.announce(created.info_hash, { pf_session: created.session_id, pf_proof: proof, pf_have: haveOf([0, 1]), pf_from_peers: 1000, pf_from_http: 2000 });
     await eventually(async () => (await api('GET', `/downloads/${created.session_id}`, { token: created.session_token })).body.bytes_from_peers === 1000);
     const state = await api('GET', `/downloads/${created.session_id}`, { token: created.session_token });
     expect(state.body).toMatchObject({ bytes_confirmed: 2 * 262144, contiguous_bytes: 2 * 262144, bytes_from_http: 2000 });
     const metrics = await (await fetch(`${running!.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/peerfill_tracker_reported_bytes_total\{file_id="alpha",source="peers"\} 1000/);
     expect(metrics).toMatch(/peerfill_tracker_reported_bytes_total\{file_id="alpha",source="http"\} 2000/);
-    peer.announce(created.info_hash, { event: 'paused', pf_session: created.session_id });
+    peer.announce(created.info_hash, { event: 'paused', pf_session: created.session_id, pf_proof: proof });
     await eventually(async () => (await api('GET', `/downloads/${created.session_id}`, { token: created.session_token })).body.status === 'paused');
     expect(hexToBinaryString(created.info_hash)).toHaveLength(20);
+  });
+
+  it("ignores pf_* fields without a proof of the session's token, and clamps counters to the file", async () => {
+    await start();
+    const victim = await createDownload();
+    const stranger = await createDownload();
+    const peer = await TestPeer.connect(running!.wsUrl);
+    cleanups.push(() => peer.close());
+    const read = async () => (await api('GET', `/downloads/${victim.session_id}`, { token: victim.session_token })).body;
+    const before = await read();
+    const forged = 'A'.repeat(43);
+    for (const pf_proof of [undefined, forged, stranger.announce_proof]) {
+      const mark = peer.mark();
+      peer.announce(victim.info_hash, { event: 'completed', left: 0, pf_session: victim.session_id, pf_proof, pf_have: haveOf([0, 1, 2]), pf_from_peers: 1e300 });
+      await peer.next(isAnnounceResponse, 10_000, mark);
+      peer.announce(victim.info_hash, { event: 'paused', pf_session: victim.session_id, pf_proof });
+      await peer.next(isAnnounceResponse, 10_000, mark + 1);
+    }
+    // Every announce was answered; give the (asynchronous) session updates a moment to land, if they were to.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const after = await read();
+    expect(after).toMatchObject({ status: 'active', bytes_confirmed: 0, bytes_from_peers: 0, have: before.have });
+    const metrics = await (await fetch(`${running!.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/reason="session_fields_ignored"\} 6/);
+    // With the proof, an absurd counter is clamped to the file's size, and survives a snapshot schema.
+    peer.announce(victim.info_hash, { pf_session: victim.session_id, pf_proof: victim.announce_proof, pf_from_peers: 1e300, pf_from_http: 5e15 });
+    const size = fixture.files[0]!.size;
+    await eventually(async () => (await read()).bytes_from_peers === size);
+    expect(await read()).toMatchObject({ bytes_from_peers: size, bytes_from_http: size });
   });
 
   it('expires idle sessions', async () => {
     await start({ sessionIdleTtlSeconds: 1 });
     const created = await createDownload();
     const path = `/downloads/${created.session_id}`;
-    await eventually(async () => (await api('GET', path, { token: created.session_token })).body.status === 'expired', 10_000, 'expiry');
+    expect((await api('GET', path, { token: created.session_token })).body.status).toBe('active');
+    nowMs += 1500;
+    const expired = await api('GET', path, { token: created.session_token });
+    expect(expired.body.status).toBe('expired');
+    expect(expired.body.download_url).toBeUndefined();
     expect(await api('PATCH', path, { token: created.session_token, body: { status: 'resumed' } })).toMatchObject({ status: 410, body: { error: { code: 'PF_ERR_SESSION_EXPIRED' } } });
   });
 
@@ -223,7 +263,8 @@ describe('download sessions', () => {
     await createDownload();
     await store!.close(); // writes a fresh snapshot
     const good = await readFile(snapshotPath, 'utf8');
-    await writeFile(snapshotPath, good.replace('"status\\":\\"active', '"status\\":\\"paused'));
+    expect(good).toContain('"status":"active"');
+    await writeFile(snapshotPath, good.replace('"status":"active"', '"status":"paused"'));
     await running!.close();
     running = undefined;
     const second = captureLogger();

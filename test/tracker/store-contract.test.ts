@@ -171,6 +171,31 @@ describe.each(kinds)('Store contract: $name', ({ config, reset, wrap }) => {
     expect(await store.getSession(record.session_id)).toBeUndefined();
   });
 
+  it('holds at most maxSessions: expired sessions make room first, then creation is refused with 429 and Retry-After', async () => {
+    const capped = await createStore({ ...config(), maxSessions: 3 }, { logger });
+    try {
+      const stale = sessionRecord({ expires_at_ms: Date.now() - 1000 });
+      await capped.createSession(stale, 3600);
+      await capped.createSession(sessionRecord(), 3600);
+      await capped.createSession(sessionRecord(), 3600);
+      // Full: the idle-expired session goes, the new one comes in.
+      const fresh = sessionRecord();
+      await capped.createSession(fresh, 3600);
+      expect(await capped.getSession(stale.session_id)).toBeUndefined();
+      expect(await capped.getSession(fresh.session_id)).toBeDefined();
+      // Full of live sessions: refused, none of them is lost.
+      const refused = await capped.createSession(sessionRecord(), 3600).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refused).toMatchObject({ code: 'PF_ERR_RATE_LIMITED', statusCode: 429 });
+      expect((refused as { retryAfterSeconds?: number }).retryAfterSeconds).toBeGreaterThan(0);
+      expect(await capped.getSession(fresh.session_id)).toBeDefined();
+    } finally {
+      await capped.close();
+    }
+  });
+
   it('expires sessions after their TTL', async () => {
     const record = sessionRecord();
     await store.createSession(record, 1);

@@ -1,0 +1,61 @@
+import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { clientErrorHandler, frameworkErrors, installErrorContract } from './error-contract.ts';
+
+/**
+ * Per-connection bounds of every HTTP server peerfill runs (API and data plane alike).
+ * None of them bounds the total time of a response: a slow download of a 50 GB file runs as
+ * long as it keeps moving; a reader that stops reading is cut after `idleTimeoutMs`.
+ */
+export interface HttpLimits {
+  /** The request line and headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** The whole request (headers and body) must arrive within this; then 408. */
+  requestTimeoutMs: number;
+  /** A connection on which nothing moves either way for this long is closed: a stalled reader, a silent uploader. */
+  idleTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** The largest body accepted; bigger ones get 413 before they are read. */
+  bodyLimitBytes: number;
+}
+
+/**
+ * The largest valid body is a PATCH carrying a bitfield of 2^16 base64url characters (the
+ * HaveSchema bound, ~393k chunks) and every counter: 65,536 + 148 bytes. 72 KiB holds it.
+ * test/bin/http-app.test.ts measures that body against this limit.
+ */
+export const BODY_LIMIT_BYTES = 72 * 1024;
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 10_000,
+  bodyLimitBytes: BODY_LIMIT_BYTES,
+};
+
+/**
+ * A fastify app with peerfill's limits and its one error contract, not yet listening.
+ * Request logging stays off: request URLs carry signatures.
+ */
+export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}): FastifyInstance {
+  const resolved = { ...DEFAULT_HTTP_LIMITS, ...limits };
+  const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
+  const app = fastify({
+    loggerInstance: httpLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: resolved.bodyLimitBytes,
+    requestTimeout: resolved.requestTimeoutMs,
+    connectionTimeout: resolved.idleTimeoutMs,
+    keepAliveTimeout: resolved.keepAliveTimeoutMs,
+    frameworkErrors,
+    clientErrorHandler,
+    // Schemas mean what they say: no silent dropping of unknown fields, no "5" taken for 5.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // node checks headersTimeout and requestTimeout on this interval; its default 30 s would blur a 10 s bound.
+    http: { headersTimeout: Math.min(resolved.headersTimeoutMs, resolved.requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, resolved.headersTimeoutMs) },
+  });
+  installErrorContract(app, logger);
+  return app;
+}
