@@ -173,6 +173,9 @@ export class HttpLanes {
     const isSwarm = scheduler.hasServingPeers() || scheduler.peersHaveWantedChunks() || this.#options.isPeerGrace();
     const full = { laneCount: options.httpConcurrency, maxRunBytes: options.httpMaxRunBytes, mayTakeServable: true, isSwarm };
     if (!isSwarm) return full;
+    // Only the start-up grace (no peer has anything yet): every lane, in short runs, so that
+    // chunks a peer soon offers are not locked in long runs, and HTTP keeps its pace meanwhile.
+    if (!policy.hasFloor && !scheduler.hasServingPeers() && !scheduler.peersHaveWantedChunks()) return { ...full, maxRunBytes: options.httpMaxRunBytesWithPeers };
     if (policy.hasFloor) return policy.mayHttpStart(this.#inFlightBytes, true) ? { ...full, maxRunBytes: options.httpMaxRunBytesWithPeers } : 'wait';
     const shareBytes = policy.httpShareOfServable(scheduler.freeWork());
     // Peers are behind: every lane, each run its part of HTTP's share of the peers' chunks.
