@@ -1,4 +1,4 @@
-import { FileEntrySchema, PfError, createCodec, type FileEntry } from '../../protocol/index.ts';
+import { PfError, fileEntryCodec, type FileEntry } from '../../protocol/index.ts';
 import type { ChunkStore } from '../chunk-store.ts';
 import type { Download } from '../download.ts';
 import { createClient, type Client } from '../engine.ts';
@@ -9,8 +9,6 @@ import { BackendChunkStore } from './backend-chunk-store.ts';
 import { FileSeedStore } from './file-seed-store.ts';
 import { ensureQuota, openBrowserChunkStore, storeKey, type BrowserChunkStore, type BrowserStoreOptions } from './opfs-chunk-store.ts';
 import { saveFile, type SaveOptions } from './save.ts';
-
-const fileEntryCodec = createCodec(FileEntrySchema);
 
 /** Options of `download()`: the engine's ClientOptions, storage choice, and callbacks. */
 export interface BrowserDownloadOptions extends ClientOptions, BrowserStoreOptions {
