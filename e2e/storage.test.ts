@@ -75,7 +75,8 @@ describe('browser storage, said plainly', () => {
         return { sha256, resumedBytes: dl.engine.progress().resumedBytes };
       })()`);
       expect(resumed).toMatchObject({ sha256: file.sha256 });
-      expect((resumed as { resumedBytes: number }).resumedBytes).toBeGreaterThanOrEqual(kept * 256 * 1024);
+      // Every kept chunk is resumed (one of them may be the short last chunk: HTTP fills start at random offsets).
+      expect((resumed as { resumedBytes: number }).resumedBytes).toBeGreaterThan((kept - 1) * 256 * 1024);
     } finally {
       await context.close();
     }
