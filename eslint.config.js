@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'client/browser/dist/**', 'deploy/**/*.js', 'bench/.out/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'client/browser/dist/**', 'deploy/**/*.js', 'bench/.out/**', 'protocol/validators.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -111,14 +111,14 @@ async function grant(argv: string[]): Promise<number> {
     process.stderr.write(usage);
     return values.help ? 0 : EXIT_USAGE;
   }
-  const { FileIdSchema, GrantUserSchema, createCodec, mintGrant, parseSigningKeys } = await import('../protocol/index.ts');
+  const { grantFileIdCodec, grantUserCodec, mintGrant, parseSigningKeys } = await import('../protocol/index.ts');
   const errors: string[] = [];
   const spec = process.env.PEERFILL_PUBLISHER_KEYS ?? '';
   const keys = spec === '' ? undefined : parseSigningKeys(spec);
   if (!keys) errors.push('PEERFILL_PUBLISHER_KEYS is required: the key a grant is signed with');
   else if (!keys.ok) errors.push(...keys.errors.map((message) => `PEERFILL_PUBLISHER_KEYS: ${message}`));
-  if (!createCodec(FileIdSchema).is(positionals[0])) errors.push(`FILE_ID is not a file id (got "${positionals[0]}")`);
-  if (!createCodec(GrantUserSchema).is(values.user)) errors.push('--user must be 1-128 characters of [A-Za-z0-9_.:@+-]');
+  if (!grantFileIdCodec.is(positionals[0])) errors.push(`FILE_ID is not a file id (got "${positionals[0]}")`);
+  if (!grantUserCodec.is(values.user)) errors.push('--user must be 1-128 characters of [A-Za-z0-9_.:@+-]');
   const expiresIn = Number(values['expires-in'] ?? 3600);
   if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > 366 * 86_400) errors.push('--expires-in must be an integer from 1 to 31622400 seconds');
   if (errors.length > 0 || !keys?.ok) throw new ConfigError(errors);

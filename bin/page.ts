@@ -4,11 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build, type BuildOptions, type OutputFile } from 'esbuild';
 import type { FastifyPluginAsync } from 'fastify';
+import type { ServerConfig } from './config.ts';
 
 /**
  * The web page and the browser bundle, built in memory by esbuild when the server
- * starts: `/` (index.html), `/assets/page.js`, `/assets/peerfill.js` (the embeddable API),
- * shared `chunk-*.js` and `/assets/opfs-worker.js`.
+ * starts: `/` (index.html), `/assets/page.css`, `/assets/page.js`, `/assets/peerfill.js`
+ * (the embeddable API), shared `chunk-*.js` and `/assets/opfs-worker.js`.
  */
 const BROWSER_DIR = fileURLToPath(new URL('../client/browser/', import.meta.url));
 
@@ -56,7 +57,7 @@ function asset(bytes: Uint8Array, contentType: string, isImmutable: boolean): Br
 /** Build the page and the browser bundle in memory (a second or two). */
 export async function buildBrowserAssets(options: BuildBrowserOptions = {}): Promise<BrowserAssets> {
   const minify = options.minify ?? true;
-  const [main, worker, html] = await Promise.all([
+  const [main, worker, html, css] = await Promise.all([
     build({
       ...shared(minify),
       entryPoints: { peerfill: `${BROWSER_DIR}index.ts`, page: `${BROWSER_DIR}page.ts` },
@@ -68,6 +69,7 @@ export async function buildBrowserAssets(options: BuildBrowserOptions = {}): Pro
     }),
     build({ ...shared(minify), entryPoints: { 'opfs-worker': `${BROWSER_DIR}opfs-worker.ts` }, format: 'esm', outdir: '/assets' }),
     readFile(`${BROWSER_DIR}index.html`),
+    readFile(`${BROWSER_DIR}page.css`),
   ]);
   const files = new Map<string, BrowserAsset>();
   let scriptBytes = 0;
@@ -80,20 +82,53 @@ export async function buildBrowserAssets(options: BuildBrowserOptions = {}): Pro
     scriptGzipBytes += gzipSync(output.contents).length;
   }
   files.set('/', asset(html, 'text/html; charset=utf-8', false));
+  files.set('/assets/page.css', asset(css, 'text/css; charset=utf-8', false));
   return { files, scriptBytes, scriptGzipBytes };
 }
 
-/** Serves the page at `/` and the bundle under `/assets/`. */
-export const pagePlugin: FastifyPluginAsync = async (app) => {
+export interface PageOptions {
+  /** Origins the page may fetch from or open sockets to besides its own (the CDN, the tracker). */
+  connectSources?: string[];
+}
+
+function originOf(url: string): string {
+  return new URL(url).origin;
+}
+
+/**
+ * What the page reaches besides its own origin: the tracker's WebSocket (`serverUrl`, when
+ * the page is opened under another name), the CDN that download URLs point at, and S3 when
+ * it hands out presigned URLs.
+ */
+export function pageOptionsFrom(config: Pick<ServerConfig, 'serverUrl' | 'publicUrl' | 's3'>): PageOptions {
+  const sources = [originOf(config.serverUrl).replace(/^http/, 'ws'), originOf(config.publicUrl)];
+  if (config.s3?.presign) sources.push(config.s3.endpoint === undefined ? 'https://*.amazonaws.com' : originOf(config.s3.endpoint));
+  return { connectSources: sources };
+}
+
+/**
+ * The page's Content-Security-Policy: scripts, styles and workers only from this server
+ * (the validators are generated ahead of time, so no 'unsafe-eval'; no inline script or
+ * style), connections to this server and `connectSources`, and nothing else.
+ */
+export function pageContentSecurityPolicy(options: PageOptions = {}): string {
+  const connect = ["'self'", ...new Set(options.connectSources ?? [])].join(' ');
+  return `default-src 'self'; connect-src ${connect}; base-uri 'none'; object-src 'none'; form-action 'none'; frame-ancestors 'none'`;
+}
+
+/** Serves the page at `/` (with its CSP) and the bundle under `/assets/`. */
+export const pagePlugin: FastifyPluginAsync<PageOptions> = async (app, options) => {
   const { files } = await buildBrowserAssets();
+  const policy = pageContentSecurityPolicy(options);
   for (const [path, file] of files) {
     app.get(path, async (request, reply) => {
       reply
         .header('etag', file.etag)
         .header('cache-control', file.isImmutable ? 'public, max-age=31536000, immutable' : 'no-cache')
         .header('x-content-type-options', 'nosniff');
+      if (path === '/') reply.header('content-security-policy', policy);
       // Publishers import /assets/peerfill.js from their own pages: module scripts need CORS.
-      if (path !== '/') reply.header('access-control-allow-origin', '*');
+      else reply.header('access-control-allow-origin', '*');
       if (request.headers['if-none-match'] === file.etag) return reply.status(304).send();
       return reply.type(file.contentType).send(file.bytes);
     });

@@ -7,7 +7,7 @@ import { createStore, createTracker, type StoreConfig, type Tracker } from '../t
 import { originConfigFrom, type ServerConfig } from './config.ts';
 import { installCors } from './cors.ts';
 import { createHttpApp, type HttpLimits } from './http-app.ts';
-import { pagePlugin } from './page.ts';
+import { pageOptionsFrom, pagePlugin } from './page.ts';
 
 /** The composition root of `peerfill serve`: origin + tracker + web page in one fastify app. */
 export interface Server {
@@ -57,7 +57,7 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
   await app.register(origin.plugin);
   await app.register(tracker.plugin);
   app.get('/healthz', async () => ({ status: 'ok' }));
-  await app.register(pagePlugin);
+  await app.register(pagePlugin, pageOptionsFrom(config));
 
   let closed = false;
   return {

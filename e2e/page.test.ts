@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBrowserAssets } from '../bin/page.ts';
-import { MiB, cardNumber, cardSelector, launchChromium, openTab, randomFile, requireTestNetwork, saveAndHash, sha256Hex, startServer, type E2eServer } from './support/harness.ts';
+import { MiB, cardNumber, cardSelector, launchChromium, openTab, randomFile, requireTestNetwork, saveAndHash, startServer, type E2eServer } from './support/harness.ts';
 
 describe('the page, one tab', () => {
   let server: E2eServer;
@@ -25,6 +24,8 @@ describe('the page, one tab', () => {
     const scripts = [...assets.files.entries()].filter(([path]) => path.endsWith('.js'));
     // No Node built-in reaches the browser: the two shims stand in for events/process.
     for (const [path, asset] of scripts) expect(asset.bytes.toString('utf8'), path).not.toMatch(/require\(["'](node:)?(crypto|fs|stream|util|events|buffer)["']\)/);
+    // Nothing compiles code at run time, so a CSP without 'unsafe-eval' runs it (see e2e/csp.test.ts).
+    for (const [path, asset] of scripts) expect(asset.bytes.toString('utf8'), path).not.toMatch(/\bFunction\(|\beval\(|new Function\b/);
     // The worker carries only the OPFS code, not the engine.
     expect(assets.files.get('/assets/opfs-worker.js')!.bytes.length).toBeLessThan(16 * 1024);
   });
@@ -64,21 +65,6 @@ describe('the page, one tab', () => {
   });
 });
 
-/** The README's embedding example, run as written (with the server's URL and a file id filled in). */
-export const README_EXAMPLE = `
-import { download } from 'SERVER/assets/peerfill.js';
-
-const dl = await download('SERVER/FILE_ID', {
-  keepSeeding: false,
-  onProgress: (p) => { document.title = \`\${Math.floor((100 * p.verifiedBytes) / p.totalBytes)}%\`; },
-});
-const { sha256 } = await dl.done; // every chunk and the whole file verified
-const button = document.createElement('button');
-button.textContent = 'Save ' + dl.file.name;
-button.onclick = () => dl.save(); // the save picker where available, else a download link
-document.body.append(button);
-`;
-
 describe('the embeddable API', () => {
   let server: E2eServer;
   let browser: Browser;
@@ -94,23 +80,7 @@ describe('the embeddable API', () => {
     await server?.close();
   });
 
-  it('the README example downloads, verifies and saves the file', async () => {
-    const file = server.files[0]!;
-    const { page, context } = await openTab(browser, server.url);
-    try {
-      const code = README_EXAMPLE.replaceAll('SERVER', server.url).replace('FILE_ID', file.fileId);
-      await page.addScriptTag({ type: 'module', content: code });
-      const save = page.getByRole('button', { name: `Save ${file.name}` });
-      await save.waitFor({ timeout: 30_000 });
-      expect(await page.title()).toBe('100%');
-      const [saved] = await Promise.all([page.waitForEvent('download'), save.click()]);
-      expect(saved.suggestedFilename()).toBe(file.name);
-      expect(sha256Hex(await readFile(await saved.path()))).toBe(file.sha256);
-    } finally {
-      await context.close();
-    }
-  });
-
+  // The README's example itself runs in e2e/csp.test.ts, on a publisher's page under a strict CSP.
   for (const storage of ['opfs-worker', 'opfs-async', 'indexeddb'] as const) {
     it(`stores, resumes and saves through the ${storage} backend`, async () => {
       const file = server.files[0]!;

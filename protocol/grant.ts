@@ -18,6 +18,9 @@ import { KeyIdSchema, type SigningKey } from './signed-url.ts';
  * Every check is constant-time (WebCrypto HMAC verify), as signed URLs are.
  */
 export const GrantUserSchema = Type.String({ pattern: '^[A-Za-z0-9_.:@+-]{1,128}$' });
+/** What `peerfill grant` checks its arguments with. */
+export const grantUserCodec = createCodec(GrantUserSchema);
+export const grantFileIdCodec = createCodec(FileIdSchema);
 export const GrantSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{16,1024}\\.[A-Za-z0-9_-]{43}$' });
 const GrantPayloadSchema = Type.Object({ k: KeyIdSchema, f: FileIdSchema, u: GrantUserSchema, e: Type.Integer({ minimum: 0 }) }, { additionalProperties: false });
 export type GrantPayload = Static<typeof GrantPayloadSchema>;

@@ -2,6 +2,7 @@ import { Bitfield, chunkCount, chunkRange, type Manifest } from '../../protocol/
 import type { ChunkStore, ResumeData } from '../chunk-store.ts';
 import { decodeStateRecord, encodeStateRecord, type StateBody } from './state-record.ts';
 import type { StorageBackend } from './storage-backend.ts';
+import { isQuotaError, storageFullError } from './storage-full.ts';
 
 export interface BackendChunkStoreOptions {
   /** Least time between two state flushes (data flush + record write) [250 ms]. */
@@ -68,8 +69,9 @@ export class BackendChunkStore implements ChunkStore {
 
   async open(manifest: Manifest, verify: (index: number, bytes: Uint8Array) => Promise<boolean>): Promise<Bitfield> {
     const count = chunkCount(manifest.size, manifest.chunk_size);
-    const { hadData } = await this.backend.open(manifest.size, manifest.chunk_size);
     this.#manifest = manifest;
+    // OPFS makes room for the whole file here: a full quota is said before a byte is fetched.
+    const { hadData } = await this.backend.open(manifest.size, manifest.chunk_size).catch((error: unknown) => this.#storageError(error, manifest.size));
     const state = await decodeStateRecord(await this.backend.readState());
     let rejection: string | undefined;
     let claimed: Bitfield | undefined;
@@ -118,7 +120,7 @@ export class BackendChunkStore implements ChunkStore {
     const { start, end } = chunkRange(manifest, index);
     if (bytes.length !== end - start) throw new RangeError(`chunk ${index} has the wrong length`);
     if (this.#isComplete) return;
-    await this.backend.writeChunk(index, bytes);
+    await this.backend.writeChunk(index, bytes).catch((error: unknown) => this.#storageError(error, bytes.length));
     this.#verified.set(index);
     this.#isDirty = true;
     this.#flushTimer ??= setTimeout(() => {
@@ -143,8 +145,8 @@ export class BackendChunkStore implements ChunkStore {
       while (this.#isDirty && this.#isOpen) {
         this.#isDirty = false;
         const body = this.#body(this.#verified.clone());
-        await this.backend.flushData();
-        await this.backend.writeState(await encodeStateRecord(body));
+        await this.backend.flushData().catch((error: unknown) => this.#storageError(error));
+        await this.backend.writeState(await encodeStateRecord(body)).catch((error: unknown) => this.#storageError(error));
       }
     })().finally(() => {
       this.#flushing = undefined;
@@ -192,6 +194,14 @@ export class BackendChunkStore implements ChunkStore {
     if (this.#isComplete) body.is_complete = true;
     if (this.#resume) body.resume = this.#resume;
     return body;
+  }
+
+  /** A refused write becomes "Browser storage is full: …"; what is verified stays verified. */
+  async #storageError(error: unknown, refusedBytes = this.#manifest?.chunk_size): Promise<never> {
+    if (!isQuotaError(error) || !this.#manifest) throw error;
+    const { size, chunk_size: chunkSize } = this.#manifest;
+    const storedBytes = Math.min(size, this.#verified.count() * chunkSize);
+    throw await storageFullError(size - storedBytes, refusedBytes, error);
   }
 
   #requireOpen(): Manifest {

@@ -1,4 +1,4 @@
-import { FileEntrySchema, PfError, createCodec, type FileEntry } from '../../protocol/index.ts';
+import { PfError, fileEntryCodec, type FileEntry } from '../../protocol/index.ts';
 import type { ChunkStore } from '../chunk-store.ts';
 import type { Download } from '../download.ts';
 import { createClient, type Client } from '../engine.ts';
@@ -7,10 +7,9 @@ import type { ProgressInfo } from '../progress.ts';
 import { parseDownloadUrl } from '../session-client.ts';
 import { BackendChunkStore } from './backend-chunk-store.ts';
 import { FileSeedStore } from './file-seed-store.ts';
-import { ensureQuota, openBrowserChunkStore, storeKey, type BrowserChunkStore, type BrowserStoreOptions } from './opfs-chunk-store.ts';
+import { openBrowserChunkStore, storeKey, type BrowserChunkStore, type BrowserStoreOptions } from './opfs-chunk-store.ts';
+import { ensureQuota, requestPersistence } from './storage-full.ts';
 import { saveFile, type SaveOptions } from './save.ts';
-
-const fileEntryCodec = createCodec(FileEntrySchema);
 
 /** Options of `download()`: the engine's ClientOptions, storage choice, and callbacks. */
 export interface BrowserDownloadOptions extends ClientOptions, BrowserStoreOptions {
@@ -31,6 +30,8 @@ export interface BrowserDownload {
   /** The catalog entry (name, size, sha256). */
   readonly file: FileEntry;
   readonly store: ChunkStore;
+  /** The browser promised not to evict the stored chunks (`navigator.storage.persist()`); false: it may, when space runs low. */
+  readonly isPersisted: boolean;
   /** Resolves when every chunk is verified and the whole-file SHA-256 matched; rejects on a fatal error. */
   readonly done: Promise<{ sha256: string }>;
   /** Whether it keeps seeding once done; setting false while seeding stops it. */
@@ -68,13 +69,14 @@ export async function download(url: string, options: BrowserDownloadOptions = {}
   requireSecureContext();
   const { serverUrl, entry } = await fetchFileEntry(url, options.fetch);
   let store = options.store;
+  const isPersisted = await requestPersistence();
   if (!store) {
     const opened = await openBrowserChunkStore(storeKey(serverUrl, entry.file_id), options);
     const previous = await opened.peek().catch(() => undefined);
     if (!previous?.isComplete) await ensureQuota(entry.size, (previous?.verifiedChunks ?? 0) * entry.chunk_size);
     store = opened;
   }
-  return start(serverUrl, entry, store, options);
+  return start(serverUrl, entry, store, options, isPersisted);
 }
 
 /** Seed a copy the user already has (an `<input type=file>` pick); every chunk is verified first. */
@@ -82,10 +84,10 @@ export async function seedFile(url: string, file: Blob, options: BrowserDownload
   requireSecureContext();
   const { serverUrl, entry } = await fetchFileEntry(url, options.fetch);
   if (file.size !== entry.size) throw new PfError('PF_ERR_BAD_REQUEST', `that file has ${file.size} bytes; ${entry.name} has ${entry.size}`);
-  return start(serverUrl, entry, new FileSeedStore(file), { ...options, keepSeeding: true });
+  return start(serverUrl, entry, new FileSeedStore(file), { ...options, keepSeeding: true }, false);
 }
 
-function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: BrowserDownloadOptions): BrowserDownload {
+function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: BrowserDownloadOptions, isPersisted: boolean): BrowserDownload {
   const { onProgress, client: givenClient, store: _store, storage: _storage, workerUrl: _workerUrl, keepSeeding: initialKeepSeeding, ...clientOptions } = options;
   const client = givenClient ?? createClient(clientOptions);
   // Seeding is decided at the end (keepSeeding may change meanwhile), so the engine always stays.
@@ -108,6 +110,7 @@ function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: 
     engine,
     file: entry,
     store,
+    isPersisted,
     done,
     get keepSeeding() {
       return keepSeeding;

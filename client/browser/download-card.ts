@@ -43,8 +43,8 @@ export class DownloadCard {
   #starting: Promise<void> | undefined;
   readonly #parts: {
     bar: HTMLElement; resumed: HTMLElement; peers: HTMLElement; cdn: HTMLElement;
-    done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement; policy: HTMLElement; ice: HTMLElement;
-    status: HTMLElement; message: HTMLElement; pause: HTMLButtonElement; save: HTMLButtonElement; cancel: HTMLButtonElement; keepSeeding: HTMLInputElement;
+    done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement; policy: HTMLElement; ice: HTMLElement; storage: HTMLElement;
+    status: HTMLElement; message: HTMLElement; retry: HTMLButtonElement; pause: HTMLButtonElement; save: HTMLButtonElement; cancel: HTMLButtonElement; keepSeeding: HTMLInputElement;
   };
 
   constructor(template: HTMLTemplateElement, host: CardHost, entry: SavedDownload, seedFrom?: File) {
@@ -59,8 +59,8 @@ export class DownloadCard {
     this.#parts = {
       bar: span('.bar'), resumed: span('.bar .resumed'), peers: span('.bar .peers'), cdn: span('.bar .cdn'),
       done: span('.done-text'), peersText: span('.peers-text'), cdnText: span('.cdn-text'), speed: span('.speed-text'), eta: span('.eta-text'),
-      peerCount: span('.peer-count'), uploaded: span('.uploaded-text'), policy: span('.policy-text'), ice: span('.ice-text'), status: span('.status-text'), message: span('.message'),
-      pause: element(root, 'button.pause', HTMLButtonElement), save: element(root, 'button.save', HTMLButtonElement),
+      peerCount: span('.peer-count'), uploaded: span('.uploaded-text'), policy: span('.policy-text'), ice: span('.ice-text'), storage: span('.storage-text'), status: span('.status-text'), message: span('.message'),
+      retry: element(root, 'button.retry', HTMLButtonElement), pause: element(root, 'button.pause', HTMLButtonElement), save: element(root, 'button.save', HTMLButtonElement),
       cancel: element(root, 'button.cancel', HTMLButtonElement), keepSeeding: element(root, 'input.keep-seeding', HTMLInputElement),
     };
     const { fileId } = parseDownloadUrl(entry.url);
@@ -72,6 +72,7 @@ export class DownloadCard {
     this.#parts.bar.setAttribute('aria-label', `Progress of ${entry.name}`);
     this.#parts.keepSeeding.checked = entry.keepSeeding || seedFrom !== undefined;
     this.#parts.keepSeeding.disabled = seedFrom !== undefined;
+    this.#parts.retry.addEventListener('click', () => void this.#start());
     this.#parts.pause.addEventListener('click', () => void this.#togglePause());
     this.#parts.cancel.addEventListener('click', () => void this.#cancel());
     this.#parts.save.addEventListener('click', () => void this.#save());
@@ -98,7 +99,16 @@ export class DownloadCard {
         const options = { client: this.#host.client, keepSeeding: this.entry.keepSeeding, onProgress: (progress: ProgressInfo) => this.#render(progress) };
         const handle = this.#seedFrom ? await seedFile(this.entry.url, this.#seedFrom, options) : await download(this.entry.url, options);
         this.#handle = handle;
-        handle.engine.on('status', ({ status }) => this.#setStatus(status));
+        if (!this.#seedFrom) {
+          this.#parts.storage.textContent = handle.isPersisted
+            ? 'Persistent: kept until you remove it'
+            : 'Not persistent: the browser may clear it when space runs low';
+          this.root.dataset.isPersisted = String(handle.isPersisted);
+        }
+        // A failure stays said: the engine's own 'stopped' after it must not hide it (or Retry).
+        handle.engine.on('status', ({ status }) => {
+          if (!(status === 'stopped' && this.root.dataset.status === 'failed')) this.#setStatus(status);
+        });
         handle.engine.on('peer', () => this.#render(handle.engine.progress()));
         handle.engine.on('error', (error) => {
           this.#message(error.message);
@@ -184,6 +194,8 @@ export class DownloadCard {
       done: 'Done', stopped: this.entry.isDone ? 'Done' : 'Stopped', failed: 'Failed',
     };
     this.#parts.status.textContent = labels[status] ?? status;
+    // After a failure, what is verified is kept: Retry picks up from there.
+    this.#parts.retry.hidden = status !== 'failed';
     this.#parts.pause.textContent = this.entry.isPaused ? 'Resume' : 'Pause';
     this.#parts.pause.setAttribute('aria-pressed', String(this.entry.isPaused));
     this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined;

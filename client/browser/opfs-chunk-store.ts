@@ -65,27 +65,6 @@ export async function openBrowserChunkStore(key: string, options: BrowserStoreOp
   return new BackendChunkStore(await createStorageBackend(key, options), options);
 }
 
-/**
- * Refuse a file that will not fit: ask for persistent storage (so the browser does not
- * evict a half-done download), then compare the free quota with the bytes still needed.
- */
-export async function ensureQuota(sizeBytes: number, alreadyStoredBytes = 0): Promise<{ freeBytes: number | undefined; isPersisted: boolean }> {
-  const storage = typeof navigator === 'undefined' ? undefined : navigator.storage;
-  const isPersisted = storage?.persist ? await storage.persist().catch(() => false) : false;
-  if (!storage?.estimate) return { freeBytes: undefined, isPersisted };
-  const estimate = await storage.estimate();
-  if (estimate.quota === undefined) return { freeBytes: undefined, isPersisted };
-  const freeBytes = Math.max(0, estimate.quota - (estimate.usage ?? 0));
-  const neededBytes = Math.max(0, sizeBytes - alreadyStoredBytes);
-  if (neededBytes > freeBytes) {
-    throw new PfError(
-      'PF_ERR_STORAGE_QUOTA',
-      `This file needs ${formatBytes(neededBytes)} of browser storage but only ${formatBytes(freeBytes)} is free. Free up disk space or use the command-line client.`,
-    );
-  }
-  return { freeBytes, isPersisted };
-}
-
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;

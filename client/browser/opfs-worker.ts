@@ -65,7 +65,8 @@ function writeAll(handle: SyncAccessHandle, position: number, bytes: Uint8Array)
   let written = 0;
   while (written < bytes.length) {
     const count = handle.write(bytes.subarray(written), { at: position + written });
-    if (count <= 0) throw new Error('OPFS write made no progress (quota?)');
+    // Chromium reports a write past the quota as a short (or empty) write, not always as an exception.
+    if (count <= 0) throw new DOMException('OPFS write made no progress: storage is full', 'QuotaExceededError');
     written += count;
   }
 }
@@ -93,6 +94,11 @@ async function handle(request: OpfsRequest): Promise<OpfsValue> {
       const hadData = data.access.getSize() > 0;
       // Grow to the full size once: positioned writes then never extend the file.
       if (data.access.getSize() !== request.sizeBytes) data.access.truncate(request.sizeBytes);
+      if (data.access.getSize() !== request.sizeBytes) {
+        data.access.close();
+        state.close();
+        throw new DOMException(`OPFS could not make room for ${request.sizeBytes} bytes: storage is full`, 'QuotaExceededError');
+      }
       stores.set(request.store, { dir, dataHandle: data.file, data: data.access, state, sealedFile: undefined });
       return { hadData };
     }

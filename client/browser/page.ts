@@ -1,11 +1,9 @@
 /** The web page at `/`: the catalog, and a card per download (see download-card.ts). */
-import { FileListSchema, createCodec, type FileEntry } from '../../protocol/index.ts';
+import { fileListCodec, type FileEntry } from '../../protocol/index.ts';
 import { createClient } from '../engine.ts';
 import { DownloadCard, type CardHost } from './download-card.ts';
 import { formatBytes } from './opfs-chunk-store.ts';
 import { loadSavedDownloads, storeSavedDownloads, type SavedDownload } from './saved-downloads.ts';
-
-const fileListCodec = createCodec(FileListSchema);
 
 function byId<T extends HTMLElement>(id: string, type: new () => T): T {
   const found = document.getElementById(id);

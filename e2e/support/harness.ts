@@ -119,8 +119,9 @@ export async function startServer(files: Array<{ name: string; bytes: Uint8Array
 /**
  * Debian's Chromium, never a downloaded one; host ICE candidates allowed on the veth.
  * `executablePath` may be a wrapper that starts it elsewhere (the lab runs it inside a host).
+ * Each of `serverUrl` is treated as a secure context (OPFS and WebCrypto need one).
  */
-export async function launchChromium(serverUrl: string, executablePath = '/usr/bin/chromium'): Promise<Browser> {
+export async function launchChromium(serverUrl: string | string[], executablePath = '/usr/bin/chromium'): Promise<Browser> {
   return chromium.launch({
     executablePath,
     headless: true,
@@ -139,7 +140,7 @@ export async function launchChromium(serverUrl: string, executablePath = '/usr/b
       '--use-fake-ui-for-media-stream',
       '--use-fake-device-for-media-stream',
       // OPFS and WebCrypto need a secure context; the test server is plain HTTP on a veth IP.
-      `--unsafely-treat-insecure-origin-as-secure=${serverUrl}`,
+      `--unsafely-treat-insecure-origin-as-secure=${[serverUrl].flat().join(',')}`,
       // Background tabs must not be throttled: each tab here is a separate downloader.
       '--disable-background-timer-throttling',
       '--disable-renderer-backgrounding',
@@ -157,12 +158,14 @@ export interface Tab {
 /**
  * A separate browser context (its own OPFS, storage and peer id) with the page open.
  * The save picker is hidden so Save takes the download-link path Playwright can catch.
+ * `initScript` runs in every document before the page's own scripts.
  */
-export async function openTab(browser: Browser, serverUrl: string): Promise<Tab> {
+export async function openTab(browser: Browser, serverUrl: string, options: { initScript?: string } = {}): Promise<Tab> {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1100, height: 900 }, permissions: ['microphone'] });
   await context.addInitScript(() => {
     Reflect.deleteProperty(window, 'showSaveFilePicker');
   });
+  if (options.initScript !== undefined) await context.addInitScript(options.initScript);
   const page = await context.newPage();
   const logs: string[] = [];
   page.on('console', (message) => logs.push(`${message.type()}: ${message.text()}`));
