@@ -14,7 +14,7 @@ import { FileChunkStore } from './file-chunk-store.ts';
 import { checkOutputFolder, existingOutput, removeLeftovers, resolveOutput } from './get-output.ts';
 import { growHeapForTransfers } from './heap-growth.ts';
 import { nodeApiRequest } from './node-http.ts';
-import { nodeClientOptions, nodeHashChunk, parseIceServersOption } from './node-runtime.ts';
+import { iceServersOption, nodeClientOptions, nodeHashChunk } from './node-runtime.ts';
 import { lockOutput, type OutputLock } from './output-lock.ts';
 import { isStorageErrno } from './storage-error.ts';
 import { renderProgressLine } from './progress-bar.ts';
@@ -93,13 +93,8 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
     io.stderr.write(`peerfill get: --speed-floor must be a bit rate such as 20mbit, or 0 (got ${JSON.stringify(floorText)})\n`);
     return EXIT_CODES.USAGE;
   }
-  let rtcConfig: RTCConfiguration | undefined;
-  try {
-    rtcConfig = values['ice-servers'] === undefined ? undefined : parseIceServersOption(values['ice-servers']);
-  } catch (error) {
-    io.stderr.write(`peerfill get: ${(error as Error).message}\n`);
-    return EXIT_CODES.USAGE;
-  }
+  const ice = iceServersOption(values['ice-servers'], 'get', io.stderr);
+  if (!ice) return EXIT_CODES.USAGE;
   const isJson = values.json === true;
   // Peers move bytes through fresh ArrayBuffers; an HTTP-only get pools its buffers and was a
   // little slower with the setting (bench/client, 4 rounds: 4.22 vs 3.91 s median).
@@ -160,7 +155,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
     });
     const client = createClient({
       ...nodeClientOptions({ usePeers: values['no-peers'] !== true }),
-      ...(rtcConfig ? { rtcConfig } : {}),
+      ...ice,
       seedAfterDoneMs: seedSeconds * 1000,
       retryForMs: retryForSeconds * 1000,
       ...(speedFloorBitsPerSecond === undefined ? {} : { speedFloorBitsPerSecond }),

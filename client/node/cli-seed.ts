@@ -8,7 +8,7 @@ import type { CliIo } from './cli-io.ts';
 import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
 import { growHeapForTransfers } from './heap-growth.ts';
 import { nodeApiRequest } from './node-http.ts';
-import { nodeClientOptions, parseIceServersOption } from './node-runtime.ts';
+import { iceServersOption, nodeClientOptions } from './node-runtime.ts';
 import { SeedFileStore } from './seed-file-store.ts';
 
 export const SEED_USAGE = `usage: peerfill seed FILE --server URL [--file-id ID] [--ice-servers JSON] [--json]
@@ -45,13 +45,8 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
     io.stderr.write(SEED_USAGE);
     return EXIT_CODES.USAGE;
   }
-  let rtcConfig: RTCConfiguration | undefined;
-  try {
-    rtcConfig = values['ice-servers'] === undefined ? undefined : parseIceServersOption(values['ice-servers']);
-  } catch (error) {
-    io.stderr.write(`peerfill seed: ${(error as Error).message}\n`);
-    return EXIT_CODES.USAGE;
-  }
+  const ice = iceServersOption(values['ice-servers'], 'seed', io.stderr);
+  if (!ice) return EXIT_CODES.USAGE;
   const isJson = values.json === true;
   const emit = (event: string, data: Record<string, unknown> = {}) => {
     if (isJson) io.stdout.write(`${JSON.stringify({ event, ...data })}\n`);
@@ -76,7 +71,7 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
     return fail(error);
   }
 
-  const client = createClient({ ...nodeClientOptions(), ...(rtcConfig ? { rtcConfig } : {}), seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
+  const client = createClient({ ...nodeClientOptions(), ...ice, seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
   const store = new SeedFileStore(filePath, {
     refuseDamaged: true,
     onChanged: (reason, chunks, chunkCount) => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as WsModule from 'ws';
-import { IceServersSchema, PfError, createCodec, parseJson } from '../../protocol/index.ts';
+import { IceServersSchema, createCodec, parseJson } from '../../protocol/index.ts';
 import type { ClientOptions } from '../options.ts';
 import type { WebSocketLike } from '../tracker-client.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
@@ -59,11 +59,14 @@ const iceServersCodec = createCodec(IceServersSchema);
 /**
  * `--ice-servers JSON` (get, seed): an explicit list of RTCIceServers, e.g.
  * `[{"urls":["turn:turn.example:3478"],"username":"u","credential":"p"}]`, that wins over the
- * server's. Throws PF_ERR_BAD_REQUEST, saying what is wrong.
+ * server's. Returns the client options it sets (none without the flag), or undefined after
+ * writing to `stderr` what is wrong (a usage error).
  */
-export function parseIceServersOption(text: string): RTCConfiguration {
+export function iceServersOption(text: string | undefined, command: string, stderr: { write(text: string): unknown }): Pick<ClientOptions, 'rtcConfig'> | undefined {
+  if (text === undefined) return {};
   const parsed = parseJson(text);
   const decoded = parsed.ok ? iceServersCodec.decode(parsed.value) : parsed;
-  if (!decoded.ok) throw new PfError('PF_ERR_BAD_REQUEST', `--ice-servers must be a JSON array of {urls:[stun:|turn:…], username?, credential?}: ${decoded.errors.join('; ')}`);
-  return { iceServers: decoded.value };
+  if (decoded.ok) return { rtcConfig: { iceServers: decoded.value } };
+  stderr.write(`peerfill ${command}: --ice-servers must be a JSON array of {urls:[stun:|turn:…], username?, credential?}: ${decoded.errors.join('; ')}\n`);
+  return undefined;
 }

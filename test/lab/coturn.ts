@@ -2,12 +2,21 @@
 // deployment would write it: TURN REST API credentials (use-auth-secret), no TLS in the lab,
 // and relaying refused to every private, loopback and special range except the lab's own.
 // docs/nat.md says what to change for production.
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { LabHost } from './host.ts';
+
+/** Whether Debian's coturn (turnserver) is installed; the NAT tests say they were skipped without it. */
+export function hasCoturn(): boolean {
+  try {
+    return execFileSync('sh', ['-c', 'command -v turnserver'], { stdio: 'pipe' }).length > 0;
+  } catch {
+    return false;
+  }
+}
 
 /** Ranges a TURN server must never relay to (RFC 6890 special-purpose, RFC 1918, loopback, link-local, CGN, multicast). */
 export const DENIED_PEER_RANGES = [

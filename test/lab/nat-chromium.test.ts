@@ -2,7 +2,6 @@
 // the publisher's TURN (coturn): Debian's Chromium started inside lab hosts, driven by Playwright
 // over its pipe.
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,21 +9,14 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cardNumber, cardSelector, launchChromium, openTab, saveAndHash, type Tab } from '../../e2e/support/harness.ts';
-import { startCoturn, type Coturn } from './coturn.ts';
+import { hasCoturn, startCoturn, type Coturn } from './coturn.ts';
 import { createLab, labSupport, type Lab, type LabHost } from './lab.ts';
 import { fileIds, startServe } from './peerfill.ts';
 
 const MiB = 1024 * 1024;
 const SECRET = 'lab-turn-secret-0123456789';
 const support = labSupport();
-const hasCoturn = (() => {
-  try {
-    return execFileSync('sh', ['-c', 'command -v turnserver'], { stdio: 'pipe' }).length > 0;
-  } catch {
-    return false;
-  }
-})();
-const canRun = support.isSupported && support.hasNat && hasCoturn && existsSync('/usr/bin/chromium');
+const canRun = support.isSupported && support.hasNat && hasCoturn() && existsSync('/usr/bin/chromium');
 if (!canRun) console.log('test/lab: Chromium NAT test skipped: needs root, iptables, coturn and /usr/bin/chromium');
 
 /** A Chromium that starts inside `host`: Playwright's pipe (fds 3 and 4) passes through `ip netns exec`. */

@@ -5,27 +5,20 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { turnCredential } from '../../tracker/ice-servers.ts';
-import { startCoturn, type Coturn } from './coturn.ts';
+import { hasCoturn, startCoturn, type Coturn } from './coturn.ts';
 import { createLab, labSupport, type HostSpec, type Lab } from './lab.ts';
 import { runGet, serveFile, startSeed, stop, type CliEvent, type GetResult } from './peerfill.ts';
 
 const MiB = 1024 * 1024;
 const SECRET = 'lab-turn-secret-0123456789';
 const support = labSupport();
-const hasCoturn = (() => {
-  try {
-    return execFileSync('sh', ['-c', 'command -v turnserver'], { stdio: 'pipe' }).length > 0;
-  } catch {
-    return false;
-  }
-})();
-const canRun = support.isSupported && support.hasNat && hasCoturn;
+const canRun = support.isSupported && support.hasNat && hasCoturn();
 if (!support.isSupported) console.log(`test/lab: NAT tests skipped: ${support.reason}`);
 else if (!support.hasNat) console.log('test/lab: NAT tests skipped: iptables cannot NAT in a namespace here (Debian package iptables)');
-else if (!hasCoturn) console.log('test/lab: NAT tests skipped: coturn is not installed (Debian package coturn)');
+else if (!hasCoturn()) console.log('test/lab: NAT tests skipped: coturn is not installed (Debian package coturn)');
 
 let dir: string;
 let lab: Lab | undefined;
