@@ -1,4 +1,4 @@
-import type { ConnectionCounts } from '../protocol/index.ts';
+import { isTurnUrl, type ConnectionCounts } from '../protocol/index.ts';
 import type { PolicyInfo } from './hybrid-policy.ts';
 import { RateMeter } from './peer/choker.ts';
 
@@ -97,6 +97,6 @@ export function describePeers(progress: Pick<ProgressInfo, 'peerCount' | 'connec
 export function describeIceServers(iceUrls: readonly string[] | undefined): string {
   if (iceUrls === undefined || iceUrls.length === 0) return "the browser's default STUN servers (no TURN)";
   const stun = iceUrls.filter((url) => /^stuns?:/i.test(url));
-  const turn = iceUrls.filter((url) => /^turns?:/i.test(url));
+  const turn = iceUrls.filter(isTurnUrl);
   return [stun.length > 0 ? `STUN ${stun.join(', ')}` : '', turn.length > 0 ? `TURN ${turn.join(', ')}` : 'no TURN'].filter(Boolean).join(' · ');
 }
