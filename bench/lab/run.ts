@@ -19,6 +19,10 @@ import { MiB, sha256File, writeTestFile } from '../client/procs.ts';
 
 const SCENARIOS = (process.env.PF_LAB_SCENARIOS ?? 'l1,l2,l3,nat').split(',').filter(Boolean);
 const L3_BYTES = Number(process.env.PF_LAB_L3_MIB ?? 256) * MiB;
+/** The origin's uplink in L3: below the homes' uplinks together, so the origin is what the crowd waits for. */
+const L3_ORIGIN_MBIT = Number(process.env.PF_LAB_L3_ORIGIN_MBIT ?? 24);
+/** Which L3 runs to make (PF_LAB_L3_MODES): the swarm, and HTTP-only on the same links. */
+const L3_MODES = (process.env.PF_LAB_L3_MODES ?? 'swarm,http-only').split(',');
 const ROUNDS = Number(process.env.PF_LAB_ROUNDS ?? 2);
 const L1_BYTES = Number(process.env.PF_LAB_L1_MIB ?? 160) * MiB;
 const L2_BYTES = Number(process.env.PF_LAB_L2_MIB ?? 256) * MiB;
@@ -63,6 +67,31 @@ function procCpuSeconds(pid: number | undefined): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** What moved work to HTTP in one client (its last progress event's policy). */
+function decisionsOf(result: GetResult): string {
+  const policy = result.lastProgress?.policy as { decisions?: { servable_to_http?: number; late_to_http?: number } } | undefined;
+  return `${policy?.decisions?.servable_to_http ?? '?'}/${policy?.decisions?.late_to_http ?? '?'}`;
+}
+
+/**
+ * Where the origin's extra copies went: how many chunks reached 1, 2, 3… clients over HTTP,
+ * how far apart in time the copies of one chunk landed, and when each client met its peers.
+ */
+function httpOverlap(results: GetResult[]): string {
+  const byChunk = new Map<number, number[]>();
+  for (const result of results) for (const [index, source] of result.chunkSources) if (source === 'http') byChunk.set(index, [...(byChunk.get(index) ?? []), result.chunkAtMs.get(index) ?? Number.NaN]);
+  const histogram = new Map<number, number>();
+  const gapsMs: number[] = [];
+  for (const times of byChunk.values()) {
+    histogram.set(times.length, (histogram.get(times.length) ?? 0) + 1);
+    if (times.length > 1) gapsMs.push(Math.max(...times) - Math.min(...times));
+  }
+  gapsMs.sort((a, b) => a - b);
+  const quantile = (q: number) => ((gapsMs[Math.floor(q * (gapsMs.length - 1))] ?? Number.NaN) / 1000).toFixed(1);
+  const meets = results.map((result) => `${result.peerAtMs.length}@${((result.peerAtMs[0] ?? Number.NaN) / 1000).toFixed(1)}-${((result.peerAtMs[result.peerAtMs.length - 1] ?? Number.NaN) / 1000).toFixed(1)}s`);
+  return `chunks by HTTP copies: ${[...histogram].sort((a, b) => a[0] - b[0]).map(([copies, chunks]) => `${copies}x ${chunks}`).join(', ')}; spread between copies p50 ${quantile(0.5)} s, p90 ${quantile(0.9)} s; peers met (count@first-last): ${meets.join(', ')}`;
 }
 
 const field = (result: GetResult, name: string): number => (typeof result.done?.[name] === 'number' ? result.done[name] : Number.NaN);
@@ -228,20 +257,21 @@ async function scenarioL2(dir: string): Promise<void> {
 
 async function scenarioL3(dir: string): Promise<void> {
   const clients = 8;
-  const originBitsPerSecond = 256e6;
+  const originBitsPerSecond = L3_ORIGIN_MBIT * 1e6;
   const homeDelay = (index: number) => 8 + Math.round((index * 10) / (clients - 1));
   console.log(
-    `\nL3 origin-bound flash crowd: ${mib(L3_BYTES)} MiB, ${clients} clients (100mbit down / 20mbit up${WITH_RTT ? ', RTT 20-40 ms, 0.2% loss' : ''}) start together with no seeder; the origin's uplink 256mbit`,
+    `\nL3 origin-bound flash crowd: ${mib(L3_BYTES)} MiB, ${clients} clients (100mbit down / 20mbit up${WITH_RTT ? ', RTT 20-40 ms, 0.2% loss' : ''}) start together with no seeder; the origin's uplink ${L3_ORIGIN_MBIT}mbit`,
   );
   const hosts: HostSpec[] = [
-    { name: 'cdn', down: '10gbit', up: '256mbit', ...link(2) },
+    { name: 'cdn', down: '10gbit', up: `${L3_ORIGIN_MBIT}mbit`, ...link(2) },
     ...Array.from({ length: clients }, (_, index) => ({ name: `home${index}`, down: '100mbit', up: '20mbit', ...link(homeDelay(index), 0.002) })),
   ];
   const lab = await createLab(hosts);
   try {
     const sha256 = await writeTestFile(join(dir, 'files', 'l3.bin'), L3_BYTES);
     const meanMs = new Map<string, number>();
-    for (const [runIndex, run] of [{ label: 'swarm', args: [] as string[] }, { label: 'http-only', args: ['--no-peers'] }].entries()) {
+    const runs = [{ label: 'swarm', args: [] as string[] }, { label: 'http-only', args: ['--no-peers'] }].filter((run) => L3_MODES.includes(run.label));
+    for (const [runIndex, run] of runs.entries()) {
       const server = await serveFile(lab.host('cdn'), 'l3.bin', { filesDir: join(dir, 'files'), dataDir: join(dir, `data-l3-${runIndex}`), port: 8100 + runIndex });
       const before = await lab.host('cdn').counters();
       const cpu = cpuMeter();
@@ -269,6 +299,9 @@ async function scenarioL3(dir: string): Promise<void> {
         `L3 ${run.label}: origin sent ${(cdnBytes / L3_BYTES).toFixed(2)}x the file (${mib(cdnBytes)} MiB); mean completion ${(mean / 1000).toFixed(1)} s (min ${(Math.min(...times) / 1000).toFixed(1)}, max ${(Math.max(...times) / 1000).toFixed(1)}); links' bound ${(boundMs / 1000).toFixed(1)} s, ${(mean / boundMs).toFixed(2)}x it; ${load}`,
       );
       console.log(`  from peers per client (MiB): ${results.map((result) => mib(field(result, 'from_peers_bytes'))).join(', ')}`);
+      console.log(`  HTTP received per client (MiB): ${results.map((result) => mib(Number(result.lastProgress?.http_received_bytes ?? Number.NaN))).join(', ')}`);
+      if (run.label === 'swarm') console.log(`  policy decisions per client (servable->HTTP / late->HTTP): ${results.map(decisionsOf).join(', ')}`);
+      if (run.label === 'swarm') console.log(`  ${httpOverlap(results)}`);
     }
     console.log(`L3: swarm mean / http-only mean = ${((meanMs.get('swarm') ?? Number.NaN) / (meanMs.get('http-only') ?? Number.NaN)).toFixed(2)}`);
   } finally {

@@ -25,6 +25,10 @@ export interface GetResult {
   lastProgress: CliEvent | undefined;
   /** Chunk index -> 'peer' | 'http'. */
   chunkSources: Map<number, string>;
+  /** Chunk index -> ms from spawn to its `chunk` event. */
+  chunkAtMs: Map<number, number>;
+  /** Ms from spawn to each `peer` event that connected. */
+  peerAtMs: number[];
   /** How each peer connection was made (the `peer` events that connected). */
   connectionTypes: string[];
   /** Peer id -> how the connection to it was made (the last connection to each). */
@@ -97,7 +101,7 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
   const timeFile = TIME && join(tmpdir(), `pf-lab-time-${process.pid}-${timeFiles++}`);
   const child = TIME && timeFile ? host.spawn(TIME, ['-f', '%U %S', '-o', timeFile, process.execPath, ...args]) : host.spawn(process.execPath, args);
   const stderr = collectStderr(child);
-  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), connectionTypes: [], connectedPeers: new Map(), warnings: [], cpuSeconds: undefined, stderr: '' };
+  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), chunkAtMs: new Map(), peerAtMs: [], connectionTypes: [], connectedPeers: new Map(), warnings: [], cpuSeconds: undefined, stderr: '' };
   lines(child, (line) => {
     let event: CliEvent;
     try {
@@ -107,8 +111,11 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
     }
     if (event.event === 'done') result.done = event;
     else if (event.event === 'progress') result.lastProgress = event;
-    else if (event.event === 'chunk' && typeof event.index === 'number' && typeof event.source === 'string') result.chunkSources.set(event.index, event.source);
-    else if (event.event === 'peer' && event.connected === true) {
+    else if (event.event === 'chunk' && typeof event.index === 'number' && typeof event.source === 'string') {
+      result.chunkSources.set(event.index, event.source);
+      result.chunkAtMs.set(event.index, performance.now() - startedAtMs);
+    } else if (event.event === 'peer' && event.connected === true) {
+      result.peerAtMs.push(performance.now() - startedAtMs);
       result.connectionTypes.push(String(event.connection_type));
       result.connectedPeers.set(String(event.peer_id), String(event.connection_type));
     }
