@@ -145,9 +145,9 @@ async function main(): Promise<number> {
     const nginx = await startNginx({ root: files, dir: join(work, 'nginx'), port: await freePort(), workers: NGINX_WORKERS });
     servers.push(nginx);
     // data1 holds the manifest built above: serve starts without hashing the file again.
-    const peerfill = await startPeerfillServe({ filesDir: files, dataDir: join(work, 'data1'), port: await freePort(), signingKeys: KEYS, workers: SERVE_WORKERS });
+    const peerfill = await startPeerfillServe({ filesDir: files, dataDir: join(work, 'data1'), port: await freePort(), dataPort: await freePort(), signingKeys: KEYS, workers: SERVE_WORKERS });
     servers.push(peerfill);
-    const listing = createCodec(FileListSchema).parse(await (await fetch(`${peerfill.baseUrl}/files`)).json());
+    const listing = createCodec(FileListSchema).parse(await (await fetch(`${peerfill.controlUrl}/files`)).json());
     const fileId = listing.files.find((file) => file.name === 'big.bin')!.file_id;
     const { pathAndQuery } = new UrlSigner(keys.keys).signedPathAndQuery(signedPath(fileId, 'big.bin'), Math.floor(Date.now() / 1000), 3600);
 

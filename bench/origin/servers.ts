@@ -9,7 +9,10 @@ const PEERFILL = fileURLToPath(new URL('../../bin/peerfill.mjs', import.meta.url
 
 export interface RunningServer {
   pid: number;
+  /** Where the data (the file's bytes) is served. */
   baseUrl: string;
+  /** Where the API is served (the same as baseUrl unless peerfill runs data-plane workers). */
+  controlUrl: string;
   stop(): Promise<void>;
 }
 
@@ -61,17 +64,19 @@ http {
   const child = spawn(NGINX, ['-p', options.dir, '-c', join(options.dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'inherit' });
   const baseUrl = `http://127.0.0.1:${options.port}`;
   await waitForHttp(`${baseUrl}/`, child);
-  return { pid: child.pid!, baseUrl, stop: stopper(child) };
+  return { pid: child.pid!, baseUrl, controlUrl: baseUrl, stop: stopper(child) };
 }
 
 /** `peerfill serve` on a folder, as a user runs it (the CLI, its bundle, its defaults). */
-export async function startPeerfillServe(options: { filesDir: string; dataDir: string; port: number; signingKeys: string; workers: number }): Promise<RunningServer> {
+export async function startPeerfillServe(options: { filesDir: string; dataDir: string; port: number; dataPort: number; signingKeys: string; workers: number }): Promise<RunningServer> {
   const args = [PEERFILL, 'serve', '--files', options.filesDir, '--data-dir', options.dataDir, '--port', String(options.port), '--host', '127.0.0.1', '--log-level', 'warn'];
-  if (options.workers > 1) args.push('--workers', String(options.workers));
+  if (options.workers > 1) args.push('--workers', String(options.workers), '--data-port', String(options.dataPort));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PEERFILL_SIGNING_KEYS: options.signingKeys } });
-  const baseUrl = `http://127.0.0.1:${options.port}`;
+  const controlUrl = `http://127.0.0.1:${options.port}`;
+  const baseUrl = options.workers > 1 ? `http://127.0.0.1:${options.dataPort}` : controlUrl;
+  await waitForHttp(`${controlUrl}/healthz`, child);
   await waitForHttp(`${baseUrl}/healthz`, child);
-  return { pid: child.pid!, baseUrl, stop: stopper(child) };
+  return { pid: child.pid!, baseUrl, controlUrl, stop: stopper(child) };
 }
 
 /** One Range GET checked the way a client checks it: 206, the exact Content-Range, the exact length. */
