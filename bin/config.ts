@@ -47,6 +47,10 @@ export interface ServerConfig {
   metricsToken: string | undefined;
   /** How often the catalog is rescanned for new or changed files (0: only on SIGHUP). */
   rescanIntervalSeconds: number;
+  /** `--workers N`: data-plane processes (node:cluster) on `dataPort`; 1 = everything in one process. */
+  workers: number;
+  /** The port the data-plane workers share (only with workers > 1). */
+  dataPort: number | undefined;
   logLevel: string;
 }
 
@@ -86,6 +90,8 @@ export const SERVER_OPTIONS = {
   'announce-interval': { type: 'string' },
   'log-level': { type: 'string' },
   'rescan-interval': { type: 'string' },
+  workers: { type: 'string' },
+  'data-port': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -144,7 +150,17 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
   const filesDir = resolve(cwd, flagOrEnv(str('files'), env.PEERFILL_FILES_DIR) ?? resolve(dataDir, 'files'));
   const displayHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const serverUrl = httpUrl(errors, '--server-url / PEERFILL_SERVER_URL', flagOrEnv(str('server-url'), env.PEERFILL_SERVER_URL) ?? `http://${displayHost}:${port}`);
-  const publicUrl = httpUrl(errors, '--public-url / PEERFILL_PUBLIC_URL', flagOrEnv(str('public-url'), env.PEERFILL_PUBLIC_URL) ?? serverUrl);
+  const workers = integer(errors, '--workers / PEERFILL_WORKERS', flagOrEnv(str('workers'), env.PEERFILL_WORKERS), 1, 1, 256);
+  // With workers, the data plane has its own port (node:cluster shares one listening socket
+  // among the workers; the control plane keeps the main port in the primary).
+  const dataPortText = flagOrEnv(str('data-port'), env.PEERFILL_DATA_PORT);
+  let dataPort: number | undefined;
+  if (workers > 1) {
+    if (dataPortText === undefined && port === 0) errors.push('--data-port / PEERFILL_DATA_PORT is required with --workers and --port 0');
+    dataPort = integer(errors, '--data-port / PEERFILL_DATA_PORT', dataPortText, port + 1, 1, 65535);
+    if (dataPort === port) errors.push('--data-port must differ from --port');
+  }
+  const publicUrl = httpUrl(errors, '--public-url / PEERFILL_PUBLIC_URL', flagOrEnv(str('public-url'), env.PEERFILL_PUBLIC_URL) ?? (dataPort ? `http://${displayHost}:${dataPort}` : serverUrl));
 
   let signingKeys: SigningKey[] | undefined;
   if (env.PEERFILL_SIGNING_KEYS !== undefined && env.PEERFILL_SIGNING_KEYS !== '') {
@@ -228,6 +244,8 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     metricsToken: env.PEERFILL_METRICS_TOKEN || undefined,
     maxSessions: integer(errors, 'PEERFILL_MAX_SESSIONS', env.PEERFILL_MAX_SESSIONS, 1_000_000, 1, 100_000_000),
     requestTimeoutMs: 1000 * integer(errors, 'PEERFILL_REQUEST_TIMEOUT_SECONDS', env.PEERFILL_REQUEST_TIMEOUT_SECONDS, 30, 1, 600),
+    workers,
+    dataPort,
     logLevel,
   };
   if (errors.length > 0) throw new ConfigError(errors);

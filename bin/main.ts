@@ -14,6 +14,7 @@ const USAGE = `peerfill — peer-assisted hybrid CDN
   peerfill serve [--files DIR] [--port N] [--host H] [--data-dir DIR] [--public-url URL]
                  [--redis URL] [--egress-limit BYTES_PER_S] [--url-ttl S] [--open]
                  [--rescan-interval S]   (SIGHUP rescans the catalog at once)
+                 [--workers N [--data-port P]]   (the /d/ data plane in N processes on P, default port+1)
   peerfill tracker --origin URL [--port N] [--host H] [--redis URL] [--open]
   peerfill add PATH|s3://bucket/key [--private] [--data-dir DIR]
   peerfill sign FILE_ID [--expires-in SECONDS]
@@ -52,6 +53,8 @@ function onShutdown(close: () => Promise<void>, log: (message: string) => void):
 }
 
 async function serve(config: ServerConfig): Promise<number> {
+  const cluster = (await import('node:cluster')).default;
+  if (cluster.isWorker) return (await import('./serve-workers.ts')).runDataPlaneWorker(config, await createLogger(config.logLevel));
   const { buildServer } = await import('./serve.ts');
   // `npm start` on a fresh clone: the default folder may not exist yet.
   if (!config.s3) await mkdir(config.filesDir, { recursive: true });
@@ -61,14 +64,19 @@ async function serve(config: ServerConfig): Promise<number> {
   const address = server.app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = config.port === 0 ? config.serverUrl.replace(/:0$/, `:${port}`) : config.serverUrl;
+  const workers = config.workers > 1 ? await (await import('./serve-workers.ts')).startDataPlaneWorkers(config, logger) : undefined;
   process.stdout.write(`peerfill serving ${config.s3 ? `s3://${config.s3.bucket}/${config.s3.prefix}` : config.filesDir}\n  web page: ${url}/\n`);
+  if (workers) process.stdout.write(`  data plane: ${config.workers} workers on port ${config.dataPort}, download URLs at ${config.publicUrl}\n`);
   // New and changed files are published without a restart: on a timer, and on SIGHUP.
   let rescanning = false;
   const rescan = (reason: string) => {
     if (rescanning) return;
     rescanning = true;
     server.origin.refresh().then(
-      () => logger.debug({ reason }, 'catalog rescanned'),
+      () => {
+        logger.debug({ reason }, 'catalog rescanned');
+        workers?.rescan();
+      },
       (error: unknown) => logger.warn({ err: error, reason }, 'catalog rescan failed'),
     ).finally(() => (rescanning = false));
   };
@@ -77,6 +85,7 @@ async function serve(config: ServerConfig): Promise<number> {
   process.on('SIGHUP', () => rescan('SIGHUP'));
   onShutdown(async () => {
     clearInterval(timer);
+    await workers?.close();
     await server.close();
   }, (message) => logger.info(message));
   return new Promise<number>(() => undefined);

@@ -20,6 +20,8 @@ export type { OriginConfig } from './config.ts';
 export interface Origin {
   /** Registers `/files*` and `/d/*` (not `/healthz`, not `/`). */
   plugin: FastifyPluginAsync;
+  /** Registers `/d/*` alone: what `serve --workers N` runs in each data-plane process. */
+  dataPlane: FastifyPluginAsync;
   directory: FileDirectory;
   minter: UrlMinter;
   /** `peerfill add PATH|s3://bucket/key`: publish one more file (remembered under dataDir). */
@@ -67,8 +69,14 @@ export async function createOrigin(config: OriginConfig, deps: { logger: Logger 
     return Promise.resolve();
   };
 
+  const dataPlane: FastifyPluginAsync = (app) => {
+    registerDataPlane(app, { catalog, signer, limiter, logger: dataPlaneLogger });
+    return Promise.resolve();
+  };
+
   return {
     plugin,
+    dataPlane,
     directory: catalog,
     minter,
     addFile: (pathOrS3Url, options) => publishAddedFile(pathOrS3Url, { locator, catalog, dataDir: config.dataDir, isPrivate: options?.isPrivate ?? false }),

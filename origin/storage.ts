@@ -51,6 +51,8 @@ export interface Storage {
    * with PF_ERR_UPSTREAM if the object no longer matches it. undefined when missing.
    */
   open(key: string, expected?: StorageStat): Promise<StorageHandle | undefined>;
+  /** Optional (S3): a URL that GETs the object straight from the backend, valid for `expiresInSeconds`. */
+  presignGet?(key: string, expiresInSeconds: number, contentDisposition?: string): Promise<string>;
   close(): Promise<void>;
 }
 

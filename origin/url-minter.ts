@@ -2,7 +2,6 @@ import { PfError, signedPath, type MintedUrl, type UrlMinter } from '../protocol
 import type { Catalog } from './catalog.ts';
 import { contentDisposition } from './content-disposition.ts';
 import type { UrlSigner } from './signer.ts';
-import { S3Storage } from './storage-s3.ts';
 
 export interface MinterOptions {
   catalog: Catalog;
@@ -30,7 +29,8 @@ export class OriginUrlMinter implements UrlMinter {
     const entry = this.options.catalog.get(fileId);
     if (!entry) throw new PfError('PF_ERR_FILE_NOT_FOUND');
     const nowSeconds = this.options.nowSeconds?.() ?? Math.floor(Date.now() / 1000);
-    if (this.options.presignS3 && entry.storage instanceof S3Storage) {
+    // Only S3 storage presigns; asking the storage keeps the AWS SDK out of folder mode.
+    if (this.options.presignS3 && entry.storage.presignGet) {
       const ttlSeconds = Math.min(this.options.urlTtlSeconds, MAX_PRESIGN_SECONDS);
       const url = await entry.storage.presignGet(entry.key, ttlSeconds, contentDisposition(entry.manifest.name));
       return { url, expiresAtSeconds: nowSeconds + ttlSeconds };

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import { MemoryStore } from './store-memory.ts';
-import { RedisStore } from './store-redis.ts';
 import type { Store } from './store.ts';
 
 export type StoreConfig =
@@ -9,6 +8,8 @@ export type StoreConfig =
 
 export async function createStore(config: StoreConfig, deps: { logger: Logger }): Promise<Store> {
   if (config.kind === 'redis') {
+    // Loaded only here: ioredis costs start-up time and memory that the embedded default never uses.
+    const { RedisStore } = await import('./store-redis.ts');
     const store = new RedisStore({ url: config.url, maxSessions: config.maxSessions }, deps.logger.child({ store: 'redis' }));
     await store.start();
     return store;
