@@ -2,10 +2,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CLI } from '../client/procs.ts';
 
 const NGINX = '/usr/sbin/nginx';
-const PEERFILL = fileURLToPath(new URL('../../bin/peerfill.mjs', import.meta.url));
 
 export interface RunningServer {
   pid: number;
@@ -69,7 +68,7 @@ http {
 
 /** `peerfill serve` on a folder, as a user runs it (the CLI, its bundle, its defaults). */
 export async function startPeerfillServe(options: { filesDir: string; dataDir: string; port: number; dataPort: number; signingKeys: string; workers: number }): Promise<RunningServer> {
-  const args = [PEERFILL, 'serve', '--files', options.filesDir, '--data-dir', options.dataDir, '--port', String(options.port), '--host', '127.0.0.1', '--log-level', 'warn'];
+  const args = [CLI, 'serve', '--files', options.filesDir, '--data-dir', options.dataDir, '--port', String(options.port), '--host', '127.0.0.1', '--log-level', 'warn'];
   if (options.workers > 1) args.push('--workers', String(options.workers), '--data-port', String(options.dataPort));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PEERFILL_SIGNING_KEYS: options.signingKeys } });
   const controlUrl = `http://127.0.0.1:${options.port}`;
