@@ -41,14 +41,21 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** The public host (origin, tracker, coturn) is slower up than the seeder, so a connected seeder carries a visible share. */
+/**
+ * The public host (origin, tracker) is slower up than the seeder, so a connected seeder carries a
+ * visible share. HTTP alone takes long enough (16 MiB at 8 Mbit: about 17 s) that a peer which
+ * connects late on a loaded machine (non-trickle ICE takes about 5 s here even when idle) still
+ * carries bytes. coturn has a host of its own, as a deployment's TURN server would, so relayed
+ * bytes do not queue behind the origin's HTTP on one uplink.
+ */
 async function build(seederNat: HostSpec['nat'], leecherNat: HostSpec['nat']): Promise<Lab> {
   lab = await createLab([
-    { name: 'pub', down: '1gbit', up: '12mbit' },
+    { name: 'pub', down: '1gbit', up: '8mbit' },
+    { name: 'turn', down: '1gbit', up: '1gbit' },
     { name: 'seeder', down: '200mbit', up: '100mbit', nat: seederNat },
     { name: 'leecher', down: '200mbit', up: '20mbit', nat: leecherNat },
   ]);
-  coturn = await startCoturn(lab.host('pub'), { secret: SECRET, port: 3478 });
+  coturn = await startCoturn(lab.host('turn'), { secret: SECRET, port: 3478 });
   return lab;
 }
 
@@ -70,7 +77,7 @@ async function expectExact(result: GetResult, path: string): Promise<void> {
 }
 function log(label: string, result: GetResult): void {
   console.log(
-    `test/lab NAT ${label}: exit ${result.exitCode}, ${(result.wallMs / 1000).toFixed(1)} s, peers ${(fromPeers(result) / MiB).toFixed(1)} MiB, http ${(Number(result.done?.from_http_bytes) / MiB).toFixed(1)} MiB, connections ${JSON.stringify(result.connectionTypes)}, warnings ${JSON.stringify(result.warnings.filter((w) => /TURN|relay/.test(w)))}`,
+    `test/lab NAT ${label}: exit ${result.exitCode}, ${(result.wallMs / 1000).toFixed(1)} s, peers ${(fromPeers(result) / MiB).toFixed(1)} MiB, http ${(Number(result.done?.from_http_bytes) / MiB).toFixed(1)} MiB, connections ${JSON.stringify(result.connectionTypes)} at ${JSON.stringify(result.peerAtMs.map((ms) => Math.round(ms)))} ms, warnings ${JSON.stringify(result.warnings.filter((w) => /TURN|relay/.test(w)))}`,
   );
 }
 
