@@ -9,6 +9,8 @@ export interface PolicyDecisions {
   lateToHttp: number;
   /** Times an HTTP lane waited because the peers alone held the speed floor. */
   floorHeld: number;
+  /** Chunks HTTP took that a connected peer has but was choking us on, when no serving peer had work left. */
+  chokedToHttp: number;
 }
 
 export interface PolicyInfo {
@@ -88,7 +90,7 @@ class BusyRate {
  * and HTTP fetches only while the download runs below the floor.
  */
 export class HybridPolicy {
-  readonly decisions: PolicyDecisions = { servableToHttp: 0, lateToHttp: 0, floorHeld: 0 };
+  readonly decisions: PolicyDecisions = { servableToHttp: 0, lateToHttp: 0, floorHeld: 0, chokedToHttp: 0 };
   readonly #nowMs: () => number;
   readonly #floorBytesPerSecond: number;
   readonly #floorCreditMs: number;

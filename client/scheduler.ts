@@ -228,7 +228,10 @@ export class Scheduler {
         isForcedHttp: (index) => this.isExcludedFromAllPeers(index),
       });
     let run = this.#peers.size > 0 ? pick('available') : undefined;
-    if (!run && (options.mayTakeServable || !this.#servingPeersHaveWork())) run = pick('servable');
+    if (!run && (options.mayTakeServable || !this.#servingPeersHaveWork())) {
+      run = pick('servable');
+      if (run && this.#options.policy) for (let index = run.start; index < run.start + run.count; index++) if (this.picker.availability(index) > 0) this.#options.policy.decisions.chokedToHttp++;
+    }
     if (!run && options.mayTakeServable) {
       run = pick('none');
       if (run && this.hasServingPeers() && this.#options.policy) this.#options.policy.decisions.servableToHttp++;

@@ -3,8 +3,8 @@ import type { GetResult } from '../../test/lab/peerfill.ts';
 
 /** What moved work to HTTP in one client (its last progress event's policy). */
 export function decisionsOf(result: GetResult): string {
-  const policy = result.lastProgress?.policy as { decisions?: { servable_to_http?: number; late_to_http?: number } } | undefined;
-  return `${policy?.decisions?.servable_to_http ?? '?'}/${policy?.decisions?.late_to_http ?? '?'}`;
+  const policy = result.lastProgress?.policy as { decisions?: { servable_to_http?: number; late_to_http?: number; choked_to_http?: number } } | undefined;
+  return `${policy?.decisions?.servable_to_http ?? '?'}/${policy?.decisions?.late_to_http ?? '?'}/${policy?.decisions?.choked_to_http ?? '?'}`;
 }
 
 /**

@@ -276,7 +276,7 @@ async function scenarioL3(dir: string): Promise<void> {
       );
       console.log(`  from peers per client (MiB): ${results.map((result) => mib(field(result, 'from_peers_bytes'))).join(', ')}`);
       console.log(`  HTTP received per client (MiB): ${results.map((result) => mib(Number(result.lastProgress?.http_received_bytes ?? Number.NaN))).join(', ')}`);
-      if (run.label === 'swarm') console.log(`  policy decisions per client (servable->HTTP / late->HTTP): ${results.map(decisionsOf).join(', ')}`);
+      if (run.label === 'swarm') console.log(`  policy decisions per client (servable->HTTP runs / late->HTTP chunks / choked->HTTP chunks): ${results.map(decisionsOf).join(', ')}`);
       if (run.label === 'swarm') console.log(`  ${httpOverlap(results)}`);
     }
     console.log(`L3: swarm mean / http-only mean = ${((meanMs.get('swarm') ?? Number.NaN) / (meanMs.get('http-only') ?? Number.NaN)).toFixed(2)}`);

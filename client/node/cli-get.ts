@@ -320,6 +320,7 @@ function policyJson(policy: PolicyInfo): Record<string, unknown> {
       servable_to_http: policy.decisions.servableToHttp,
       late_to_http: policy.decisions.lateToHttp,
       floor_held: policy.decisions.floorHeld,
+      choked_to_http: policy.decisions.chokedToHttp,
     },
   };
 }
