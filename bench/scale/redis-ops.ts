@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     directory.add(manifest);
     manifests.push(manifest);
   }
-  const tracker = await startTracker({ store, directory, config: { announceIntervalSeconds: 120, maxMessagesPerSecond: 1000, messageBurst: 1000, maxConnectionsPerAddress: 1_000_000, maxRelayedOffersPerAddressPerSecond: 1e9, relayedOfferBurstPerAddress: 1e9 } });
+  const tracker = await startTracker({ store, directory, config: { announceIntervalSeconds: 120, maxMessagesPerSecond: 1000, messageBurst: 1000, maxConnectionsPerAddress: 1_000_000, maxRelayedOffersPerAddressPerSecond: 1e9, relayedOfferBurstPerAddress: 1e9, sessionCreatesPerAddressPerSecond: 1e9, sessionCreateBurstPerAddress: 1e9 } });
   const redis = new Redis(redisServer.url);
   const sockets: WebSocket[] = [];
   try {
