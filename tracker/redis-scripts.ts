@@ -3,7 +3,13 @@
  * so they run unchanged on Redis Cluster. Peer values are "<owner>|<0|1 complete>".
  */
 
-/** KEYS: peers, seen, counts. ARGV: peerId, owner, complete, nowMs, keyTtlMs. */
+/**
+ * KEYS: peers, seen, counts. ARGV: peerId, owner, complete, nowMs, keyTtlMs, refresh (1/0).
+ * Returns {isNew, complete, incomplete, created} or {-1, owner}. A periodic update of a known
+ * peer runs HGET, ZADD and HMGET only (4 commands with the EVALSHA): the value is written
+ * only when it changes, and the keys' TTLs are set when the swarm is created or when the
+ * caller asks for a refresh (it does so once in a while per swarm, not on every announce).
+ */
 export const UPSERT_PEER = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local isNew = 1
@@ -17,7 +23,8 @@ if cur then
 end
 local complete = 0
 if ARGV[3] == '1' or wasComplete == 1 then complete = 1 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. complete)
+local value = ARGV[2] .. '|' .. complete
+if cur ~= value then redis.call('HSET', KEYS[1], ARGV[1], value) end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 if isNew == 1 then
   if complete == 1 then redis.call('HINCRBY', KEYS[3], 'complete', 1) else redis.call('HINCRBY', KEYS[3], 'incomplete', 1) end
@@ -25,9 +32,15 @@ elseif wasComplete == 0 and complete == 1 then
   redis.call('HINCRBY', KEYS[3], 'complete', 1)
   redis.call('HINCRBY', KEYS[3], 'incomplete', -1)
 end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 local c = redis.call('HMGET', KEYS[3], 'complete', 'incomplete')
-return {isNew, tonumber(c[1]) or 0, tonumber(c[2]) or 0}
+local complete_count = tonumber(c[1]) or 0
+local incomplete_count = tonumber(c[2]) or 0
+local created = 0
+if isNew == 1 and complete_count + incomplete_count == 1 then created = 1 end
+if created == 1 or ARGV[6] == '1' then
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+end
+return {isNew, complete_count, incomplete_count, created}
 `;
 
 /** KEYS: peers, seen, counts. ARGV: peerId, owner. Returns {complete, incomplete, isEmpty} or {-1, owner}. */

@@ -22,6 +22,8 @@ const EVICT_BATCH = 200;
 const SWARMS_KEY = 'pf:swarms';
 const SESSIONS_KEY = 'pf:sessions';
 const CAS_ATTEMPTS = 40;
+/** Swarms whose last TTL refresh this process remembers; past it, the stalest is forgotten (and refreshed again). */
+const MAX_REFRESH_ENTRIES = 100_000;
 
 /** Keys of one swarm share the `{<info_hash>}` hash tag: one Cluster slot per swarm. */
 function swarmKeys(infoHash: string): [string, string, string] {
@@ -58,6 +60,7 @@ export class RedisStore implements Store {
   private readonly handlers = new Map<string, (message: string) => void>();
   private readonly shas = new Map<string, string>();
   private readonly swarmKeyTtlMs: number;
+  private readonly refreshedAtMs = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -119,14 +122,36 @@ export class RedisStore implements Store {
     }
   }
 
+  /**
+   * Whether this process should refresh the swarm's key TTLs and its pf:swarms entry on this
+   * announce: once per quarter TTL per swarm, so that periodic updates stay at one script.
+   */
+  private isRefreshDue(infoHash: string, nowMs: number): boolean {
+    const refreshedAtMs = this.refreshedAtMs.get(infoHash);
+    return refreshedAtMs === undefined || nowMs - refreshedAtMs >= this.swarmKeyTtlMs / 4;
+  }
+
+  private markRefreshed(infoHash: string, nowMs: number): void {
+    // Map order is refresh order: the first entry is the stalest, dropped first at the bound.
+    this.refreshedAtMs.delete(infoHash);
+    this.refreshedAtMs.set(infoHash, nowMs);
+    if (this.refreshedAtMs.size > MAX_REFRESH_ENTRIES) {
+      const stalest = this.refreshedAtMs.keys().next();
+      if (!stalest.done) this.refreshedAtMs.delete(stalest.value);
+    }
+  }
+
   upsertPeer(infoHash: string, peer: { peerId: string; owner: string; complete: boolean }, nowMs: number): Promise<UpsertPeerResult> {
     return this.run(async () => {
-      const reply = await this.script(UPSERT_PEER, swarmKeys(infoHash), [peer.peerId, peer.owner, peer.complete ? '1' : '0', nowMs, this.swarmKeyTtlMs]);
+      const refresh = this.isRefreshDue(infoHash, nowMs);
+      const reply = await this.script(UPSERT_PEER, swarmKeys(infoHash), [peer.peerId, peer.owner, peer.complete ? '1' : '0', nowMs, this.swarmKeyTtlMs, refresh ? '1' : '0']);
       if (Array.isArray(reply) && reply[0] === -1 && typeof reply[1] === 'string') return { ok: false, reason: 'owned_elsewhere', owner: reply[1] };
-      const values = numbers(reply, 3);
+      const values = numbers(reply, 4);
       if (!values) throw new PfError('PF_ERR_STORE_UNAVAILABLE', 'unexpected reply from redis');
-      // A swarm set entry per announce is cheap and heals a racing prune.
-      await this.redis.sadd(SWARMS_KEY, infoHash);
+      // The swarm set entry goes in when the swarm is created, and again with each refresh,
+      // which heals a prune that raced a creation (its SREM after our SADD).
+      if (values[3] === 1 || refresh) await this.redis.sadd(SWARMS_KEY, infoHash);
+      if (refresh) this.markRefreshed(infoHash, nowMs);
       return { ok: true, isNew: values[0] === 1, counts: { complete: values[1]!, incomplete: values[2]! } };
     });
   }

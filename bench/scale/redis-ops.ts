@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     directory.add(manifest);
     manifests.push(manifest);
   }
-  const tracker = await startTracker({ store, directory, config: { announceIntervalSeconds: 120, maxMessagesPerSecond: 1000, messageBurst: 1000, maxConnectionsPerAddress: 1_000_000, maxRelayedOffersPerAddressPerSecond: 1e9, relayedOfferBurstPerAddress: 1e9 } });
+  const tracker = await startTracker({ store, directory, config: { announceIntervalSeconds: 120, maxMessagesPerSecond: 1000, messageBurst: 1000, maxConnectionsPerAddress: 1_000_000, maxRelayedOffersPerAddressPerSecond: 1e9, relayedOfferBurstPerAddress: 1e9, sessionCreatesPerAddressPerSecond: 1e9, sessionCreateBurstPerAddress: 1e9 } });
   const redis = new Redis(redisServer.url);
   const sockets: WebSocket[] = [];
   try {
@@ -147,12 +147,12 @@ async function main(): Promise<void> {
 
     // Phase 3: sessions: create, then PATCH progress several times.
     before = await commandStats(redis);
-    const sessions: { id: string; token: string }[] = [];
+    const sessions: { id: string; token: string; proof: string }[] = [];
     for (let i = 0; i < SESSIONS; i++) {
       const response = await fetch(`${tracker.baseUrl}/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ file_id: manifests[i % SWARMS]!.file_id }) });
       if (response.status !== 201) throw new Error(`POST /downloads answered ${response.status}`);
-      const body = (await response.json()) as { session_id: string; session_token: string };
-      sessions.push({ id: body.session_id, token: body.session_token });
+      const body = (await response.json()) as { session_id: string; session_token: string; announce_proof: string };
+      sessions.push({ id: body.session_id, token: body.session_token, proof: body.announce_proof });
     }
     const created = delta(before, await commandStats(redis));
     before = await commandStats(redis);
@@ -176,7 +176,7 @@ async function main(): Promise<void> {
       await announce(sockets[i]!, {
         action: 'announce', info_hash: hexToBinaryString(manifest.info_hash), peer_id: randomPeerId(i), event: 'update', numwant: 0,
         uploaded: 0, downloaded: 524288, left: manifest.size - 524288,
-        pf_session: sessions[i]!.id, pf_bytes_confirmed: 524288, pf_from_peers: 262144, pf_from_http: 262144,
+        pf_session: sessions[i]!.id, pf_proof: sessions[i]!.proof, pf_bytes_confirmed: (UPDATES + 1) * 262144, pf_from_peers: 262144, pf_from_http: UPDATES * 262144,
       });
     }
     // Session writes from announces are applied after the reply: let them land.

@@ -44,13 +44,13 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 const DEFAULT_JS_MODULE = '/usr/lib/nginx/modules/ngx_http_js_module.so';
 
 /** Quotes a value for nginx, refusing what could break out of the directive. */
-function quote(value: string, what: string): string {
+export function quote(value: string, what: string): string {
   const hasControl = [...value].some((char) => char.charCodeAt(0) < 0x20);
   if (value === '' || hasControl || /["'\\;{}$]/.test(value)) throw new TypeError(`${what}: unsafe for nginx config: ${JSON.stringify(value)}`);
   return `"${value}"`;
 }
 
-function parseUpstream(url: string): string {
+export function parseUpstream(url: string): string {
   const parsed = new URL(url);
   if (parsed.protocol !== 'http:' || (parsed.pathname !== '/' && parsed.pathname !== '') || parsed.search !== '') {
     throw new TypeError(`upstreamUrl must be http://host:port with no path: ${url}`);
@@ -58,7 +58,7 @@ function parseUpstream(url: string): string {
   return parsed.port === '' ? `${parsed.hostname}:80` : parsed.host;
 }
 
-function checkListen(listen: number | string): string {
+export function checkListen(listen: number | string): string {
   const text = String(listen);
   if (!/^(\[[0-9a-fA-F:.]+\]:|[A-Za-z0-9.-]+:)?[0-9]{1,5}$/.test(text)) throw new TypeError(`listen: not a port or host:port: ${text}`);
   return text;
