@@ -1,6 +1,6 @@
 import { describeIceServers, describePeers, type ProgressInfo } from '../progress.ts';
 import type { PolicyInfo } from '../hybrid-policy.ts';
-import { formatBitRate } from '../../protocol/index.ts';
+import { formatBitRate, isPfError } from '../../protocol/index.ts';
 import type { Client } from '../engine.ts';
 import { download, seedFile, type BrowserDownload } from './browser-download.ts';
 import { formatBytes, openBrowserChunkStore, storeKey } from './opfs-chunk-store.ts';
@@ -107,13 +107,14 @@ export class DownloadCard {
         }
         // A failure stays said: the engine's own 'stopped' after it must not hide it (or Retry).
         handle.engine.on('status', ({ status }) => {
-          if (!(status === 'stopped' && this.root.dataset.status === 'failed')) this.#setStatus(status);
+          if (!(status === 'stopped' && isEnded(this.root.dataset.status))) this.#setStatus(status);
         });
         handle.engine.on('peer', () => this.#render(handle.engine.progress()));
         handle.engine.on('error', (error) => {
+          this.#handle = undefined;
+          if (error.code === 'PF_ERR_FILE_NOT_FOUND') return this.#removed(handle.engine.progress().verifiedBytes);
           this.#message(error.message);
           this.#setStatus('failed');
-          this.#handle = undefined;
         });
         handle.done.then(
           ({ sha256 }) => {
@@ -125,13 +126,23 @@ export class DownloadCard {
         );
         this.#setStatus(handle.engine.status);
       } catch (error) {
-        this.#message(error instanceof Error ? error.message : String(error));
-        this.#setStatus('failed');
+        if (isPfError(error) && error.code === 'PF_ERR_FILE_NOT_FOUND') this.#removed(undefined);
+        else {
+          this.#message(error instanceof Error ? error.message : String(error));
+          this.#setStatus('failed');
+        }
       } finally {
         this.#starting = undefined;
       }
     })();
     return this.#starting;
+  }
+
+  /** The server no longer has the file: nothing more can come, and what is stored is offered for deletion. */
+  #removed(storedBytes: number | undefined): void {
+    const stored = storedBytes === undefined ? 'What this browser stored of it' : `The ${formatBytes(storedBytes)} this browser stored of it`;
+    this.#message(`This file was removed from the server. ${stored} can be deleted.`);
+    this.#setStatus('removed');
   }
 
   async #togglePause(): Promise<void> {
@@ -191,14 +202,15 @@ export class DownloadCard {
     this.root.dataset.status = status;
     const labels: Record<string, string> = {
       starting: 'Starting…', running: 'Downloading', paused: 'Paused', seeding: 'Done, sharing with others',
-      done: 'Done', stopped: this.entry.isDone ? 'Done' : 'Stopped', failed: 'Failed',
+      done: 'Done', stopped: this.entry.isDone ? 'Done' : 'Stopped', failed: 'Failed', removed: 'Removed from the server',
     };
     this.#parts.status.textContent = labels[status] ?? status;
     // After a failure, what is verified is kept: Retry picks up from there.
     this.#parts.retry.hidden = status !== 'failed';
     this.#parts.pause.textContent = this.entry.isPaused ? 'Resume' : 'Pause';
     this.#parts.pause.setAttribute('aria-pressed', String(this.entry.isPaused));
-    this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined;
+    this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined || status === 'removed';
+    this.#parts.cancel.textContent = status === 'removed' ? 'Delete stored chunks' : 'Cancel';
     this.#parts.save.disabled = !this.entry.isDone;
   }
 
@@ -245,6 +257,11 @@ export class DownloadCard {
     if (progress.relayProblem === undefined) delete data.relayProblem;
     else data.relayProblem = progress.relayProblem;
   }
+}
+
+/** States after which the engine's own 'stopped' must not hide what was said (or the buttons it shows). */
+function isEnded(status: string | undefined): boolean {
+  return status === 'failed' || status === 'removed';
 }
 
 /** The hybrid policy in force, for people: "Never slower than HTTP" or "Speed floor 50 Mbit/s", and what it moved. */
