@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MiB, cardNumber, cardSelector, launchChromium, openTab, randomFile, requireTestNetwork, startServer, type E2eServer, type Tab } from './support/harness.ts';
+import { MiB, cardNumber, cardSelector, launchChromium, openTab, randomFile, requireTestNetwork, saveAndHash, startServer, type E2eServer, type Tab } from './support/harness.ts';
 
 /** On failure, what the cards and the page's log said. */
 async function explain(tab: Tab, error: unknown): Promise<Error> {
@@ -17,7 +17,7 @@ describe('server-side failures, said plainly', () => {
   beforeAll(async () => {
     requireTestNetwork();
     // Capped so that each download is still running when the test breaks something.
-    server = await startServer([randomFile('removed.bin', 16 * MiB)], ['--egress-limit', String(2 * MiB)]);
+    server = await startServer([randomFile('removed.bin', 16 * MiB), randomFile('server-lost.bin', 12 * MiB), randomFile('offline.bin', 12 * MiB)], ['--egress-limit', String(2 * MiB)]);
     browser = await launchChromium(server.url);
   });
 
@@ -58,6 +58,58 @@ describe('server-side failures, said plainly', () => {
       await card.getByRole('button', { name: 'Delete stored chunks' }).click();
       await card.waitFor({ state: 'detached' });
       expect(await page.evaluate(stored)).toBe(0);
+    } catch (error) {
+      throw await explain(tab, error);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('a lost server: "connection lost, retrying" with Retry, and the download completes by itself once the server is back on its port', async () => {
+    const file = server.files.find((candidate) => candidate.name === 'server-lost.bin')!;
+    const tab = await openTab(browser, server.url);
+    const { page, context } = tab;
+    try {
+      await page.getByRole('button', { name: `Download ${file.name}` }).click();
+      const card = page.locator(cardSelector(file.fileId));
+      await expect.poll(() => cardNumber(page, file.fileId, 'verified-bytes'), { timeout: 30_000 }).toBeGreaterThan(0);
+      await server.stop();
+      await expect.poll(() => card.getAttribute('data-status'), { timeout: 30_000 }).toBe('retrying');
+      const said = `${await card.locator('.status-text').textContent()} | ${await card.locator('.message').textContent()}`;
+      console.log(`server stopped: ${said}`);
+      expect(await card.locator('.status-text').textContent()).toMatch(/^Connection lost, retrying \(next try in \d+ s\)$/);
+      expect(await card.locator('.message').textContent()).toMatch(/^Connection lost \(.+\)\. What is verified is kept/);
+      expect(await card.getByRole('button', { name: 'Retry' }).isVisible()).toBe(true);
+      const stoppedAt = await cardNumber(page, file.fileId, 'verified-bytes');
+      await server.restart();
+      // Nobody presses anything: the backoff's next try finds the server and it goes on.
+      await card.locator('button.save:not([disabled])').waitFor({ timeout: 60_000 });
+      expect(await cardNumber(page, file.fileId, 'verified-bytes')).toBe(file.bytes.length);
+      expect(stoppedAt).toBeLessThan(file.bytes.length);
+      expect(await card.getAttribute('data-sha256')).toBe(file.sha256);
+      expect(await saveAndHash(page, file.fileId)).toBe(file.sha256);
+    } catch (error) {
+      throw await explain(tab, error);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('the network gone: "connection lost, retrying", and going online again resumes it', async () => {
+    const file = server.files.find((candidate) => candidate.name === 'offline.bin')!;
+    const tab = await openTab(browser, server.url);
+    const { page, context } = tab;
+    try {
+      await page.getByRole('button', { name: `Download ${file.name}` }).click();
+      const card = page.locator(cardSelector(file.fileId));
+      await expect.poll(() => cardNumber(page, file.fileId, 'verified-bytes'), { timeout: 30_000 }).toBeGreaterThan(0);
+      await context.setOffline(true);
+      await expect.poll(() => card.getAttribute('data-status'), { timeout: 30_000 }).toBe('retrying');
+      console.log(`offline: ${await card.locator('.status-text').textContent()} | ${await card.locator('.message').textContent()}`);
+      await context.setOffline(false);
+      await expect.poll(() => card.getAttribute('data-status'), { timeout: 30_000 }).not.toBe('retrying');
+      await card.locator('button.save:not([disabled])').waitFor({ timeout: 60_000 });
+      expect(await card.getAttribute('data-sha256')).toBe(file.sha256);
     } catch (error) {
       throw await explain(tab, error);
     } finally {
