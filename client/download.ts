@@ -171,6 +171,18 @@ export class Download extends TypedEmitter<DownloadEvents> {
     else this.#parts?.lanes.start();
   }
 
+  /**
+   * The connection may be back (the browser went `online`, or the user asked): end the
+   * outage's backoff wait and try HTTP again now. A no-op unless it is running and fetching.
+   */
+  async retryNow(): Promise<void> {
+    const parts = this.#parts;
+    if (!parts || this.#status !== 'running' || this.#finishing || parts.scheduler.isComplete()) return;
+    this.#outage.back();
+    await parts.lanes.stop();
+    if (this.#status === 'running' && !this.#isDestroyed) parts.lanes.start();
+  }
+
   /** Stop everything and close the store (without publishing an incomplete file). */
   destroy(): Promise<void> {
     this.#destroying ??= this.#destroy();

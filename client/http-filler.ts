@@ -1,4 +1,4 @@
-import { PfError, chunkRange, type Manifest } from '../protocol/index.ts';
+import { PfError, chunkRange, isPfError, type Manifest } from '../protocol/index.ts';
 import { networkError } from './network-error.ts';
 import { isConnectionLoss } from './outage.ts';
 import { backoffMs, sleep } from './sleep.ts';
@@ -168,7 +168,7 @@ export class HttpFiller {
           next = error.next;
           lastError = error.cause;
         }
-        if (isConnectionLoss(lastError)) throw lastError;
+        if (isConnectionLoss(lastError) || isFileRemoved(lastError)) throw lastError;
         failures++;
         if (failures >= maxAttempts) break;
         await sleep(backoffMs(failures - 1, this.#options.retryBaseMs ?? 250, this.#options.retryMaxMs ?? 8000), signal);
@@ -229,6 +229,8 @@ export class HttpFiller {
         throw lost(error);
       });
       if (response.status === 403) throw new UrlExpired();
+      // The signature held, so the file itself is gone: no retry brings it back.
+      if (response.status === 404 || response.status === 410) throw fileRemoved(response.status);
       if (response.status >= 500 || response.status === 429) throw new PfError('PF_ERR_UPSTREAM', `the data plane answered HTTP ${response.status}`);
       const expected = `bytes ${startByte}-${endByte - 1}/${manifest.size}`;
       const contentRange = response.header('content-range');
@@ -270,6 +272,16 @@ export class HttpFiller {
       if (whole && this.#spare.length < SPARE_BUFFERS) this.#spare.push(whole);
     }
   }
+}
+
+/** The data plane no longer has the file (404/410 on a URL it signed). */
+function fileRemoved(status: number): PfError {
+  return new PfError('PF_ERR_FILE_NOT_FOUND', `this file was removed from the server (the data plane answered HTTP ${status})`);
+}
+
+/** The file is gone from the server: the download ends at once, whatever peers still hold. */
+export function isFileRemoved(error: unknown): boolean {
+  return isPfError(error) && error.code === 'PF_ERR_FILE_NOT_FOUND';
 }
 
 function isExactRange(header: string | null, startByte: number, endByte: number, sizeBytes: number): boolean {

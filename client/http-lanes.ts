@@ -1,5 +1,5 @@
 import { chunkRange, type Manifest } from '../protocol/index.ts';
-import type { HttpFiller } from './http-filler.ts';
+import { isFileRemoved, type HttpFiller } from './http-filler.ts';
 import type { HybridPolicy } from './hybrid-policy.ts';
 import type { ResolvedOptions } from './options.ts';
 import { isConnectionLoss } from './outage.ts';
@@ -132,6 +132,10 @@ export class HttpLanes {
       } catch (error) {
         scheduler.releaseAll(source);
         if (signal.aborted) break;
+        if (isFileRemoved(error)) {
+          this.#options.fail(error);
+          break;
+        }
         if (isConnectionLoss(error)) {
           // One outage for every lane: the same wait, and the download ends only once it has
           // lasted --retry-for (with peers serving, they go on meanwhile).

@@ -4,6 +4,7 @@ import type { Download } from '../download.ts';
 import { createClient, type Client } from '../engine.ts';
 import type { ClientOptions } from '../options.ts';
 import type { ProgressInfo } from '../progress.ts';
+import { networkError } from '../network-error.ts';
 import { parseDownloadUrl } from '../session-client.ts';
 import { BackendChunkStore } from './backend-chunk-store.ts';
 import { FileSeedStore } from './file-seed-store.ts';
@@ -49,7 +50,11 @@ export interface BrowserDownload {
 /** The catalog entry of `<server>/<file_id>` (or `<server>/files/<file_id>`). */
 export async function fetchFileEntry(url: string, fetchImpl: typeof fetch = (input, init) => fetch(input, init)): Promise<{ serverUrl: string; entry: FileEntry }> {
   const { serverUrl, fileId } = parseDownloadUrl(url);
-  const response = await fetchImpl(`${serverUrl}/files/${encodeURIComponent(fileId)}`);
+  const entryUrl = `${serverUrl}/files/${encodeURIComponent(fileId)}`;
+  // A server or network that is away is PF_ERR_UPSTREAM, worth waiting for (see isConnectionLoss).
+  const response = await fetchImpl(entryUrl).catch((error: unknown) => {
+    throw networkError(error, entryUrl);
+  });
   if (response.status === 404) throw new PfError('PF_ERR_FILE_NOT_FOUND', `no file ${fileId} on ${serverUrl}`);
   if (!response.ok) throw new PfError('PF_ERR_UPSTREAM', `GET /files/${fileId}: HTTP ${response.status}`);
   return { serverUrl, entry: fileEntryCodec.parse(await response.json(), 'PF_ERR_UPSTREAM') };

@@ -1,12 +1,18 @@
 import { describeIceServers, describePeers, type ProgressInfo } from '../progress.ts';
 import type { PolicyInfo } from '../hybrid-policy.ts';
-import { formatBitRate } from '../../protocol/index.ts';
+import { formatBitRate, isPfError } from '../../protocol/index.ts';
 import type { Client } from '../engine.ts';
 import { download, seedFile, type BrowserDownload } from './browser-download.ts';
 import { formatBytes, openBrowserChunkStore, storeKey } from './opfs-chunk-store.ts';
 import { parseDownloadUrl } from '../session-client.ts';
 import type { SavedDownload } from './saved-downloads.ts';
 import { saveFile } from './save.ts';
+import { isConnectionLoss } from '../outage.ts';
+import { backoffMs } from '../sleep.ts';
+
+/** The card's own waits when not even the catalog entry can be fetched: as the engine's outage waits. */
+const START_RETRY_BASE_MS = 1000;
+const START_RETRY_MAX_MS = 30_000;
 
 export interface CardHost {
   client: Client;
@@ -41,6 +47,11 @@ export class DownloadCard {
   readonly #seedFrom: File | undefined;
   #handle: BrowserDownload | undefined;
   #starting: Promise<void> | undefined;
+  /** While the connection is lost: bytes received when it was, so that new ones say it is back. */
+  #receivedAtLoss: number | undefined;
+  /** Losses in a row before the engine started (the catalog entry could not be fetched): the card retries. */
+  #startLosses = 0;
+  #startRetryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #parts: {
     bar: HTMLElement; resumed: HTMLElement; peers: HTMLElement; cdn: HTMLElement;
     done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement; policy: HTMLElement; ice: HTMLElement; storage: HTMLElement;
@@ -72,7 +83,7 @@ export class DownloadCard {
     this.#parts.bar.setAttribute('aria-label', `Progress of ${entry.name}`);
     this.#parts.keepSeeding.checked = entry.keepSeeding || seedFrom !== undefined;
     this.#parts.keepSeeding.disabled = seedFrom !== undefined;
-    this.#parts.retry.addEventListener('click', () => void this.#start());
+    this.#parts.retry.addEventListener('click', () => void this.retryNow());
     this.#parts.pause.addEventListener('click', () => void this.#togglePause());
     this.#parts.cancel.addEventListener('click', () => void this.#cancel());
     this.#parts.save.addEventListener('click', () => void this.#save());
@@ -91,8 +102,22 @@ export class DownloadCard {
     return this.#start();
   }
 
+  /**
+   * Try again now: after a failure (from what is kept), or while the connection is lost
+   * (the browser went `online`, or the user pressed Retry) instead of at the backoff's next try.
+   */
+  async retryNow(): Promise<void> {
+    const status = this.root.dataset.status;
+    if (status !== 'retrying' && status !== 'failed') return;
+    const handle = this.#handle;
+    if (status === 'retrying' && handle) return handle.engine.retryNow();
+    clearTimeout(this.#startRetryTimer);
+    return this.#start();
+  }
+
   #start(): Promise<void> {
     this.#starting ??= (async () => {
+      clearTimeout(this.#startRetryTimer);
       this.#message('');
       this.#setStatus(this.entry.isDone ? 'seeding' : 'starting');
       try {
@@ -107,13 +132,16 @@ export class DownloadCard {
         }
         // A failure stays said: the engine's own 'stopped' after it must not hide it (or Retry).
         handle.engine.on('status', ({ status }) => {
-          if (!(status === 'stopped' && this.root.dataset.status === 'failed')) this.#setStatus(status);
+          if (!(status === 'stopped' && isEnded(this.root.dataset.status))) this.#setStatus(status);
         });
         handle.engine.on('peer', () => this.#render(handle.engine.progress()));
+        handle.engine.on('retry', (wait) => this.#connectionLost(wait.error, wait.delayMs, handle.engine.progress().httpReceivedBytes));
+        this.#startLosses = 0;
         handle.engine.on('error', (error) => {
+          this.#handle = undefined;
+          if (error.code === 'PF_ERR_FILE_NOT_FOUND') return this.#removed(handle.engine.progress().verifiedBytes);
           this.#message(error.message);
           this.#setStatus('failed');
-          this.#handle = undefined;
         });
         handle.done.then(
           ({ sha256 }) => {
@@ -125,13 +153,37 @@ export class DownloadCard {
         );
         this.#setStatus(handle.engine.status);
       } catch (error) {
-        this.#message(error instanceof Error ? error.message : String(error));
-        this.#setStatus('failed');
+        if (isPfError(error) && error.code === 'PF_ERR_FILE_NOT_FOUND') this.#removed(undefined);
+        else if (isConnectionLoss(error) && !this.entry.isPaused) {
+          // Not even the catalog entry came: the card waits and starts again by itself.
+          const delayMs = backoffMs(this.#startLosses++, START_RETRY_BASE_MS, START_RETRY_MAX_MS);
+          this.#startRetryTimer = setTimeout(() => void this.#start(), delayMs);
+          this.#connectionLost(error, delayMs, 0);
+        } else {
+          this.#message(error instanceof Error ? error.message : String(error));
+          this.#setStatus('failed');
+        }
       } finally {
         this.#starting = undefined;
       }
     })();
     return this.#starting;
+  }
+
+  /** The server or the network is away: said, with when the next try is; Retry tries at once. */
+  #connectionLost(error: unknown, delayMs: number, receivedBytes: number): void {
+    this.#receivedAtLoss = receivedBytes;
+    const cause = error instanceof Error ? error.message : String(error);
+    this.#message(`Connection lost (${cause}). What is verified is kept; it goes on by itself when the server answers again.`);
+    this.#setStatus('retrying');
+    this.#parts.status.textContent = `Connection lost, retrying (next try in ${Math.max(1, Math.round(delayMs / 1000))} s)`;
+  }
+
+  /** The server no longer has the file: nothing more can come, and what is stored is offered for deletion. */
+  #removed(storedBytes: number | undefined): void {
+    const stored = storedBytes === undefined ? 'What this browser stored of it' : `The ${formatBytes(storedBytes)} this browser stored of it`;
+    this.#message(`This file was removed from the server. ${stored} can be deleted.`);
+    this.#setStatus('removed');
   }
 
   async #togglePause(): Promise<void> {
@@ -142,6 +194,7 @@ export class DownloadCard {
       else await this.#start();
     } else {
       this.#update({ isPaused: true });
+      clearTimeout(this.#startRetryTimer);
       await this.#starting;
       if (this.#handle) await this.#handle.pause();
       this.#setStatus('paused');
@@ -149,6 +202,7 @@ export class DownloadCard {
   }
 
   async #cancel(): Promise<void> {
+    clearTimeout(this.#startRetryTimer);
     const handle = this.#handle;
     this.#handle = undefined;
     if (handle) await handle.cancel();
@@ -191,14 +245,17 @@ export class DownloadCard {
     this.root.dataset.status = status;
     const labels: Record<string, string> = {
       starting: 'Starting…', running: 'Downloading', paused: 'Paused', seeding: 'Done, sharing with others',
-      done: 'Done', stopped: this.entry.isDone ? 'Done' : 'Stopped', failed: 'Failed',
+      done: 'Done', stopped: this.entry.isDone ? 'Done' : 'Stopped', failed: 'Failed', removed: 'Removed from the server',
+      retrying: 'Connection lost, retrying',
     };
+    if (status !== 'retrying') this.#receivedAtLoss = undefined;
     this.#parts.status.textContent = labels[status] ?? status;
     // After a failure, what is verified is kept: Retry picks up from there.
-    this.#parts.retry.hidden = status !== 'failed';
+    this.#parts.retry.hidden = status !== 'failed' && status !== 'retrying';
     this.#parts.pause.textContent = this.entry.isPaused ? 'Resume' : 'Pause';
     this.#parts.pause.setAttribute('aria-pressed', String(this.entry.isPaused));
-    this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined;
+    this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined || status === 'removed';
+    this.#parts.cancel.textContent = status === 'removed' ? 'Delete stored chunks' : 'Cancel';
     this.#parts.save.disabled = !this.entry.isDone;
   }
 
@@ -217,6 +274,11 @@ export class DownloadCard {
       }
       this.#setStatus(data.status ?? 'starting');
       return;
+    }
+    // Bytes arrive again after a lost connection: it is back.
+    if (data.status === 'retrying' && this.#receivedAtLoss !== undefined && progress.httpReceivedBytes > this.#receivedAtLoss) {
+      this.#message('');
+      this.#setStatus('running');
     }
     const percent = (bytes: number) => (total > 0 ? (bytes / total) * 100 : 100);
     p.resumed.style.width = `${percent(progress.resumedBytes)}%`;
@@ -245,6 +307,11 @@ export class DownloadCard {
     if (progress.relayProblem === undefined) delete data.relayProblem;
     else data.relayProblem = progress.relayProblem;
   }
+}
+
+/** States after which the engine's own 'stopped' must not hide what was said (or the buttons it shows). */
+function isEnded(status: string | undefined): boolean {
+  return status === 'failed' || status === 'removed';
 }
 
 /** The hybrid policy in force, for people: "Never slower than HTTP" or "Speed floor 50 Mbit/s", and what it moved. */

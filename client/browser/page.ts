@@ -115,5 +115,10 @@ function resumeSaved(): void {
   for (const entry of loadSavedDownloads()) void addCard(entry).boot();
 }
 
+// The network is back: downloads waiting out a lost connection try again now, not at their next backoff.
+window.addEventListener('online', () => {
+  for (const card of cards) void card.retryNow();
+});
+
 resumeSaved();
 void loadCatalog();

@@ -49,6 +49,10 @@ export interface E2eServer {
   originBytes(): number;
   /** Every `/d/` request (path without query, Range header), in arrival order. */
   ranges: Array<{ path: string; range: string; status?: number }>;
+  /** Stop listening (as a crashed or unplugged server would), keeping its files and data dir. */
+  stop(): Promise<void>;
+  /** Start again after stop(), on the same port, with the same files, keys and saved sessions. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,10 +77,15 @@ export async function startServer(files: Array<{ name: string; bytes: Uint8Array
     {},
     dir,
   );
-  const server = await buildServer(config, createLogger(config.logLevel));
   let originBytes = 0;
   const ranges: Array<{ path: string; range: string; status?: number }> = [];
-  server.app.server.on('request', (request: { url?: string; headers: Record<string, string | string[] | undefined>; socket: Socket }, response: { statusCode: number; once(event: 'close', listener: () => void): void }) => {
+  const listen = async (): Promise<Server> => {
+    const built = await buildServer(config, createLogger(config.logLevel));
+    countDataPlane(built);
+    await built.app.listen({ host: E2E_HOST, port });
+    return built;
+  };
+  const countDataPlane = (built: Server) => built.app.server.on('request', (request: { url?: string; headers: Record<string, string | string[] | undefined>; socket: Socket }, response: { statusCode: number; once(event: 'close', listener: () => void): void }) => {
     if (!request.url?.startsWith('/d/')) return;
     const range = request.headers.range;
     const entry: { path: string; range: string; status?: number } = { path: request.url.split('?')[0] ?? '', range: typeof range === 'string' ? range : '' };
@@ -88,7 +97,8 @@ export async function startServer(files: Array<{ name: string; bytes: Uint8Array
       entry.status = response.statusCode;
     });
   });
-  await server.app.listen({ host: E2E_HOST, port });
+  let server = await listen();
+  let isStopped = false;
   const published: TestFile[] = [];
   const deadline = Date.now() + 60_000;
   while (published.length < files.length) {
@@ -102,15 +112,26 @@ export async function startServer(files: Array<{ name: string; bytes: Uint8Array
     if (published.length < files.length) await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return {
-    server,
+    get server() {
+      return server;
+    },
     url,
     port,
     dir,
     files: published,
     originBytes: () => originBytes,
     ranges,
-    async close() {
+    async stop() {
+      isStopped = true;
+      server.app.server.closeAllConnections();
       await server.close();
+    },
+    async restart() {
+      server = await listen();
+      isStopped = false;
+    },
+    async close() {
+      if (!isStopped) await server.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -87,6 +87,15 @@ describe.each([
     expect(s.ranges).toHaveLength(3);
   });
 
+  it('a 404 from the data plane says the file was removed, at once, without retrying', async () => {
+    server = await startFakeServer({ bytes: testBytes(CHUNK * 2), chunkSize: CHUNK });
+    const run = filler(server, { current: `${server.url}/d/removed-file?v=1` }).fetchRun(0, 2, async () => true, new AbortController().signal);
+    const error: unknown = await run.catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'PF_ERR_FILE_NOT_FOUND' });
+    expect(String(error)).toMatch(/this file was removed from the server/);
+    expect(server.statusCounts.get(404)).toBe(1);
+  });
+
   it('streams: a chunk reaches the sink before the whole run has arrived', async () => {
     const bytes = testBytes(CHUNK * 3);
     server = await startFakeServer({ bytes, chunkSize: CHUNK, bytesPerSecond: 8 * 1024 * 1024 });
