@@ -89,6 +89,9 @@ class BusyRate {
  * fetched beside it (the scheduler's endgame). With a speed floor: peers take all they can
  * and HTTP fetches only while the download runs below the floor.
  */
+/** The peers' part of a download must end within this fraction of HTTP alone's time, or HTTP takes some of it. */
+export const NEVER_SLOWER_MARGIN = 0.8;
+
 export class HybridPolicy {
   readonly decisions: PolicyDecisions = { servableToHttp: 0, lateToHttp: 0, floorHeld: 0, chokedToHttp: 0 };
   readonly #nowMs: () => number;
@@ -178,9 +181,11 @@ export class HybridPolicy {
 
   /**
    * Never-slower mode: how many bytes of the chunks that serving peers could give HTTP should
-   * take as well, so that both sides end together. Peers' share takes `servable / peerRate`,
-   * HTTP's `other / httpRate`; HTTP takes `x` of the peers' share where
-   * `(servable - x) / peerRate = (other + x) / httpRate`. 0 while the peers are ahead, or while
+   * take as well. Peers' share takes `servable / peerRate`, HTTP's `other / httpRate`. HTTP
+   * takes the `x` that keeps the download within NEVER_SLOWER_MARGIN of HTTP alone,
+   * `(servable - x) / peerRate <= margin * (servable + other) / httpRate`, and never more than
+   * the `x` at which both sides end together, `(servable - x) / peerRate = (other + x) / httpRate`.
+   * 0 while the peers are ahead, or while
    * no peer rate is known yet (a peer gets a second to show its speed; a stampede on the
    * origin at every start costs more than that second). With a floor, the floor decides.
    */
@@ -190,8 +195,14 @@ export class HybridPolicy {
     const httpRate = this.httpBytesPerSecond();
     // HTTP with no estimate yet and nothing else to do: it takes a first share to measure.
     if (httpRate <= 0) return work.otherFreeBytes > 0 ? 0 : work.servableFreeBytes / 2;
-    const share = (work.servableFreeBytes * httpRate - work.otherFreeBytes * work.servingPeerBytesPerSecond) / (httpRate + work.servingPeerBytesPerSecond);
-    return Math.max(0, Math.min(work.servableFreeBytes, share));
+    const { servableFreeBytes: servable, otherFreeBytes: other, servingPeerBytesPerSecond: peerRate } = work;
+    const balance = (servable * httpRate - other * peerRate) / (httpRate + peerRate);
+    // Only what keeps the promise: the peers' part must end within NEVER_SLOWER_MARGIN of the
+    // time HTTP alone would take for all that is left. Beyond that, origin bytes spent on
+    // chunks peers have buy little time for us and take the origin from the crowd (bench/lab L3:
+    // with an origin shared by 8 homes, balancing every client sent the origin 1.78x the file).
+    const needed = servable - (peerRate * NEVER_SLOWER_MARGIN * (servable + other)) / httpRate;
+    return Math.max(0, Math.min(servable, balance, needed));
   }
 
   /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HybridPolicy } from '../../client/hybrid-policy.ts';
+import { HybridPolicy, NEVER_SLOWER_MARGIN } from '../../client/hybrid-policy.ts';
 import { peerSource } from '../../client/scheduler.ts';
 
 const MB = 1_000_000;
@@ -62,6 +62,30 @@ describe('HybridPolicy.httpShareOfServable', () => {
     const work = { servableFreeBytes: 100 * MiB, otherFreeBytes: 20 * MiB, servingPeerBytesPerSecond: 5 * MB };
     const expected = (work.servableFreeBytes * 20 * MB - work.otherFreeBytes * 5 * MB) / (25 * MB);
     expect(Math.abs(policy.httpShareOfServable(work) - expected) / expected).toBeLessThan(0.01);
+  });
+
+  it('an origin-bound crowd (L3-like): HTTP slower than the peers takes none of their chunks, though balancing would', () => {
+    const clock = fakeClock();
+    const policy = new HybridPolicy({ nowMs: clock.nowMs });
+    // One home's share of an origin 8 homes split: 3 Mbit; its peers give it 15 Mbit.
+    runHttpLane(policy, clock, 375_000, 2000);
+    const work = { servableFreeBytes: 40 * MiB, otherFreeBytes: 2 * MiB, servingPeerBytesPerSecond: 1_875_000 };
+    const balance = (work.servableFreeBytes * 375_000 - work.otherFreeBytes * 1_875_000) / (375_000 + 1_875_000);
+    expect(balance).toBeGreaterThan(MiB);
+    expect(policy.httpShareOfServable(work)).toBe(0);
+  });
+
+  it('HTTP takes only what keeps the peers within the margin of HTTP alone, when that is less than the balance', () => {
+    const clock = fakeClock();
+    const policy = new HybridPolicy({ nowMs: clock.nowMs });
+    runHttpLane(policy, clock, 10 * MB, 2000);
+    const S = 100 * MiB;
+    const peerRate = 5 * MB;
+    const share = policy.httpShareOfServable({ servableFreeBytes: S, otherFreeBytes: 0, servingPeerBytesPerSecond: peerRate });
+    const balance = (S * 10 * MB) / (15 * MB);
+    expect(share).toBeLessThan(balance);
+    // The peers' rest then ends exactly at the margin of HTTP alone's time.
+    expect((S - share) / peerRate).toBeCloseTo((NEVER_SLOWER_MARGIN * S) / policy.httpBytesPerSecond(), 1);
   });
 
   it('HTTP with no estimate yet takes half the servable bytes only when it has nothing else to do', () => {
