@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { parseJson, trackerRequestCodec, type TrackerRequest } from '../protocol/index.ts';
 import { Rejection, failureFrame, type AnnounceHandler } from './announce.ts';
+import { clientAddressOf } from './client-address.ts';
 import type { ResolvedTrackerConfig } from './config.ts';
 import type { TrackerMetrics } from './metrics.ts';
 import { SampledWarn } from './sampled-warn.ts';
@@ -54,7 +55,8 @@ export class SwarmServer {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }
-    const address = request.socket.remoteAddress ?? 'unknown';
+    // The socket's peer, or with trusted proxies in front, the client they forwarded for.
+    const address = clientAddressOf(request, this.config.trustProxy);
     const held = this.perAddress.get(address) ?? 0;
     if (held >= this.config.maxConnectionsPerAddress) {
       this.deps.metrics.rejects.inc({ reason: 'too_many_connections_per_address' });
