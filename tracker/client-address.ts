@@ -97,6 +97,28 @@ export function clientAddressOf(request: IncomingMessage, trust: ProxyTrust): st
   return clientAddress(request.socket.remoteAddress, request.headers['x-forwarded-for'], trust);
 }
 
+/** The per-address limits' key for an HTTP request or WebSocket upgrade: `addressGroup(clientAddressOf(...))`. */
+export function addressGroupOf(request: IncomingMessage, trust: ProxyTrust): AddressGroup {
+  return addressGroup(clientAddressOf(request, trust));
+}
+
+/** The key every per-client-address limit counts by; only `addressGroup` makes one. */
+export type AddressGroup = string & { readonly __addressGroup: unique symbol };
+
+/**
+ * What one client is, for per-address limits: an IPv4 address as it is; an IPv4-mapped IPv6
+ * address (`::ffff:a.b.c.d`, as a dual-stack socket reports IPv4 peers) as that IPv4 address;
+ * any other IPv6 address as its /64, since one home or one VM is given a whole /64 and could
+ * otherwise count as 2^64 clients. Anything else (no address) as itself, at most 64 characters.
+ */
+export function addressGroup(address: string): AddressGroup {
+  const unmapped = unmapIpv4(address);
+  if (isIP(unmapped) === 4) return unmapped as AddressGroup;
+  const hextets = expandIpv6(unmapped);
+  if (hextets === undefined) return address.slice(0, 64) as AddressGroup;
+  return `${hextets.slice(0, 4).map((hextet) => hextet.toString(16)).join(':')}::/64` as AddressGroup;
+}
+
 /** `::ffff:a.b.c.d` (in either spelling) as `a.b.c.d`; anything else unchanged. */
 function unmapIpv4(address: string): string {
   const hextets = expandIpv6(address);

@@ -9,7 +9,7 @@ import {
   type CreateDownloadBody,
   type PatchDownloadBody,
 } from '../protocol/index.ts';
-import { clientAddressOf, type ProxyTrust } from './client-address.ts';
+import { addressGroupOf, type ProxyTrust } from './client-address.ts';
 import type { SessionService } from './sessions.ts';
 
 function noStore(reply: FastifyReply): FastifyReply {
@@ -27,7 +27,7 @@ interface IdRoute {
 export function registerDownloadRoutes(app: FastifyInstance, sessions: SessionService, trustProxy: ProxyTrust): void {
   app.post<{ Body: CreateDownloadBody }>('/downloads', { schema: { body: CreateDownloadBodySchema, response: { 201: CreateDownloadResponseSchema } } }, async (request, reply) => {
     const apiKey = request.headers['x-peerfill-key'];
-    const created = await sessions.create(request.body, { address: clientAddressOf(request.raw, trustProxy), apiKey: typeof apiKey === 'string' ? apiKey : undefined });
+    const created = await sessions.create(request.body, { addressGroup: addressGroupOf(request.raw, trustProxy), apiKey: typeof apiKey === 'string' ? apiKey : undefined });
     return noStore(reply).status(201).send(created);
   });
   app.get<IdRoute>('/downloads/:id', { schema: { params: SessionParamsSchema, response: { 200: SessionStateSchema } } }, async (request, reply) => {

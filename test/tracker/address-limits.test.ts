@@ -179,4 +179,27 @@ describe('the client address behind a proxy', () => {
     expect(await httpStatus(`${running!.baseUrl}/metrics`, { localAddress: '127.0.0.1', forwardedFor: '127.0.0.1' })).toBe(200);
     expect(await httpStatus(`${running!.baseUrl}/metrics`, { localAddress: '127.0.0.1' })).toBe(200);
   });
+
+  it('counts an IPv6 client by its /64 and an IPv4-mapped address as the IPv4 one, for sockets and sessions', async () => {
+    await start({ maxConnectionsPerAddress: 2, sessionCreatesPerAddressPerSecond: 1, sessionCreateBurstPerAddress: 2, trustProxy: trust('127.0.0.1') });
+    const sockets: WebSocket[] = [];
+    const open = (forwardedFor: string) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(running!.wsUrl, { localAddress: '127.0.0.1', headers: { 'x-forwarded-for': forwardedFor } });
+        sockets.push(ws);
+        ws.once('open', () => resolve(101));
+        ws.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0));
+        ws.once('error', reject);
+      });
+    try {
+      expect([await open('2001:db8:1:2::1'), await open('2001:db8:1:2:aaaa:bbbb:cccc:dddd'), await open('2001:db8:1:2::ffff')]).toEqual([101, 101, 429]);
+      expect(await open('2001:db8:1:3::1')).toBe(101);
+      expect([await open('203.0.113.5'), await open('::ffff:203.0.113.5'), await open('::ffff:cb00:7105')]).toEqual([101, 101, 429]);
+    } finally {
+      for (const ws of sockets) ws.terminate();
+    }
+    expect([await createSession('127.0.0.1', '2001:db8:9:9::1'), await createSession('127.0.0.1', '2001:db8:9:9::2'), await createSession('127.0.0.1', '2001:db8:9:9:1:2:3:4')]).toEqual([201, 201, 429]);
+    expect(await createSession('127.0.0.1', '2001:db8:9:a::1')).toBe(201);
+    expect([await createSession('127.0.0.1', '198.51.100.8'), await createSession('127.0.0.1', '::ffff:198.51.100.8'), await createSession('127.0.0.1', '0:0:0:0:0:ffff:c633:6408')]).toEqual([201, 201, 429]);
+  });
 });

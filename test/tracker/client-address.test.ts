@@ -1,6 +1,6 @@
 import { fastify, type FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TRUST_NO_PROXY, clientAddress, parseTrustProxy, type ProxyTrust } from '../../tracker/index.ts';
+import { TRUST_NO_PROXY, addressGroup, clientAddress, parseTrustProxy, type ProxyTrust } from '../../tracker/index.ts';
 
 function trustOf(text: string): ProxyTrust {
   const parsed = parseTrustProxy(text);
@@ -93,5 +93,55 @@ describe('clientAddress', () => {
       }
     }
     expect(cases).toBe(lists.length * sockets.length * headers.length);
+  });
+});
+
+describe('addressGroup', () => {
+  it('keeps an IPv4 address as it is, and counts an IPv4-mapped IPv6 address as that IPv4 address', () => {
+    for (const [address, group] of [
+      ['203.0.113.5', '203.0.113.5'],
+      ['127.0.0.1', '127.0.0.1'],
+      ['::ffff:203.0.113.5', '203.0.113.5'],
+      ['::FFFF:203.0.113.5', '203.0.113.5'],
+      ['0:0:0:0:0:ffff:203.0.113.5', '203.0.113.5'],
+      ['::ffff:cb00:7105', '203.0.113.5'],
+      ['0000:0000:0000:0000:0000:ffff:cb00:7105', '203.0.113.5'],
+      ['::ffff:127.0.0.1', '127.0.0.1'],
+    ]) {
+      expect(addressGroup(address!), address).toBe(group);
+    }
+  });
+
+  it('groups IPv6 by /64, in every spelling of the same address', () => {
+    const group = '2001:db8:1:2::/64';
+    for (const address of ['2001:db8:1:2::1', '2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0DB8:0001:0002:0000:0000:0000:0001', '2001:db8:1:2:a:b:c:d', '2001:db8:1:2:0:0:1.2.3.4']) {
+      expect(addressGroup(address), address).toBe(group);
+    }
+    expect(addressGroup('2001:db8:1:3::1')).toBe('2001:db8:1:3::/64');
+    expect(addressGroup('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressGroup('2001:db8::1:0:0:0:1')).toBe('2001:db8:0:1::/64');
+    expect(addressGroup('::1')).toBe('0:0:0:0::/64');
+    expect(addressGroup('::')).toBe('0:0:0:0::/64');
+    expect(addressGroup('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    // Not mapped: ::ffff:0:a.b.c.d (SIIT) and ::a.b.c.d (deprecated compatible) are IPv6 in ::/64.
+    expect(addressGroup('::ffff:0:203.0.113.5')).toBe('0:0:0:0::/64');
+    expect(addressGroup('::203.0.113.5')).toBe('0:0:0:0::/64');
+  });
+
+  it('keeps what is no address as itself, cut at 64 characters', () => {
+    expect(addressGroup('unknown')).toBe('unknown');
+    expect(addressGroup('x'.repeat(500))).toBe('x'.repeat(64));
+    expect(addressGroup('2001:db8::1::2')).toBe('2001:db8::1::2');
+  });
+
+  it('gives 2^64 addresses of one /64 one group and neighbouring /64s different ones', () => {
+    const groups = new Set<string>();
+    for (let index = 0; index < 1000; index++) {
+      const random = () => Math.floor(Math.random() * 0x10000).toString(16);
+      groups.add(addressGroup(`2001:db8:aa:bb:${random()}:${random()}:${random()}:${random()}`));
+    }
+    expect([...groups]).toEqual(['2001:db8:aa:bb::/64']);
+    const neighbours = new Set(Array.from({ length: 256 }, (_, index) => addressGroup(`2001:db8:aa:${index.toString(16)}::1`)));
+    expect(neighbours.size).toBe(256);
   });
 });
