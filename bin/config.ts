@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
 import type { OriginConfig } from '../origin/index.ts';
 import { DEFAULT_TURN_TTL_SECONDS, iceSettingsErrors, type IceSettings } from '../tracker/ice-servers.ts';
+import { TRUST_NO_PROXY, parseTrustProxy, type ProxyTrust } from '../tracker/client-address.ts';
 import { parseBitRate, parseSigningKeys, type SigningKey } from '../protocol/index.ts';
 
 /**
@@ -43,6 +44,11 @@ export interface ServerConfig {
   sessionCreateBurst: number;
   /** Sessions the store holds at most. */
   maxSessions: number;
+  /**
+   * `--trust-proxy` / PEERFILL_TRUST_PROXY: the proxies in front (addresses, CIDRs, loopback|linklocal|uniquelocal),
+   * whose X-Forwarded-For names the client for per-address limits; none by default (the header is ignored).
+   */
+  trustProxy: ProxyTrust;
   /** PEERFILL_METRICS_TOKEN (environment only); unset = /metrics for loopback clients only. */
   metricsToken: string | undefined;
   /** How often the catalog is rescanned for new or changed files (0: only on SIGHUP). */
@@ -92,6 +98,7 @@ export const SERVER_OPTIONS = {
   'rescan-interval': { type: 'string' },
   workers: { type: 'string' },
   'data-port': { type: 'string' },
+  'trust-proxy': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -215,6 +222,9 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
   };
   errors.push(...iceSettingsErrors(ice));
 
+  const trustProxyParse = parseTrustProxy(flagOrEnv(str('trust-proxy'), env.PEERFILL_TRUST_PROXY));
+  if (!trustProxyParse.ok) errors.push(...trustProxyParse.errors.map((message) => `--trust-proxy / PEERFILL_TRUST_PROXY: ${message}`));
+
   const logLevel = flagOrEnv(str('log-level'), env.PEERFILL_LOG_LEVEL) ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) errors.push(`--log-level must be one of fatal|error|warn|info|debug|trace|silent`);
 
@@ -241,6 +251,7 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     idleTimeoutMs: 1000 * integer(errors, 'PEERFILL_IDLE_TIMEOUT_SECONDS', env.PEERFILL_IDLE_TIMEOUT_SECONDS, 60, 1, 3600),
     sessionCreatesPerSecond: integer(errors, 'PEERFILL_SESSION_RATE_PER_SECOND', env.PEERFILL_SESSION_RATE_PER_SECOND, 5, 1, 1_000_000),
     sessionCreateBurst: integer(errors, 'PEERFILL_SESSION_BURST', env.PEERFILL_SESSION_BURST, 100, 1, 10_000_000),
+    trustProxy: trustProxyParse.ok ? trustProxyParse.trust : TRUST_NO_PROXY,
     metricsToken: env.PEERFILL_METRICS_TOKEN || undefined,
     maxSessions: integer(errors, 'PEERFILL_MAX_SESSIONS', env.PEERFILL_MAX_SESSIONS, 1_000_000, 1, 100_000_000),
     requestTimeoutMs: 1000 * integer(errors, 'PEERFILL_REQUEST_TIMEOUT_SECONDS', env.PEERFILL_REQUEST_TIMEOUT_SECONDS, 30, 1, 600),

@@ -1,5 +1,6 @@
 import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { TRUST_NO_PROXY, type ProxyTrust } from '../tracker/index.ts';
 import { clientErrorHandler, frameworkErrors, installErrorContract } from './error-contract.ts';
 
 /**
@@ -37,9 +38,10 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
 
 /**
  * A fastify app with peerfill's limits and its one error contract, not yet listening.
- * Request logging stays off: request URLs carry signatures.
+ * Request logging stays off: request URLs carry signatures. `trustProxy` is the tracker's
+ * predicate too, so `request.ip` names the same client as the tracker's per-address limits.
  */
-export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}): FastifyInstance {
+export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}, options: { trustProxy?: ProxyTrust } = {}): FastifyInstance {
   const resolved = { ...DEFAULT_HTTP_LIMITS, ...limits };
   const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
   const app = fastify({
@@ -51,6 +53,7 @@ export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}):
     keepAliveTimeout: resolved.keepAliveTimeoutMs,
     frameworkErrors,
     clientErrorHandler,
+    ...(options.trustProxy !== undefined && options.trustProxy !== TRUST_NO_PROXY ? { trustProxy: options.trustProxy } : {}),
     // Schemas mean what they say: no silent dropping of unknown fields, no "5" taken for 5.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // node checks headersTimeout and requestTimeout on this interval; its default 30 s would blur a 10 s bound.

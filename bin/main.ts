@@ -14,8 +14,9 @@ const USAGE = `peerfill — peer-assisted hybrid CDN
   peerfill serve [--files DIR] [--port N] [--host H] [--data-dir DIR] [--public-url URL]
                  [--redis URL] [--egress-limit BYTES_PER_S] [--url-ttl S] [--open]
                  [--rescan-interval S]   (SIGHUP rescans the catalog at once)
+                 [--trust-proxy CIDR,...]   (proxies whose X-Forwarded-For names the client)
                  [--workers N [--data-port P]]   (the /d/ data plane in N processes on P, default port+1)
-  peerfill tracker --origin URL [--port N] [--host H] [--redis URL] [--open]
+  peerfill tracker --origin URL [--port N] [--host H] [--redis URL] [--open] [--trust-proxy CIDR,...]
   peerfill add PATH|s3://bucket/key [--private] [--data-dir DIR]
   peerfill sign FILE_ID [--expires-in SECONDS]
   peerfill grant FILE_ID --user USER [--expires-in SECONDS]
@@ -26,7 +27,7 @@ Environment: PEERFILL_SIGNING_KEYS (kid:secret,...), PEERFILL_DATA_DIR, PEERFILL
 PEERFILL_FILES_DIR, PEERFILL_PORT, PEERFILL_HOST, REDIS_URL, PEERFILL_S3_BUCKET,
 PEERFILL_S3_PREFIX, PEERFILL_S3_ENDPOINT, PEERFILL_S3_REGION, PEERFILL_S3_PRESIGN,
 PEERFILL_EGRESS_BYTES_PER_SECOND, PEERFILL_LOG_LEVEL, PEERFILL_PUBLISHER_KEYS (kid:secret,...),
-PEERFILL_DEFAULT_VISIBILITY, PEERFILL_PRIVATE_PREFIXES. See README.md.
+PEERFILL_DEFAULT_VISIBILITY, PEERFILL_PRIVATE_PREFIXES, PEERFILL_TRUST_PROXY. See README.md.
 `;
 
 const EXIT_USAGE = 2;

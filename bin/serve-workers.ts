@@ -68,7 +68,7 @@ export async function startDataPlaneWorkers(config: ServerConfig, logger: Logger
 export async function runDataPlaneWorker(config: ServerConfig, logger: Logger): Promise<number> {
   const egress = config.egressBytesPerSecond && Math.max(1, Math.floor(config.egressBytesPerSecond / config.workers));
   const origin = await createOrigin({ ...originConfigFrom(config), egressBytesPerSecond: egress }, { logger: logger.child({ component: 'origin', worker: cluster.worker?.id }) });
-  const app = createHttpApp(logger, httpLimitsFrom(config));
+  const app = createHttpApp(logger, httpLimitsFrom(config), { trustProxy: config.trustProxy });
   await app.register(origin.dataPlane);
   app.get('/healthz', async () => ({ status: 'ok' }));
   await app.listen({ port: config.dataPort ?? 0, host: config.host });

@@ -48,11 +48,12 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
       sessionCreateBurstPerAddress: config.sessionCreateBurst,
       publisherKeys: config.publisherKeys,
       metricsToken: config.metricsToken,
+      trustProxy: config.trustProxy,
     },
     { directory: origin.directory, minter: origin.minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );
 
-  const app = createHttpApp(logger, httpLimitsFrom(config));
+  const app = createHttpApp(logger, httpLimitsFrom(config), { trustProxy: config.trustProxy });
   installCors(app);
   await app.register(origin.plugin);
   await app.register(tracker.plugin);

@@ -19,7 +19,7 @@ export async function runTracker(
   const originIndex = argv.indexOf('--origin');
   const originUrl = originIndex >= 0 ? argv[originIndex + 1] : process.env.PEERFILL_ORIGIN_URL;
   const rest = originIndex >= 0 ? argv.filter((_, index) => index !== originIndex && index !== originIndex + 1) : argv;
-  parseArgs({ args: rest, options: { port: { type: 'string' }, host: { type: 'string' }, redis: { type: 'string' }, open: { type: 'boolean' }, 'public-url': { type: 'string' }, 'server-url': { type: 'string' }, 'announce-interval': { type: 'string' }, 'log-level': { type: 'string' }, 'url-ttl': { type: 'string' }, stun: { type: 'string', multiple: true }, turn: { type: 'string', multiple: true }, 'turn-ttl': { type: 'string' } }, strict: true });
+  parseArgs({ args: rest, options: { port: { type: 'string' }, host: { type: 'string' }, redis: { type: 'string' }, open: { type: 'boolean' }, 'public-url': { type: 'string' }, 'server-url': { type: 'string' }, 'announce-interval': { type: 'string' }, 'log-level': { type: 'string' }, 'url-ttl': { type: 'string' }, stun: { type: 'string', multiple: true }, turn: { type: 'string', multiple: true }, 'turn-ttl': { type: 'string' }, 'trust-proxy': { type: 'string' } }, strict: true });
   const config = loadServerConfig(rest, process.env, process.cwd());
   const errors: string[] = [];
   if (!originUrl) errors.push('--origin URL (or PEERFILL_ORIGIN_URL) is required: the origin whose files this tracker serves');
@@ -36,10 +36,10 @@ export async function runTracker(
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const tracker = await createTracker(
-    { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds, speedFloorBitsPerSecond: config.speedFloorBitsPerSecond, sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond, sessionCreateBurstPerAddress: config.sessionCreateBurst, publisherKeys: config.publisherKeys, metricsToken: config.metricsToken, ice: config.ice },
+    { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds, speedFloorBitsPerSecond: config.speedFloorBitsPerSecond, sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond, sessionCreateBurstPerAddress: config.sessionCreateBurst, publisherKeys: config.publisherKeys, metricsToken: config.metricsToken, ice: config.ice, trustProxy: config.trustProxy },
     { directory, minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );
-  const app = createHttpApp(logger, httpLimitsFrom(config));
+  const app = createHttpApp(logger, httpLimitsFrom(config), { trustProxy: config.trustProxy });
   installCors(app);
   await app.register(tracker.plugin);
   app.get('/healthz', async (_request, reply) =>

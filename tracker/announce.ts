@@ -188,7 +188,7 @@ export class AnnounceHandler {
     const { config, local, relay, trackerId } = this.deps;
     const offers = request.offers ?? [];
     const wanted = Math.min(offers.length, config.maxOffersPerAnnounce, config.maxNumwant, request.numwant ?? offers.length);
-    const count = this.offerBudgets.take(socket.address, now, wanted);
+    const count = this.offerBudgets.take(socket.addressGroup, now, wanted);
     if (count < wanted) this.deps.metrics.rejects.inc({ reason: 'offer_budget' }, wanted - count);
     if (count === 0) return;
     let targets: { peerId: string; owner: string }[];

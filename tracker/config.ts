@@ -1,4 +1,5 @@
 import { PfError, type SigningKey } from '../protocol/index.ts';
+import { TRUST_NO_PROXY, type ProxyTrust } from './client-address.ts';
 import { DEFAULT_TURN_TTL_SECONDS, iceSettingsErrors, type IceSettings } from './ice-servers.ts';
 
 /** Abuse limits of the WebSocket tracker. Every one has a default in DEFAULT_TRACKER_LIMITS. */
@@ -80,6 +81,12 @@ export interface TrackerConfig extends Partial<TrackerLimits> {
   publisherKeys?: SigningKey[];
   /** PEERFILL_METRICS_TOKEN: GET /metrics needs `Authorization: Bearer <token>`; unset = loopback clients only. */
   metricsToken?: string;
+  /**
+   * The proxies in front of the tracker (`--trust-proxy`, parsed by parseTrustProxy): with one,
+   * per-address limits, per-address caps and the loopback check of /metrics take the client's
+   * address from X-Forwarded-For; default TRUST_NO_PROXY (the header is ignored).
+   */
+  trustProxy?: ProxyTrust;
 }
 
 export const DEFAULT_ANNOUNCE_INTERVAL_SECONDS = 120;
@@ -99,6 +106,7 @@ export interface ResolvedTrackerConfig extends TrackerLimits {
   ice: IceSettings;
   publisherKeys: SigningKey[];
   metricsToken: string | undefined;
+  trustProxy: ProxyTrust;
 }
 
 function positiveInteger(errors: string[], name: string, value: number): void {
@@ -152,6 +160,7 @@ export function resolveTrackerConfig(config: TrackerConfig): ResolvedTrackerConf
     ice,
     publisherKeys: config.publisherKeys ?? [],
     metricsToken: config.metricsToken,
+    trustProxy: config.trustProxy ?? TRUST_NO_PROXY,
   };
 }
 

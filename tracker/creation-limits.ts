@@ -1,4 +1,5 @@
 import { PfError } from '../protocol/index.ts';
+import type { AddressGroup } from './client-address.ts';
 import type { TrackerLimits } from './config.ts';
 import type { TrackerMetrics } from './metrics.ts';
 import { KeyedBuckets } from './token-bucket.ts';
@@ -17,8 +18,9 @@ export class CreationLimits {
     this.byKey = new KeyedBuckets(limits.sessionCreatesPerKeyPerSecond, limits.sessionCreateBurstPerKey);
   }
 
-  takeForAddress(address: string): void {
-    this.take(this.byAddress, address, 'too many download sessions from this address');
+  /** One client: an IPv4 address, or an IPv6 /64 (addressGroup). */
+  takeForAddress(group: AddressGroup): void {
+    this.take(this.byAddress, group, 'too many download sessions from this address');
   }
 
   takeForKey(kid: string): void {

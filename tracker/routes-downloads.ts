@@ -9,6 +9,7 @@ import {
   type CreateDownloadBody,
   type PatchDownloadBody,
 } from '../protocol/index.ts';
+import { addressGroupOf, type ProxyTrust } from './client-address.ts';
 import type { SessionService } from './sessions.ts';
 
 function noStore(reply: FastifyReply): FastifyReply {
@@ -23,10 +24,10 @@ interface IdRoute {
  * REST for download sessions. Params, bodies and answers are the protocol's schemas (fastify
  * checks and serializes them); a body that does not match is 400 PF_ERR_VALIDATION.
  */
-export function registerDownloadRoutes(app: FastifyInstance, sessions: SessionService): void {
+export function registerDownloadRoutes(app: FastifyInstance, sessions: SessionService, trustProxy: ProxyTrust): void {
   app.post<{ Body: CreateDownloadBody }>('/downloads', { schema: { body: CreateDownloadBodySchema, response: { 201: CreateDownloadResponseSchema } } }, async (request, reply) => {
     const apiKey = request.headers['x-peerfill-key'];
-    const created = await sessions.create(request.body, { address: request.ip, apiKey: typeof apiKey === 'string' ? apiKey : undefined });
+    const created = await sessions.create(request.body, { addressGroup: addressGroupOf(request.raw, trustProxy), apiKey: typeof apiKey === 'string' ? apiKey : undefined });
     return noStore(reply).status(201).send(created);
   });
   app.get<IdRoute>('/downloads/:id', { schema: { params: SessionParamsSchema, response: { 200: SessionStateSchema } } }, async (request, reply) => {

@@ -21,6 +21,7 @@ import { applySessionEvent, checkReport, type ProgressReport, type SessionEvent 
 import { announceProof, isAnnounceProofValid, tokenSha256 } from './session-proof.ts';
 import type { SessionRecord } from './session-record.ts';
 import type { Store } from './store.ts';
+import type { AddressGroup } from './client-address.ts';
 
 export type { ProgressReport } from './session-machine.ts';
 
@@ -70,8 +71,8 @@ export class SessionService {
    * client address, and per publisher key when one opens a private file (its API key, or the
    * key of its grant; the session then records the grant's user).
    */
-  async create(body: CreateDownloadBody, caller: { address: string; apiKey?: string }): Promise<CreateDownloadResponse> {
-    this.limits.takeForAddress(caller.address);
+  async create(body: CreateDownloadBody, caller: { addressGroup: AddressGroup; apiKey?: string }): Promise<CreateDownloadResponse> {
+    this.limits.takeForAddress(caller.addressGroup);
     const file = await this.deps.directory.getByFileId(body.file_id);
     if (!file) throw new PfError('PF_ERR_FILE_NOT_FOUND');
     const { manifest } = file;

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { parseJson, trackerRequestCodec, type TrackerRequest } from '../protocol/index.ts';
 import { Rejection, failureFrame, type AnnounceHandler } from './announce.ts';
+import { addressGroupOf, type AddressGroup } from './client-address.ts';
 import type { ResolvedTrackerConfig } from './config.ts';
 import type { TrackerMetrics } from './metrics.ts';
 import { SampledWarn } from './sampled-warn.ts';
@@ -24,8 +25,8 @@ export class SwarmServer {
   readonly sockets = new Set<SwarmSocket>();
   private readonly wss: WebSocketServer;
   private readonly batch = new SendBatch();
-  /** Open sockets per client address; an address leaves the map with its last socket. */
-  private readonly perAddress = new Map<string, number>();
+  /** Open sockets per client address group (addressGroup); a group leaves the map with its last socket. */
+  private readonly perAddress = new Map<AddressGroup, number>();
   private readonly refusals: SampledWarn;
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastStorePruneMs = Date.now();
@@ -54,7 +55,8 @@ export class SwarmServer {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }
-    const address = request.socket.remoteAddress ?? 'unknown';
+    // The socket's peer, or with trusted proxies in front, the client they forwarded for; an IPv6 client by its /64.
+    const address = addressGroupOf(request, this.config.trustProxy);
     const held = this.perAddress.get(address) ?? 0;
     if (held >= this.config.maxConnectionsPerAddress) {
       this.deps.metrics.rejects.inc({ reason: 'too_many_connections_per_address' });
@@ -77,7 +79,7 @@ export class SwarmServer {
     return true;
   }
 
-  private onConnection(ws: WebSocket, stream: Duplex, address: string): void {
+  private onConnection(ws: WebSocket, stream: Duplex, address: AddressGroup): void {
     const socket = new SwarmSocket(ws, stream, this.batch, this.config, Date.now(), address);
     this.sockets.add(socket);
     ws.on('message', (data, isBinary) => this.onMessage(socket, data, isBinary));

@@ -5,6 +5,7 @@ import type { TrackerLimits } from './config.ts';
 import type { HeldFrames, SendBatch } from './send-batch.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { encodeTextFrames } from './ws-frames.ts';
+import type { AddressGroup } from './client-address.ts';
 
 /** Frames queued on a socket beyond this are dropped: a reader this slow gets nothing more. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -38,8 +39,8 @@ export class SwarmSocket implements HeldFrames {
     private readonly batch: SendBatch,
     limits: TrackerLimits,
     nowMs: number,
-    /** The client's address: per-address limits (connections, relayed offers) are kept by it. */
-    readonly address: string,
+    /** The client's address group: per-address limits (connections, relayed offers) are kept by it. */
+    readonly addressGroup: AddressGroup,
   ) {
     this.lastMessageMs = nowMs;
     this.messages = new TokenBucket(limits.maxMessagesPerSecond, limits.messageBurst, nowMs);

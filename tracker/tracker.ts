@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { PfError, type FileDirectory, type UrlMinter } from '../protocol/index.ts';
 import { AnnounceHandler } from './announce.ts';
+import { clientAddressOf } from './client-address.ts';
 import { resolveTrackerConfig, type TrackerConfig } from './config.ts';
 import { createTrackerMetrics } from './metrics.ts';
 import { PublishedHashes } from './published-hashes.ts';
@@ -38,6 +39,8 @@ export interface Tracker {
 /**
  * Who may read /metrics (per-file byte counts, swarm sizes): with PEERFILL_METRICS_TOKEN set,
  * a bearer of it (constant-time compare); without, only this machine's loopback clients.
+ * `remoteAddress` is the client's (past trusted proxies): a proxy on this machine must not
+ * make every client look like loopback.
  */
 export function isMetricsReader(token: string | undefined, authorization: string | undefined, remoteAddress: string | undefined): boolean {
   if (token === undefined) return remoteAddress !== undefined && /^(127\.|::1$|::ffff:127\.)/.test(remoteAddress);
@@ -86,9 +89,9 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
   let closed = false;
 
   const plugin: FastifyPluginAsync = (app) => {
-    registerDownloadRoutes(app, sessions);
+    registerDownloadRoutes(app, sessions, config.trustProxy);
     app.get('/metrics', async (request, reply) => {
-      if (!isMetricsReader(config.metricsToken, request.headers.authorization, request.socket.remoteAddress)) throw new PfError('PF_ERR_FORBIDDEN', 'metrics need the metrics token');
+      if (!isMetricsReader(config.metricsToken, request.headers.authorization, clientAddressOf(request.raw, config.trustProxy))) throw new PfError('PF_ERR_FORBIDDEN', 'metrics need the metrics token');
       return reply.type(registry.contentType).header('cache-control', 'no-store').send(await registry.metrics());
     });
     const httpServer = app.server;

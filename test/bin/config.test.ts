@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadServerConfig } from '../../bin/config.ts';
+import { TRUST_NO_PROXY } from '../../tracker/index.ts';
 
 describe('loadServerConfig', () => {
   it('uses embedded defaults on a fresh machine', () => {
@@ -62,6 +63,15 @@ describe('loadServerConfig', () => {
     expect(loadServerConfig([], { PEERFILL_SPEED_FLOOR: '1.5gbit' }, '/srv').speedFloorBitsPerSecond).toBe(1_500_000_000);
     expect(loadServerConfig(['--speed-floor', '0'], {}, '/srv').speedFloorBitsPerSecond).toBeUndefined();
     for (const junk of ['50mbps', 'fast', '50', '-1mbit']) expect(() => loadServerConfig(['--speed-floor', junk], {}, '/srv')).toThrow(/--speed-floor/);
+  });
+
+  it('trusts no proxy by default; --trust-proxy (or PEERFILL_TRUST_PROXY) names them, the flag winning', () => {
+    expect(loadServerConfig([], {}, '/srv').trustProxy).toBe(TRUST_NO_PROXY);
+    const fromFlag = loadServerConfig(['--trust-proxy', '10.0.0.0/8,loopback'], { PEERFILL_TRUST_PROXY: '192.168.0.1' }, '/srv').trustProxy;
+    expect([fromFlag('10.3.3.3', 0), fromFlag('::1', 0), fromFlag('192.168.0.1', 0)]).toEqual([true, true, false]);
+    const fromEnv = loadServerConfig([], { PEERFILL_TRUST_PROXY: '192.168.0.1' }, '/srv').trustProxy;
+    expect([fromEnv('192.168.0.1', 0), fromEnv('10.3.3.3', 0)]).toEqual([true, false]);
+    expect(() => loadServerConfig(['--trust-proxy', 'true'], {}, '/srv')).toThrow(/--trust-proxy \/ PEERFILL_TRUST_PROXY: "true"/);
   });
 
   it('rejects unknown flags', () => {

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createStore, type Store } from '../../tracker/index.ts';
+import { createStore, parseTrustProxy, type ProxyTrust, type Store } from '../../tracker/index.ts';
 import { captureLogger, fixtureFiles, startTracker, type Fixture, type RunningTracker } from './fixtures/harness.ts';
 import { TestPeer, isAnnounceResponse, isOffer } from './fixtures/ws-client.ts';
 
@@ -33,9 +34,9 @@ async function peer(localAddress = '127.0.0.1'): Promise<TestPeer> {
   return connected;
 }
 
-function upgradeStatus(url: string, localAddress: string): Promise<number> {
+function upgradeStatus(url: string, localAddress: string, forwardedFor?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { localAddress });
+    const ws = new WebSocket(url, { localAddress, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } });
     ws.once('open', () => {
       ws.close();
       resolve(101);
@@ -43,6 +44,27 @@ function upgradeStatus(url: string, localAddress: string): Promise<number> {
     ws.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0));
     ws.once('error', reject);
   });
+}
+
+/** An HTTP request from `localAddress`, with an X-Forwarded-For of the client's choosing; resolves to the status. */
+function httpStatus(url: string, options: { method?: string; body?: unknown; localAddress: string; forwardedFor?: string }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+    if (options.forwardedFor !== undefined) headers['x-forwarded-for'] = options.forwardedFor;
+    const request = httpRequest(url, { method: options.method ?? 'GET', localAddress: options.localAddress, headers }, (response) => {
+      response.resume();
+      response.once('end', () => resolve(response.statusCode ?? 0));
+    });
+    request.once('error', reject);
+    request.end(body);
+  });
+}
+
+function trust(text: string): ProxyTrust {
+  const parsed = parseTrustProxy(text);
+  if (!parsed.ok) throw new Error(parsed.errors.join('; '));
+  return parsed.trust;
 }
 
 const offers = (count: number) => Array.from({ length: count }, (_, i) => ({ offer_id: `o${i}-${randomBytes(4).toString('hex')}`, offer: { type: 'offer', sdp: `v=0 ${i}` } }));
@@ -107,5 +129,77 @@ describe('tracker limits per client address', () => {
     expect(refusedLines[0]).toMatchObject({ reason: 'invalid_json', suppressed: 0 });
     const metrics = await (await fetch(`${running!.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/reason="invalid_json"\} 2001/);
+  });
+});
+
+describe('the client address behind a proxy', () => {
+  const createSession = (localAddress: string, forwardedFor?: string) =>
+    httpStatus(`${running!.baseUrl}/downloads`, { method: 'POST', body: { file_id: fixture.files[0]!.file_id }, localAddress, forwardedFor });
+
+  it('without --trust-proxy, X-Forwarded-For is ignored: a client cannot spoof its way past the per-address caps', async () => {
+    await start({ maxConnectionsPerAddress: 2, sessionCreatesPerAddressPerSecond: 1, sessionCreateBurstPerAddress: 3 });
+    expect(await upgradeStatus(running!.wsUrl, '127.0.0.1', '198.51.100.1')).toBe(101);
+    peers.push(await peer());
+    peers.push(await peer());
+    for (const forwardedFor of ['198.51.100.2', '198.51.100.3, 203.0.113.4', '::1']) {
+      expect(await upgradeStatus(running!.wsUrl, '127.0.0.1', forwardedFor), forwardedFor).toBe(429);
+    }
+    const statuses = [];
+    for (let index = 0; index < 5; index++) statuses.push(await createSession('127.0.0.1', `198.51.100.${10 + index}`));
+    expect(statuses).toEqual([201, 201, 201, 429, 429]);
+  });
+
+  it('with it, the client is the first untrusted hop of X-Forwarded-For, for sockets, sessions and /metrics', async () => {
+    await start({ maxConnectionsPerAddress: 2, sessionCreatesPerAddressPerSecond: 1, sessionCreateBurstPerAddress: 2, trustProxy: trust('127.0.0.1') });
+    const sockets: WebSocket[] = [];
+    const open = (localAddress: string, forwardedFor?: string) =>
+      new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(running!.wsUrl, { localAddress, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } });
+        sockets.push(ws);
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+    try {
+      // Two clients behind the trusted proxy at 127.0.0.1: each has its own cap.
+      await open('127.0.0.1', '203.0.113.1');
+      await open('127.0.0.1', '198.51.100.99, 203.0.113.1');
+      expect(await upgradeStatus(running!.wsUrl, '127.0.0.1', '203.0.113.1')).toBe(429);
+      expect(await upgradeStatus(running!.wsUrl, '127.0.0.1', '203.0.113.2')).toBe(101);
+      // 127.0.0.2 is no trusted proxy: what it forwards is not believed.
+      await open('127.0.0.2', '203.0.113.7');
+      await open('127.0.0.2', '203.0.113.8');
+      expect(await upgradeStatus(running!.wsUrl, '127.0.0.2', '203.0.113.9')).toBe(429);
+    } finally {
+      for (const ws of sockets) ws.close();
+    }
+    expect([await createSession('127.0.0.1', '203.0.113.1'), await createSession('127.0.0.1', '203.0.113.1'), await createSession('127.0.0.1', '203.0.113.1')]).toEqual([201, 201, 429]);
+    expect(await createSession('127.0.0.1', '203.0.113.2')).toBe(201);
+    // A proxy on this machine does not make its clients loopback readers of /metrics.
+    expect(await httpStatus(`${running!.baseUrl}/metrics`, { localAddress: '127.0.0.1', forwardedFor: '203.0.113.1' })).toBe(403);
+    expect(await httpStatus(`${running!.baseUrl}/metrics`, { localAddress: '127.0.0.1', forwardedFor: '127.0.0.1' })).toBe(200);
+    expect(await httpStatus(`${running!.baseUrl}/metrics`, { localAddress: '127.0.0.1' })).toBe(200);
+  });
+
+  it('counts an IPv6 client by its /64 and an IPv4-mapped address as the IPv4 one, for sockets and sessions', async () => {
+    await start({ maxConnectionsPerAddress: 2, sessionCreatesPerAddressPerSecond: 1, sessionCreateBurstPerAddress: 2, trustProxy: trust('127.0.0.1') });
+    const sockets: WebSocket[] = [];
+    const open = (forwardedFor: string) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(running!.wsUrl, { localAddress: '127.0.0.1', headers: { 'x-forwarded-for': forwardedFor } });
+        sockets.push(ws);
+        ws.once('open', () => resolve(101));
+        ws.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0));
+        ws.once('error', reject);
+      });
+    try {
+      expect([await open('2001:db8:1:2::1'), await open('2001:db8:1:2:aaaa:bbbb:cccc:dddd'), await open('2001:db8:1:2::ffff')]).toEqual([101, 101, 429]);
+      expect(await open('2001:db8:1:3::1')).toBe(101);
+      expect([await open('203.0.113.5'), await open('::ffff:203.0.113.5'), await open('::ffff:cb00:7105')]).toEqual([101, 101, 429]);
+    } finally {
+      for (const ws of sockets) ws.terminate();
+    }
+    expect([await createSession('127.0.0.1', '2001:db8:9:9::1'), await createSession('127.0.0.1', '2001:db8:9:9::2'), await createSession('127.0.0.1', '2001:db8:9:9:1:2:3:4')]).toEqual([201, 201, 429]);
+    expect(await createSession('127.0.0.1', '2001:db8:9:a::1')).toBe(201);
+    expect([await createSession('127.0.0.1', '198.51.100.8'), await createSession('127.0.0.1', '::ffff:198.51.100.8'), await createSession('127.0.0.1', '0:0:0:0:0:ffff:c633:6408')]).toEqual([201, 201, 429]);
   });
 });
