@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { PfError, parseJson } from '../protocol/index.ts';
 import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
 import { CAS_SESSION, PRUNE_SWARM, REMOVE_PEER, UPSERT_PEER } from './redis-scripts.ts';
 import type { PeerRecord, RemovePeerResult, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
+import type { RedisTarget } from './redis-url.ts';
 
 export interface RedisStoreOptions {
-  url: string;
+  /** One server, or a Redis Cluster through its seed nodes (parseRedisUrl). */
+  target: RedisTarget;
   /** Swarm keys nobody touched for this long expire by themselves; default 1 hour. */
   swarmKeyTtlMs?: number;
   /** A command that takes longer fails (and the caller falls back or answers 503); default 2 s. */
@@ -55,8 +57,8 @@ function parsePeerValue(peerId: string, value: string, lastSeenMs: number): Peer
  */
 export class RedisStore implements Store {
   readonly kind = 'redis';
-  private readonly redis: Redis;
-  private subscriber: Redis | undefined;
+  private readonly redis: Redis | Cluster;
+  private subscriber: Redis | Cluster | undefined;
   private readonly handlers = new Map<string, (message: string) => void>();
   private readonly shas = new Map<string, string>();
   private readonly swarmKeyTtlMs: number;
@@ -71,14 +73,27 @@ export class RedisStore implements Store {
     this.redis = this.connect('commands');
   }
 
-  private connect(role: string): Redis {
-    const client = new Redis(this.options.url, {
+  private connect(role: string): Redis | Cluster {
+    const { target } = this.options;
+    const nodeOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: this.options.commandTimeoutMs ?? 2000,
-      retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+      retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
       lazyConnect: true,
-    });
+    };
+    const client =
+      target.mode === 'single'
+        ? new Redis(target.url, nodeOptions)
+        : new Cluster(target.seeds, {
+            enableOfflineQueue: false,
+            lazyConnect: true,
+            clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
+            // A failover moves slots: ask again soon, a few times, within the command timeout.
+            retryDelayOnFailover: 100,
+            retryDelayOnClusterDown: 100,
+            redisOptions: { ...nodeOptions, username: target.username, password: target.password, tls: target.tls ? {} : undefined },
+          });
     let lastState = '';
     const report = (state: string, error?: Error) => {
       if (state === lastState) return;

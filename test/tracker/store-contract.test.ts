@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { createStore, type Store, type StoreConfig } from '../../tracker/index.ts';
 import type { SessionRecord } from '../../tracker/session-record.ts';
 import { RedisServer } from './fixtures/redis-server.ts';
+import { RedisCluster, clusterSkipReason } from './fixtures/redis-cluster.ts';
 import { eventually } from './fixtures/ws-client.ts';
 
 const logger = pino({ level: 'silent' });
@@ -36,18 +37,35 @@ function sessionRecord(overrides: Partial<SessionRecord> = {}): SessionRecord {
   };
 }
 
+if (clusterSkipReason) console.log(`skipping the Redis Cluster store contract: ${clusterSkipReason}`);
+
 let redis: RedisServer;
+let cluster: RedisCluster | undefined;
 beforeAll(async () => {
-  redis = await RedisServer.start();
-});
+  [redis, cluster] = await Promise.all([RedisServer.start(), clusterSkipReason ? undefined : RedisCluster.start()]);
+}, 120_000);
 afterAll(async () => {
-  await redis.stop();
+  await Promise.all([redis.stop(), cluster?.stop()]);
 });
 
 async function flushRedis(): Promise<void> {
   const client = new Redis(redis.url);
   await client.flushall();
   await client.quit();
+}
+
+/** FLUSHALL on every primary of the cluster (a Cluster client sends FLUSHALL to one node only). */
+async function flushCluster(): Promise<void> {
+  const client = new Cluster(cluster!.urls.map((url) => ({ host: '127.0.0.1', port: Number(new URL(url).port) })));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', resolve);
+      client.once('error', reject);
+    });
+    await Promise.all(client.nodes('master').map((node) => node.flushall()));
+  } finally {
+    await client.quit();
+  }
 }
 
 /** The store with its swarm calls answered through `store.sync`, so the contract covers those too. */
@@ -76,6 +94,7 @@ const kinds: { name: string; config: () => StoreConfig; reset: () => Promise<voi
   { name: 'memory', config: () => ({ kind: 'memory' }), reset: () => Promise.resolve() },
   { name: 'memory, synchronous swarm calls', config: () => ({ kind: 'memory' }), reset: () => Promise.resolve(), wrap: viaSyncCalls },
   { name: 'redis', config: () => ({ kind: 'redis', url: redis.url }), reset: flushRedis },
+  ...(clusterSkipReason ? [] : [{ name: 'redis cluster (3 primaries, 3 replicas)', config: (): StoreConfig => ({ kind: 'redis', url: cluster!.url }), reset: flushCluster }]),
 ];
 
 describe.each(kinds)('Store contract: $name', ({ config, reset, wrap }) => {
@@ -233,5 +252,31 @@ describe('memory store, synchronous swarm calls', () => {
     }
     expect(thrown).toMatchObject({ code: 'PF_ERR_STORE_UNAVAILABLE' });
     await expect(store.counts(hex(20))).rejects.toMatchObject({ code: 'PF_ERR_STORE_UNAVAILABLE' });
+  });
+});
+
+describe.skipIf(clusterSkipReason !== undefined)('Redis store on a cluster', () => {
+  it("keeps a swarm's keys in one slot on one primary, and spreads swarms over the primaries", async () => {
+    await flushCluster();
+    const store = await createStore({ kind: 'redis', url: cluster!.url }, { logger });
+    const owners = new Set<number>();
+    try {
+      for (let i = 0; i < 12; i++) {
+        const infoHash = hex(20);
+        await store.upsertPeer(infoHash, { peerId: hex(20), owner: 'p1', complete: false }, Date.now());
+        const port = await cluster!.primaryPortFor(`pf:{${infoHash}}:peers`);
+        owners.add(port);
+        // One multi-key command on that node: CROSSSLOT or MOVED if the keys were not all its own.
+        const node = new Redis(port, '127.0.0.1');
+        try {
+          expect(await node.exists(`pf:{${infoHash}}:peers`, `pf:{${infoHash}}:seen`, `pf:{${infoHash}}:counts`)).toBe(3);
+        } finally {
+          await node.quit();
+        }
+      }
+    } finally {
+      await store.close();
+    }
+    expect(owners.size).toBeGreaterThan(1);
   });
 });
