@@ -25,6 +25,11 @@ function fail(error: string): ParsedRedisUrl {
   return { ok: false, error };
 }
 
+/** A URL as it may appear in an error message: without its password. */
+function redact(text: string): string {
+  return text.replace(/\/\/[^@/]*@/, '//***@');
+}
+
 /** One `host:port` of a cluster list; IPv6 hosts in brackets. */
 function parseSeed(text: string): RedisSeed | string {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:/\s[\]@]+):(\d{1,5})$/.exec(text);
@@ -75,15 +80,15 @@ function parseSeedUrls(entries: string[]): ParsedRedisUrl {
   let username: string | undefined;
   let password: string | undefined;
   for (const entry of entries) {
-    if (!SINGLE_SCHEME.test(entry)) return fail(`seed "${entry}" is not a redis:// or rediss:// URL`);
+    if (!SINGLE_SCHEME.test(entry)) return fail(`seed "${redact(entry)}" is not a redis:// or rediss:// URL`);
     let url: URL;
     try {
       url = new URL(entry);
     } catch {
-      return fail(`seed "${entry}" is not a valid URL`);
+      return fail(`seed "${redact(entry)}" is not a valid URL`);
     }
-    if (url.port === '' || url.hostname === '') return fail(`seed "${entry}" needs host:port`);
-    if (url.pathname !== '' && url.pathname !== '/') return fail(`seed "${entry}" has a path or database number; a cluster has only database 0`);
+    if (url.port === '' || url.hostname === '') return fail(`seed "${redact(entry)}" needs host:port`);
+    if (url.pathname !== '' && url.pathname !== '/') return fail(`seed "${redact(entry)}" has a path or database number; a cluster has only database 0`);
     const isTls = url.protocol === 'rediss:';
     if (tls !== undefined && tls !== isTls) return fail('cluster seeds must all be redis:// or all rediss://');
     tls = isTls;
@@ -107,7 +112,7 @@ export function parseRedisUrl(input: string): ParsedRedisUrl {
   try {
     new URL(text);
   } catch {
-    return fail(`"${text}" is not a valid URL`);
+    return fail(`"${redact(text)}" is not a valid URL`);
   }
   return { ok: true, target: { mode: 'single', url: text } };
 }
