@@ -32,7 +32,11 @@ function swarmKeys(infoHash: string): [string, string, string] {
   return [`pf:{${infoHash}}:peers`, `pf:{${infoHash}}:seen`, `pf:{${infoHash}}:counts`];
 }
 const sessionKey = (sessionId: string) => `pf:session:{${sessionId}}`;
-const relayChannel = (owner: string) => `pf:relay:${owner}`;
+/**
+ * One relay channel per swarm and owner process, hash-tagged like the swarm's keys: on a
+ * cluster, SPUBLISH sends it to the swarm's shard only, not to every node as PUBLISH would.
+ */
+const relayChannel = (infoHash: string, owner: string) => `pf:{${infoHash}}:relay:${owner}`;
 
 function numbers(value: unknown, length: number): number[] | undefined {
   if (!Array.isArray(value) || value.length < length) return undefined;
@@ -59,7 +63,8 @@ export class RedisStore implements Store {
   readonly kind = 'redis';
   private readonly redis: Redis | Cluster;
   private subscriber: Redis | Cluster | undefined;
-  private readonly handlers = new Map<string, (message: string) => void>();
+  /** One subscription per channel; the latest replaces the one before (Store.subscribe). */
+  private readonly handlers = new Map<string, { onMessage: (message: string) => void }>();
   private readonly shas = new Map<string, string>();
   private readonly swarmKeyTtlMs: number;
   private readonly refreshedAtMs = new Map<string, number>();
@@ -92,6 +97,8 @@ export class RedisStore implements Store {
             // A failover moves slots: ask again soon, a few times, within the command timeout.
             retryDelayOnFailover: 100,
             retryDelayOnClusterDown: 100,
+            // The subscriber holds one connection per primary whose slots have relay channels (SSUBSCRIBE).
+            shardedSubscribers: role === 'subscriber',
             redisOptions: { ...nodeOptions, username: target.username, password: target.password, tls: target.tls ? {} : undefined },
           });
     let lastState = '';
@@ -312,31 +319,51 @@ export class RedisStore implements Store {
     });
   }
 
-  publish(owner: string, message: string): Promise<void> {
+  private get isCluster(): boolean {
+    return this.options.target.mode === 'cluster';
+  }
+
+  /**
+   * A cluster relays over sharded pub/sub (SPUBLISH, SSUBSCRIBE: Redis 7), one server over
+   * classic PUBLISH and SUBSCRIBE, which any Redis has and which cost the same on one node.
+   */
+  publish(infoHash: string, owner: string, message: string): Promise<void> {
     return this.run(async () => {
-      await this.redis.publish(relayChannel(owner), message);
+      const channel = relayChannel(infoHash, owner);
+      if (this.isCluster) await this.redis.spublish(channel, message);
+      else await this.redis.publish(channel, message);
     });
   }
 
-  async subscribe(owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
-    const channel = relayChannel(owner);
-    if (!this.subscriber) {
-      const subscriber = this.connect('subscriber');
-      // Subscribing waits for Redis (ioredis resubscribes after reconnects).
-      subscriber.options.enableOfflineQueue = true;
-      subscriber.on('message', (from: string, message: string) => this.handlers.get(from)?.(message));
-      this.subscriber = subscriber;
-      await subscriber.connect().catch((error: unknown) => {
-        this.logger.error({ err: (error as Error).message }, 'redis subscriber unavailable; retrying in the background');
-      });
-    }
-    this.handlers.set(channel, onMessage);
-    const subscriber = this.subscriber;
-    if (subscriber.status === 'ready') await subscriber.subscribe(channel);
-    else void subscriber.subscribe(channel).catch(() => undefined);
+  private async subscriberClient(): Promise<Redis | Cluster> {
+    if (this.subscriber) return this.subscriber;
+    const subscriber = this.connect('subscriber');
+    // Subscribing waits for Redis (ioredis resubscribes after reconnects and, on a cluster,
+    // after a failover moves a channel's slot to another node).
+    subscriber.options.enableOfflineQueue = true;
+    const onMessage = (from: string, message: string) => this.handlers.get(from)?.onMessage(message);
+    if (this.isCluster) subscriber.on('smessage', onMessage);
+    else subscriber.on('message', onMessage);
+    this.subscriber = subscriber;
+    await subscriber.connect().catch((error: unknown) => {
+      this.logger.error({ err: (error as Error).message }, 'redis subscriber unavailable; retrying in the background');
+    });
+    return subscriber;
+  }
+
+  async subscribe(infoHash: string, owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    const channel = relayChannel(infoHash, owner);
+    const subscriber = await this.subscriberClient();
+    const subscription = { onMessage };
+    this.handlers.set(channel, subscription);
+    // Always with the channel named: a bare SUNSUBSCRIBE has no slot to route by (ioredis #2133).
+    const command = () => (this.isCluster ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel));
+    if (subscriber.status === 'ready') await command();
+    else void command().catch(() => undefined);
     return async () => {
+      if (this.handlers.get(channel) !== subscription) return;
       this.handlers.delete(channel);
-      await subscriber.unsubscribe(channel).catch(() => undefined);
+      await (this.isCluster ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel)).catch(() => undefined);
     };
   }
 
