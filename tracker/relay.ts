@@ -49,11 +49,6 @@ export class Relay {
     deps.local.watch({ swarmOpened: (infoHash) => this.open(infoHash), swarmClosed: (infoHash) => this.close(infoHash) });
   }
 
-  /** Swarms whose relay channel this process subscribes to (or is subscribing to). */
-  get subscribedSwarms(): number {
-    return this.subscriptions.size;
-  }
-
   /**
    * Undefined once this process listens on the swarm's channel, else a promise that settles
    * when it does: a peer's record should not reach the store before its owner listens.
