@@ -352,13 +352,16 @@ export class RedisStore implements Store {
   }
 
   async subscribe(infoHash: string, owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    if (this.closed) throw new PfError('PF_ERR_STORE_UNAVAILABLE', 'store is closed');
     const channel = relayChannel(infoHash, owner);
     const subscriber = await this.subscriberClient();
     const subscription = { onMessage };
     this.handlers.set(channel, subscription);
     // Always with the channel named: a bare SUNSUBSCRIBE has no slot to route by (ioredis #2133).
     const command = () => (this.isCluster ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel));
-    if (subscriber.status === 'ready') await command();
+    // A subscribe that fails or times out still returns its unsubscribe: the command may yet
+    // land, and ioredis subscribes the channels it tracks again after a reconnect.
+    if (subscriber.status === 'ready') await command().catch((error: unknown) => this.logger.warn({ err: (error as Error).message, channel }, 'relay subscribe failed; ioredis retries it on reconnect'));
     else void command().catch(() => undefined);
     return async () => {
       if (this.handlers.get(channel) !== subscription) return;
