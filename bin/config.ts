@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { OriginConfig } from '../origin/index.ts';
 import { DEFAULT_TURN_TTL_SECONDS, iceSettingsErrors, type IceSettings } from '../tracker/ice-servers.ts';
 import { TRUST_NO_PROXY, parseTrustProxy, type ProxyTrust } from '../tracker/client-address.ts';
+import { parseRedisUrl } from '../tracker/redis-url.ts';
 import { parseBitRate, parseSigningKeys, type SigningKey } from '../protocol/index.ts';
 
 /**
@@ -188,7 +189,10 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
 
   const egress = integer(errors, '--egress-limit / PEERFILL_EGRESS_BYTES_PER_SECOND', flagOrEnv(str('egress-limit'), env.PEERFILL_EGRESS_BYTES_PER_SECOND), 0, 0, Number.MAX_SAFE_INTEGER);
   const redisUrl = flagOrEnv(str('redis'), env.REDIS_URL);
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) errors.push(`--redis / REDIS_URL must be a redis:// URL`);
+  if (redisUrl !== undefined) {
+    const parsed = parseRedisUrl(redisUrl);
+    if (!parsed.ok) errors.push(`--redis / REDIS_URL: ${parsed.error}`);
+  }
 
   let s3: S3Settings | undefined;
   if (env.PEERFILL_S3_BUCKET) {

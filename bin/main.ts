@@ -23,6 +23,10 @@ const USAGE = `peerfill — peer-assisted hybrid CDN
   peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS]
   peerfill seed FILE --server URL [--file-id ID]
 
+--redis URL (or REDIS_URL): redis://host:port for one Redis server, or a Redis Cluster as
+redis+cluster://host:port,host:port,... (rediss+cluster:// for TLS; comma-separated
+redis:// seed URLs work too). Without it, the store is in memory.
+
 Environment: PEERFILL_SIGNING_KEYS (kid:secret,...), PEERFILL_DATA_DIR, PEERFILL_PUBLIC_URL,
 PEERFILL_FILES_DIR, PEERFILL_PORT, PEERFILL_HOST, REDIS_URL, PEERFILL_S3_BUCKET,
 PEERFILL_S3_PREFIX, PEERFILL_S3_ENDPOINT, PEERFILL_S3_REGION, PEERFILL_S3_PRESIGN,

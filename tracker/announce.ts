@@ -146,6 +146,9 @@ export class AnnounceHandler {
     const complete = request.left === 0 || request.event === 'completed' || (existing?.complete ?? false);
     const peer = local.add(infoHash, peerId, socket, complete, now);
     if (request.pf_connections !== undefined) peer.connections = request.pf_connections;
+    // The swarm's first local peer: listen on its relay channel before the store lists the peer.
+    const listening = this.deps.relay.ready(infoHash);
+    if (listening) yield* settle(listening);
     let result: UpsertPeerResult;
     try {
       result = yield* settle(this.ops.upsertPeer(infoHash, { peerId, owner: trackerId, complete }, now));

@@ -22,12 +22,22 @@ const relayEnvelopeCodec = createCodec(RelayEnvelopeSchema);
 
 export type SignalFrame = RelayedOffer | RelayedAnswer;
 
+/** This process's subscription to one swarm's relay channel. */
+interface SwarmSubscription {
+  /** Settles once subscribed (or once subscribing failed, with undefined). */
+  readonly ready: Promise<(() => Promise<void>) | undefined>;
+  settled: boolean;
+}
+
 /**
  * Delivers offers and answers: straight to the socket when the peer is on this process,
- * through the store's pub/sub to its owner process otherwise.
+ * through the store's pub/sub to its owner process otherwise. The channels are per swarm and
+ * owner: this process subscribes to a swarm's channel when its first local peer of the swarm
+ * joins, and unsubscribes (that channel, by name) when its last one leaves.
  */
 export class Relay {
-  private unsubscribe: (() => Promise<void>) | undefined;
+  private readonly subscriptions = new Map<string, SwarmSubscription>();
+  private stopped = false;
   /** prom-client hashes a label object on every inc(); the local path keeps its children. */
   private readonly localCounters: Record<'offer' | 'answer', { inc(): void }>;
 
@@ -36,14 +46,48 @@ export class Relay {
     private readonly deps: { store: Store; local: LocalSwarms; metrics: TrackerMetrics; logger: Logger },
   ) {
     this.localCounters = { offer: deps.metrics.relayedSignals.labels('offer', 'local'), answer: deps.metrics.relayedSignals.labels('answer', 'local') };
+    deps.local.watch({ swarmOpened: (infoHash) => this.open(infoHash), swarmClosed: (infoHash) => this.close(infoHash) });
   }
 
-  async start(): Promise<void> {
-    this.unsubscribe = await this.deps.store.subscribe(this.trackerId, (message) => this.onRemote(message));
+  /**
+   * Undefined once this process listens on the swarm's channel, else a promise that settles
+   * when it does: a peer's record should not reach the store before its owner listens.
+   */
+  ready(infoHash: string): Promise<void> | undefined {
+    const subscription = this.subscriptions.get(infoHash);
+    if (!subscription || subscription.settled) return undefined;
+    return subscription.ready.then(() => undefined);
+  }
+
+  private open(infoHash: string): void {
+    if (this.stopped || this.subscriptions.has(infoHash)) return;
+    const subscription: SwarmSubscription = {
+      ready: this.deps.store.subscribe(infoHash, this.trackerId, (message) => this.onRemote(message)).then(
+        (unsubscribe) => unsubscribe,
+        (error: unknown) => {
+          this.deps.logger.warn({ err: (error as Error).message, infoHash }, 'relay subscribe failed');
+          return undefined;
+        },
+      ),
+      settled: false,
+    };
+    void subscription.ready.then(() => (subscription.settled = true));
+    this.subscriptions.set(infoHash, subscription);
+  }
+
+  private close(infoHash: string): void {
+    const subscription = this.subscriptions.get(infoHash);
+    if (!subscription) return;
+    this.subscriptions.delete(infoHash);
+    // A later subscription of the swarm replaces this one in the store: this unsubscribe is then a no-op.
+    void subscription.ready.then((unsubscribe) => unsubscribe?.());
   }
 
   async stop(): Promise<void> {
-    await this.unsubscribe?.();
+    this.stopped = true;
+    const all = [...this.subscriptions.values()];
+    this.subscriptions.clear();
+    await Promise.all(all.map(async (subscription) => (await subscription.ready)?.()));
   }
 
   /** Send `frame` to peer `toPeerId` (hex) of `infoHash` (hex), owned by process `owner`. */
@@ -54,7 +98,7 @@ export class Relay {
       if (peer?.socket.send(JSON.stringify(frame))) this.localCounters[kind].inc();
       return;
     }
-    this.deps.store.publish(owner, JSON.stringify({ to: toPeerId, frame })).then(
+    this.deps.store.publish(infoHash, owner, JSON.stringify({ to: toPeerId, frame })).then(
       () => this.deps.metrics.relayedSignals.inc({ kind, via: 'pubsub' }),
       (error: unknown) => this.deps.logger.debug({ err: (error as Error).message }, 'relay publish failed'),
     );

@@ -58,7 +58,8 @@ export class MemoryStore implements Store {
   snapshotLoad: SnapshotLoadReport = { status: 'disabled' };
   private readonly swarms = new Map<string, SwarmTable>();
   private readonly sessions = new Map<string, StoredSession>();
-  private readonly subscribers = new Map<string, Set<(message: string) => void>>();
+  /** Relay subscriptions by `<info_hash>/<owner>`: one per channel, the latest replaces the one before. */
+  private readonly subscribers = new Map<string, { onMessage: (message: string) => void }>();
   private readonly maxSessions: number;
   private readonly now: () => number;
   /** No session's idle expiry comes before this: a full store need not be rescanned until then. */
@@ -317,22 +318,20 @@ export class MemoryStore implements Store {
     });
   }
 
-  publish(owner: string, message: string): Promise<void> {
+  publish(infoHash: string, owner: string, message: string): Promise<void> {
     return this.settle(() => {
-      const handlers = this.subscribers.get(owner);
-      if (!handlers) return;
-      for (const handler of handlers) queueMicrotask(() => handler(message));
+      const handler = this.subscribers.get(`${infoHash}/${owner}`);
+      if (handler) queueMicrotask(() => handler.onMessage(message));
     });
   }
 
-  subscribe(owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+  subscribe(infoHash: string, owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
     return this.settle(() => {
-      let handlers = this.subscribers.get(owner);
-      if (!handlers) this.subscribers.set(owner, (handlers = new Set()));
-      handlers.add(onMessage);
+      const channel = `${infoHash}/${owner}`;
+      const subscription = { onMessage };
+      this.subscribers.set(channel, subscription);
       return () => {
-        handlers.delete(onMessage);
-        if (handlers.size === 0) this.subscribers.delete(owner);
+        if (this.subscribers.get(channel) === subscription) this.subscribers.delete(channel);
         return Promise.resolve();
       };
     });

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { PfError, parseJson } from '../protocol/index.ts';
 import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
 import { CAS_SESSION, PRUNE_SWARM, REMOVE_PEER, UPSERT_PEER } from './redis-scripts.ts';
 import type { PeerRecord, RemovePeerResult, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
+import type { RedisTarget } from './redis-url.ts';
 
 export interface RedisStoreOptions {
-  url: string;
+  /** One server, or a Redis Cluster through its seed nodes (parseRedisUrl). */
+  target: RedisTarget;
   /** Swarm keys nobody touched for this long expire by themselves; default 1 hour. */
   swarmKeyTtlMs?: number;
   /** A command that takes longer fails (and the caller falls back or answers 503); default 2 s. */
@@ -30,7 +32,11 @@ function swarmKeys(infoHash: string): [string, string, string] {
   return [`pf:{${infoHash}}:peers`, `pf:{${infoHash}}:seen`, `pf:{${infoHash}}:counts`];
 }
 const sessionKey = (sessionId: string) => `pf:session:{${sessionId}}`;
-const relayChannel = (owner: string) => `pf:relay:${owner}`;
+/**
+ * One relay channel per swarm and owner process, hash-tagged like the swarm's keys: on a
+ * cluster, SPUBLISH sends it to the swarm's shard only, not to every node as PUBLISH would.
+ */
+const relayChannel = (infoHash: string, owner: string) => `pf:{${infoHash}}:relay:${owner}`;
 
 function numbers(value: unknown, length: number): number[] | undefined {
   if (!Array.isArray(value) || value.length < length) return undefined;
@@ -55,9 +61,10 @@ function parsePeerValue(peerId: string, value: string, lastSeenMs: number): Peer
  */
 export class RedisStore implements Store {
   readonly kind = 'redis';
-  private readonly redis: Redis;
-  private subscriber: Redis | undefined;
-  private readonly handlers = new Map<string, (message: string) => void>();
+  private readonly redis: Redis | Cluster;
+  private subscriber: Redis | Cluster | undefined;
+  /** One subscription per channel; the latest replaces the one before (Store.subscribe). */
+  private readonly handlers = new Map<string, { onMessage: (message: string) => void }>();
   private readonly shas = new Map<string, string>();
   private readonly swarmKeyTtlMs: number;
   private readonly refreshedAtMs = new Map<string, number>();
@@ -71,14 +78,29 @@ export class RedisStore implements Store {
     this.redis = this.connect('commands');
   }
 
-  private connect(role: string): Redis {
-    const client = new Redis(this.options.url, {
+  private connect(role: string): Redis | Cluster {
+    const { target } = this.options;
+    const nodeOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: this.options.commandTimeoutMs ?? 2000,
-      retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+      retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
       lazyConnect: true,
-    });
+    };
+    const client =
+      target.mode === 'single'
+        ? new Redis(target.url, nodeOptions)
+        : new Cluster(target.seeds, {
+            enableOfflineQueue: false,
+            lazyConnect: true,
+            clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
+            // A failover moves slots: ask again soon, a few times, within the command timeout.
+            retryDelayOnFailover: 100,
+            retryDelayOnClusterDown: 100,
+            // The subscriber holds one connection per primary whose slots have relay channels (SSUBSCRIBE).
+            shardedSubscribers: role === 'subscriber',
+            redisOptions: { ...nodeOptions, username: target.username, password: target.password, tls: target.tls ? {} : undefined },
+          });
     let lastState = '';
     const report = (state: string, error?: Error) => {
       if (state === lastState) return;
@@ -297,31 +319,54 @@ export class RedisStore implements Store {
     });
   }
 
-  publish(owner: string, message: string): Promise<void> {
+  private get isCluster(): boolean {
+    return this.options.target.mode === 'cluster';
+  }
+
+  /**
+   * A cluster relays over sharded pub/sub (SPUBLISH, SSUBSCRIBE: Redis 7), one server over
+   * classic PUBLISH and SUBSCRIBE, which any Redis has and which cost the same on one node.
+   */
+  publish(infoHash: string, owner: string, message: string): Promise<void> {
     return this.run(async () => {
-      await this.redis.publish(relayChannel(owner), message);
+      const channel = relayChannel(infoHash, owner);
+      if (this.isCluster) await this.redis.spublish(channel, message);
+      else await this.redis.publish(channel, message);
     });
   }
 
-  async subscribe(owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
-    const channel = relayChannel(owner);
-    if (!this.subscriber) {
-      const subscriber = this.connect('subscriber');
-      // Subscribing waits for Redis (ioredis resubscribes after reconnects).
-      subscriber.options.enableOfflineQueue = true;
-      subscriber.on('message', (from: string, message: string) => this.handlers.get(from)?.(message));
-      this.subscriber = subscriber;
-      await subscriber.connect().catch((error: unknown) => {
-        this.logger.error({ err: (error as Error).message }, 'redis subscriber unavailable; retrying in the background');
-      });
-    }
-    this.handlers.set(channel, onMessage);
-    const subscriber = this.subscriber;
-    if (subscriber.status === 'ready') await subscriber.subscribe(channel);
-    else void subscriber.subscribe(channel).catch(() => undefined);
+  private async subscriberClient(): Promise<Redis | Cluster> {
+    if (this.subscriber) return this.subscriber;
+    const subscriber = this.connect('subscriber');
+    // Subscribing waits for Redis (ioredis resubscribes after reconnects and, on a cluster,
+    // after a failover moves a channel's slot to another node).
+    subscriber.options.enableOfflineQueue = true;
+    const onMessage = (from: string, message: string) => this.handlers.get(from)?.onMessage(message);
+    if (this.isCluster) subscriber.on('smessage', onMessage);
+    else subscriber.on('message', onMessage);
+    this.subscriber = subscriber;
+    await subscriber.connect().catch((error: unknown) => {
+      this.logger.error({ err: (error as Error).message }, 'redis subscriber unavailable; retrying in the background');
+    });
+    return subscriber;
+  }
+
+  async subscribe(infoHash: string, owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    if (this.closed) throw new PfError('PF_ERR_STORE_UNAVAILABLE', 'store is closed');
+    const channel = relayChannel(infoHash, owner);
+    const subscriber = await this.subscriberClient();
+    const subscription = { onMessage };
+    this.handlers.set(channel, subscription);
+    // Always with the channel named: a bare SUNSUBSCRIBE has no slot to route by (ioredis #2133).
+    const command = () => (this.isCluster ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel));
+    // A subscribe that fails or times out still returns its unsubscribe: the command may yet
+    // land, and ioredis subscribes the channels it tracks again after a reconnect.
+    if (subscriber.status === 'ready') await command().catch((error: unknown) => this.logger.warn({ err: (error as Error).message, channel }, 'relay subscribe failed; ioredis retries it on reconnect'));
+    else void command().catch(() => undefined);
     return async () => {
+      if (this.handlers.get(channel) !== subscription) return;
       this.handlers.delete(channel);
-      await subscriber.unsubscribe(channel).catch(() => undefined);
+      await (this.isCluster ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel)).catch(() => undefined);
     };
   }
 

@@ -78,10 +78,18 @@ export interface Store {
   deleteSession(sessionId: string): Promise<void>;
   sessionCount(): Promise<number>;
 
-  /** Deliver `message` to the tracker process `owner` (cross-process signal relay). */
-  publish(owner: string, message: string): Promise<void>;
-  /** Receive messages published to `owner`; resolves once subscribed. */
-  subscribe(owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Deliver `message` to the tracker process `owner`, for one of its peers in swarm `infoHash`
+   * (cross-process signal relay). At most once: nobody subscribed, nobody gets it.
+   */
+  publish(infoHash: string, owner: string, message: string): Promise<void>;
+  /**
+   * Receive what is published to `owner` in swarm `infoHash`: a process subscribes while it
+   * holds peers of the swarm. Resolves once subscribed (or queued, while the backend is away).
+   * The returned call ends this subscription only: after a later subscribe of the same swarm
+   * and owner replaced it, it does nothing.
+   */
+  subscribe(infoHash: string, owner: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
 
   /** True when the backend answered its last command (for health and metrics). */
   isAvailable(): boolean;

@@ -97,6 +97,11 @@ export interface LocalPeer {
   connections?: ConnectionCounts;
 }
 
+export interface SwarmWatcher {
+  swarmOpened(infoHash: string): void;
+  swarmClosed(infoHash: string): void;
+}
+
 /**
  * What this process knows without the store: which socket owns each peer_id and which
  * local peers are in each swarm. Signals to local peers never need the store, so they keep
@@ -106,6 +111,12 @@ export class LocalSwarms {
   readonly owners = new Map<string, SwarmSocket>();
   readonly swarms = new Map<string, Map<string, LocalPeer>>();
   peerCount = 0;
+  private watcher: SwarmWatcher | undefined;
+
+  /** Be told when a swarm gets its first local peer and when its last one leaves (the relay's channels). */
+  watch(watcher: SwarmWatcher): void {
+    this.watcher = watcher;
+  }
 
   get(infoHash: string, peerId: string): LocalPeer | undefined {
     return this.swarms.get(infoHash)?.get(peerId);
@@ -113,7 +124,10 @@ export class LocalSwarms {
 
   add(infoHash: string, peerId: string, socket: SwarmSocket, complete: boolean, nowMs: number): LocalPeer {
     let swarm = this.swarms.get(infoHash);
-    if (!swarm) this.swarms.set(infoHash, (swarm = new Map<string, LocalPeer>()));
+    if (!swarm) {
+      this.swarms.set(infoHash, (swarm = new Map<string, LocalPeer>()));
+      this.watcher?.swarmOpened(infoHash);
+    }
     let peer = swarm.get(peerId);
     if (peer) {
       peer.complete ||= complete;
@@ -134,7 +148,10 @@ export class LocalSwarms {
     swarm.delete(peerId);
     peer.socket.memberships.delete(infoHash + peerId);
     this.peerCount--;
-    if (swarm.size === 0) this.swarms.delete(infoHash);
+    if (swarm.size === 0) {
+      this.swarms.delete(infoHash);
+      this.watcher?.swarmClosed(infoHash);
+    }
     return true;
   }
 

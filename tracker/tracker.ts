@@ -69,7 +69,6 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
   const now = deps.now ?? Date.now;
   const sessions = new SessionService(config, { store: deps.store, directory: deps.directory, minter: deps.minter, metrics, logger, now });
   const relay = new Relay(id, { store: deps.store, local, metrics, logger });
-  await relay.start();
   const handler = new AnnounceHandler({
     config,
     trackerId: id,

@@ -57,6 +57,27 @@ describe('loadServerConfig', () => {
     }
   });
 
+  it('takes one Redis server or a Redis Cluster for --redis / REDIS_URL, and says why a value is refused', () => {
+    expect(loadServerConfig(['--redis', 'redis://127.0.0.1:6379'], {}, '/srv').redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(loadServerConfig([], { REDIS_URL: 'redis+cluster://10.0.0.1:7000,10.0.0.2:7000' }, '/srv').redisUrl).toBe('redis+cluster://10.0.0.1:7000,10.0.0.2:7000');
+    expect(loadServerConfig([], { REDIS_URL: 'redis://10.0.0.1:7000,redis://10.0.0.2:7000' }, '/srv').redisUrl).toBe('redis://10.0.0.1:7000,redis://10.0.0.2:7000');
+    for (const [value, reason] of [
+      ['redis+cluster://10.0.0.1:7000,10.0.0.2', '"10.0.0.2" is not host:port'],
+      ['redis+cluster://10.0.0.1:7000/2', 'no path or database'],
+      ['redis://10.0.0.1:7000,10.0.0.2:7000', 'is not a redis:// or rediss:// URL'],
+    ]) {
+      let caught: unknown;
+      try {
+        loadServerConfig(['--redis', value!], {}, '/srv');
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(ConfigError);
+      expect((caught as ConfigError).errors.join('\n')).toContain(`--redis / REDIS_URL: `);
+      expect((caught as ConfigError).errors.join('\n')).toContain(reason);
+    }
+  });
+
   it('reads the speed floor as a bit rate, from the flag or PEERFILL_SPEED_FLOOR, and refuses byte rates', () => {
     expect(loadServerConfig([], {}, '/srv').speedFloorBitsPerSecond).toBeUndefined();
     expect(loadServerConfig(['--speed-floor', '50mbit'], {}, '/srv').speedFloorBitsPerSecond).toBe(50_000_000);

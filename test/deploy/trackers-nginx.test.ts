@@ -8,11 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI, killProcess, runCli, type CliLine, type CliProcess } from '../client/fixtures/cli.ts';
 import { testBytes } from '../client/fixtures/fake-server.ts';
 import { RedisServer } from '../tracker/fixtures/redis-server.ts';
+import { RedisCluster, clusterSkipReason } from '../tracker/fixtures/redis-cluster.ts';
 import { freePort } from '../support/net.ts';
 import { startBalancer, type RunningBalancer } from './fixtures/nginx-trackers.ts';
 
 /**
- * Four `peerfill tracker` processes over one Redis, behind Debian's nginx as the WebSocket
+ * Four `peerfill tracker` processes over one Redis (a server, then a Redis Cluster), behind Debian's nginx as the WebSocket
  * load balancer (deploy/nginx/peerfill-trackers.conf), with `peerfill serve` as the origin
  * and real `peerfill seed` / `peerfill get` peers that know only nginx's address.
  */
@@ -30,7 +31,12 @@ interface Daemon {
 }
 
 let dir: string;
-let redis: RedisServer;
+/** The shared store the trackers get as `--redis`. */
+interface Backend {
+  url: string;
+  stop(): Promise<void>;
+}
+let redis: Backend | undefined;
 let origin: Daemon;
 let trackers: Daemon[] = [];
 let balancer: RunningBalancer;
@@ -96,35 +102,59 @@ async function checkDone(proc: CliProcess, name: string): Promise<CliLine> {
   return done;
 }
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pf-trackers-nginx-'));
-  await mkdir(join(dir, 'files'));
-  await writeFile(join(dir, 'files', 'image.iso'), bytes);
-  redis = await RedisServer.start();
-  const originPort = await freePort();
-  const balancerPort = await freePort();
-  origin = daemon(['serve', '--files', join(dir, 'files'), '--port', String(originPort), '--host', '127.0.0.1'], originPort);
-  await waitFor(() => origin.out().includes('web page:'), `the origin to start: ${origin.out()}`);
-  const ports = await Promise.all(Array.from({ length: TRACKERS }, () => freePort()));
-  trackers = ports.map((port) =>
-    daemon(['tracker', '--origin', `http://127.0.0.1:${originPort}`, '--port', String(port), '--host', '127.0.0.1', '--redis', redis.url, '--server-url', `http://127.0.0.1:${balancerPort}`, '--announce-interval', '2'], port),
-  );
-  for (const tracker of trackers) await waitFor(() => tracker.out().includes('peerfill tracker '), `a tracker to start: ${tracker.out()}`);
-  balancer = await startBalancer({ port: balancerPort, originUrl: `http://127.0.0.1:${originPort}`, trackerUrls: ports.map((port) => `http://127.0.0.1:${port}`), connectTimeout: '1s' });
-  const list = (await (await fetch(`${balancer.url}/files`)).json()) as { files: Array<{ file_id: string }> };
-  fileId = list.files[0]!.file_id;
-}, 120_000);
+if (clusterSkipReason) console.log(`skipping the trackers-behind-nginx test on Redis Cluster: ${clusterSkipReason}`);
 
-afterAll(async () => {
-  for (const proc of peers.splice(0)) await killProcess(proc);
-  await balancer?.stop();
-  for (const tracker of trackers) await stopDaemon(tracker);
-  await stopDaemon(origin);
-  await redis?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const backends: { name: string; startBackend: () => Promise<Backend> }[] = [
+  {
+    name: 'one Redis server',
+    startBackend: async () => {
+      const server = await RedisServer.start();
+      return { url: server.url, stop: () => server.stop() };
+    },
+  },
+  ...(clusterSkipReason
+    ? []
+    : [
+        {
+          name: 'a Redis Cluster (sharded pub/sub, redis+cluster:// URL)',
+          startBackend: async (): Promise<Backend> => {
+            const cluster = await RedisCluster.start();
+            return { url: cluster.url, stop: () => cluster.stop() };
+          },
+        },
+      ]),
+];
 
-describe('four tracker processes behind nginx', () => {
+describe.each(backends)('four tracker processes behind nginx, over $name', ({ startBackend }) => {
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pf-trackers-nginx-'));
+    await mkdir(join(dir, 'files'));
+    await writeFile(join(dir, 'files', 'image.iso'), bytes);
+    const backend = await startBackend();
+    redis = backend;
+    const originPort = await freePort();
+    const balancerPort = await freePort();
+    origin = daemon(['serve', '--files', join(dir, 'files'), '--port', String(originPort), '--host', '127.0.0.1'], originPort);
+    await waitFor(() => origin.out().includes('web page:'), `the origin to start: ${origin.out()}`);
+    const ports = await Promise.all(Array.from({ length: TRACKERS }, () => freePort()));
+    trackers = ports.map((port) =>
+      daemon(['tracker', '--origin', `http://127.0.0.1:${originPort}`, '--port', String(port), '--host', '127.0.0.1', '--redis', backend.url, '--server-url', `http://127.0.0.1:${balancerPort}`, '--announce-interval', '2'], port),
+    );
+    for (const tracker of trackers) await waitFor(() => tracker.out().includes('peerfill tracker '), `a tracker to start: ${tracker.out()}`);
+    balancer = await startBalancer({ port: balancerPort, originUrl: `http://127.0.0.1:${originPort}`, trackerUrls: ports.map((port) => `http://127.0.0.1:${port}`), connectTimeout: '1s' });
+    const list = (await (await fetch(`${balancer.url}/files`)).json()) as { files: Array<{ file_id: string }> };
+    fileId = list.files[0]!.file_id;
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const proc of peers.splice(0)) await killProcess(proc);
+    await balancer?.stop();
+    for (const tracker of trackers) await stopDaemon(tracker);
+    await stopDaemon(origin);
+    await redis?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
   it('spread one swarm over all four, relay offers and answers between them, and survive losing one', async () => {
     const seeder = run(['seed', join(dir, 'files', 'image.iso'), '--server', balancer.url, '--json']);
     await seeder.waitForLine((line) => line.event === 'seeding', 'the seeder to check its file');

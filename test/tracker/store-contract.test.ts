@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { createStore, type Store, type StoreConfig } from '../../tracker/index.ts';
 import type { SessionRecord } from '../../tracker/session-record.ts';
 import { RedisServer } from './fixtures/redis-server.ts';
+import { RedisCluster, clusterSkipReason } from './fixtures/redis-cluster.ts';
 import { eventually } from './fixtures/ws-client.ts';
 
 const logger = pino({ level: 'silent' });
@@ -36,18 +37,35 @@ function sessionRecord(overrides: Partial<SessionRecord> = {}): SessionRecord {
   };
 }
 
+if (clusterSkipReason) console.log(`skipping the Redis Cluster store contract: ${clusterSkipReason}`);
+
 let redis: RedisServer;
+let cluster: RedisCluster | undefined;
 beforeAll(async () => {
-  redis = await RedisServer.start();
-});
+  [redis, cluster] = await Promise.all([RedisServer.start(), clusterSkipReason ? undefined : RedisCluster.start()]);
+}, 120_000);
 afterAll(async () => {
-  await redis.stop();
+  await Promise.all([redis.stop(), cluster?.stop()]);
 });
 
 async function flushRedis(): Promise<void> {
   const client = new Redis(redis.url);
   await client.flushall();
   await client.quit();
+}
+
+/** FLUSHALL on every primary of the cluster (a Cluster client sends FLUSHALL to one node only). */
+async function flushCluster(): Promise<void> {
+  const client = new Cluster(cluster!.urls.map((url) => ({ host: '127.0.0.1', port: Number(new URL(url).port) })));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', resolve);
+      client.once('error', reject);
+    });
+    await Promise.all(client.nodes('master').map((node) => node.flushall()));
+  } finally {
+    await client.quit();
+  }
 }
 
 /** The store with its swarm calls answered through `store.sync`, so the contract covers those too. */
@@ -76,6 +94,7 @@ const kinds: { name: string; config: () => StoreConfig; reset: () => Promise<voi
   { name: 'memory', config: () => ({ kind: 'memory' }), reset: () => Promise.resolve() },
   { name: 'memory, synchronous swarm calls', config: () => ({ kind: 'memory' }), reset: () => Promise.resolve(), wrap: viaSyncCalls },
   { name: 'redis', config: () => ({ kind: 'redis', url: redis.url }), reset: flushRedis },
+  ...(clusterSkipReason ? [] : [{ name: 'redis cluster (3 primaries, 3 replicas)', config: (): StoreConfig => ({ kind: 'redis', url: cluster!.url }), reset: flushCluster }]),
 ];
 
 describe.each(kinds)('Store contract: $name', ({ config, reset, wrap }) => {
@@ -203,21 +222,45 @@ describe.each(kinds)('Store contract: $name', ({ config, reset, wrap }) => {
     await eventually(async () => (await store.getSession(record.session_id)) === undefined, 10_000, 'session expiry');
   });
 
-  it('delivers published messages to the subscribed owner only', async () => {
+  it('delivers published messages to the subscribed owner of that swarm only', async () => {
     const received: string[] = [];
-    const other: string[] = [];
-    const unsubscribe = await store.subscribe('owner-a', (message) => received.push(message));
-    const unsubscribeOther = await store.subscribe('owner-b', (message) => other.push(message));
-    await store.publish('owner-a', 'hello');
-    await store.publish('owner-a', 'world');
-    await eventually(() => received.length === 2, 5000, 'delivery');
+    const otherOwner: string[] = [];
+    const otherSwarm: string[] = [];
+    const otherHash = hex(20);
+    const unsubscribe = await store.subscribe(infoHash, 'owner-a', (message) => received.push(message));
+    const unsubscribeOwner = await store.subscribe(infoHash, 'owner-b', (message) => otherOwner.push(message));
+    const unsubscribeSwarm = await store.subscribe(otherHash, 'owner-a', (message) => otherSwarm.push(message));
+    await store.publish(infoHash, 'owner-a', 'hello');
+    await store.publish(infoHash, 'owner-a', 'world');
+    await store.publish(otherHash, 'owner-a', 'elsewhere');
+    await eventually(() => received.length === 2 && otherSwarm.length === 1, 5000, 'delivery');
     expect(received).toEqual(['hello', 'world']);
-    expect(other).toEqual([]);
+    expect(otherSwarm).toEqual(['elsewhere']);
+    expect(otherOwner).toEqual([]);
     await unsubscribe();
-    await unsubscribeOther();
-    await store.publish('owner-a', 'after');
+    await unsubscribeOwner();
+    await unsubscribeSwarm();
+    await store.publish(infoHash, 'owner-a', 'after');
+    await store.publish(otherHash, 'owner-a', 'after');
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(received).toEqual(['hello', 'world']);
+    expect(otherSwarm).toEqual(['elsewhere']);
+  });
+
+  it('lets a later subscription of the same channel replace one whose unsubscribe comes late', async () => {
+    const first: string[] = [];
+    const second: string[] = [];
+    const unsubscribeFirst = await store.subscribe(infoHash, 'owner-a', (message) => first.push(message));
+    const unsubscribeSecond = await store.subscribe(infoHash, 'owner-a', (message) => second.push(message));
+    // The first subscription's unsubscribe, late: the second one keeps listening.
+    await unsubscribeFirst();
+    await store.publish(infoHash, 'owner-a', 'still here');
+    await eventually(() => second.length === 1, 5000, 'delivery to the second subscription');
+    expect(first).toEqual([]);
+    await unsubscribeSecond();
+    await store.publish(infoHash, 'owner-a', 'gone');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(second).toEqual(['still here']);
   });
 });
 
@@ -233,5 +276,63 @@ describe('memory store, synchronous swarm calls', () => {
     }
     expect(thrown).toMatchObject({ code: 'PF_ERR_STORE_UNAVAILABLE' });
     await expect(store.counts(hex(20))).rejects.toMatchObject({ code: 'PF_ERR_STORE_UNAVAILABLE' });
+  });
+});
+
+describe.skipIf(clusterSkipReason !== undefined)('Redis store on a cluster', () => {
+  it("keeps a swarm's keys in one slot on one primary, and spreads swarms over the primaries", async () => {
+    await flushCluster();
+    const store = await createStore({ kind: 'redis', url: cluster!.url }, { logger });
+    const owners = new Set<number>();
+    try {
+      for (let i = 0; i < 12; i++) {
+        const infoHash = hex(20);
+        await store.upsertPeer(infoHash, { peerId: hex(20), owner: 'p1', complete: false }, Date.now());
+        const port = await cluster!.primaryPortFor(`pf:{${infoHash}}:peers`);
+        owners.add(port);
+        // One multi-key command on that node: CROSSSLOT or MOVED if the keys were not all its own.
+        const node = new Redis(port, '127.0.0.1');
+        try {
+          expect(await node.exists(`pf:{${infoHash}}:peers`, `pf:{${infoHash}}:seen`, `pf:{${infoHash}}:counts`)).toBe(3);
+        } finally {
+          await node.quit();
+        }
+      }
+    } finally {
+      await store.close();
+    }
+    expect(owners.size).toBeGreaterThan(1);
+  });
+
+  it("relays over sharded pub/sub on the swarm's own primary, and unsubscribes that channel by name", async () => {
+    const store = await createStore({ kind: 'redis', url: cluster!.url }, { logger });
+    const infoHash = hex(20);
+    const channel = `pf:{${infoHash}}:relay:owner-a`;
+    const port = await cluster!.primaryPortFor(channel);
+    const node = new Redis(port, '127.0.0.1');
+    const others = cluster!.urls.map((url) => Number(new URL(url).port)).filter((other) => other !== port);
+    const counts = async (at: Redis) => ({ sharded: (await at.call('PUBSUB', 'SHARDNUMSUB', channel)) as unknown[], classic: (await at.call('PUBSUB', 'NUMSUB', channel)) as unknown[] });
+    try {
+      const received: string[] = [];
+      const unsubscribe = await store.subscribe(infoHash, 'owner-a', (message) => received.push(message));
+      expect(await counts(node)).toEqual({ sharded: [channel, 1], classic: [channel, 0] });
+      // No other node holds it: a message goes to this shard only.
+      for (const other of others) {
+        const client = new Redis(other, '127.0.0.1');
+        try {
+          expect((await counts(client)).sharded).toEqual([channel, 0]);
+        } finally {
+          await client.quit();
+        }
+      }
+      await store.publish(infoHash, 'owner-a', 'over the shard');
+      await eventually(() => received.length === 1, 5000, 'sharded delivery');
+      expect(received).toEqual(['over the shard']);
+      await unsubscribe();
+      await eventually(async () => ((await counts(node)).sharded[1] as number) === 0, 5000, 'sunsubscribe');
+    } finally {
+      await node.quit();
+      await store.close();
+    }
   });
 });
