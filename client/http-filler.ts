@@ -1,5 +1,5 @@
 import { PfError, chunkRange, isPfError, type Manifest } from '../protocol/index.ts';
-import { networkError } from './network-error.ts';
+import { formatSeconds, networkError } from './network-error.ts';
 import { isConnectionLoss } from './outage.ts';
 import { backoffMs, sleep } from './sleep.ts';
 import { chunkLength } from './verify.ts';
@@ -211,7 +211,7 @@ export class HttpFiller {
     const url = this.#options.getUrl();
     // What the network did to the request (refused, reset, silent) is a lost connection; what the server said is not.
     const lost = (error: unknown): unknown => {
-      if (isIdle) return new PfError('PF_ERR_UPSTREAM', `${new URL(url).host} sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`, { cause: error });
+      if (isIdle) return new PfError('PF_ERR_UPSTREAM', `${new URL(url).host} sent nothing for ${formatSeconds(idleTimeoutMs)} s`, { cause: error });
       if (error instanceof PfError || outer.aborted) return error;
       return networkError(error, url);
     };
