@@ -1,0 +1,220 @@
+// `peerfill get` through outages in the lab: a real `peerfill serve` on one host and a real `get`
+// on another, with the server killed and restarted, hung (SIGSTOP), absent at start, or the
+// client's link taken down. Small --timeout and --retry-for keep each case short; the assertions
+// are on outcomes, events and byte counts, never on wall time.
+import type { ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { run } from './command.ts';
+import { createLab, labSupport, type Lab, type LabHost } from './lab.ts';
+import { runGet, serveFile, stop, type CliEvent, type GetResult } from './peerfill.ts';
+
+const MiB = 1024 * 1024;
+const PORT = 8080;
+/** Short enough for CI, long enough that a cut at a quarter of the file lands mid-download (16 MiB at 16 Mbit/s: ~9 s). */
+const SIZE = 16 * MiB;
+const TIMEOUT_S = 2;
+const support = labSupport();
+if (!support.isSupported) console.log(`test/lab: outage tests skipped: ${support.reason}`);
+
+let dir: string;
+let lab: Lab | undefined;
+let file: { sha256: string };
+let serve: ChildProcess | undefined;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pf-lab-outage-'));
+  await mkdir(join(dir, 'files'));
+  const bytes = randomBytes(SIZE);
+  await writeFile(join(dir, 'files', 'big.bin'), bytes);
+  file = { sha256: createHash('sha256').update(bytes).digest('hex') };
+  lab = await createLab([
+    { name: 'pub', down: '1gbit', up: '16mbit' },
+    { name: 'client', down: '100mbit', up: '100mbit' },
+  ]);
+});
+afterEach(async () => {
+  if (serve) resume(serve);
+  await lab?.close();
+  lab = undefined;
+  serve = undefined;
+  await rm(dir, { recursive: true, force: true });
+});
+
+const pub = () => lab!.host('pub');
+const client = () => lab!.host('client');
+const serveOptions = () => ({ filesDir: join(dir, 'files'), dataDir: join(dir, 'data'), port: PORT });
+
+/** `peerfill serve` on the pub host (same port and data each time, as a restarted server); the file's URL. */
+async function startServer(): Promise<string> {
+  const served = await serveFile(pub(), 'big.bin', serveOptions());
+  serve = served.child;
+  return served.fileUrl;
+}
+
+/** The server dies as a crash would (SIGKILL: no graceful close, no snapshot). */
+async function killServer(): Promise<void> {
+  const child = serve!;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGKILL');
+  await exited;
+  serve = undefined;
+}
+
+function resume(child: ChildProcess): void {
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
+}
+
+async function setLink(host: LabHost, state: 'up' | 'down'): Promise<void> {
+  await run('ip', ['-n', host.netns, 'link', 'set', 'eth0', state]);
+}
+
+/** A `get` in the client host whose events can be awaited while it runs. */
+function startGet(url: string, out: string, args: string[]): { result: Promise<GetResult>; waitFor(predicate: (event: CliEvent) => boolean, what: string, limitMs?: number): Promise<CliEvent> } {
+  const events: CliEvent[] = [];
+  const waiters = new Set<(event: CliEvent) => void>();
+  let exited = false;
+  const result = runGet(client(), url, out, ['--no-peers', '--timeout', String(TIMEOUT_S), ...args], 150_000, (event) => {
+    events.push(event);
+    for (const waiter of [...waiters]) waiter(event);
+  }).finally(() => {
+    exited = true;
+    for (const waiter of [...waiters]) waiter({ event: '__exit' });
+  });
+  return {
+    result,
+    waitFor(predicate, what, limitMs = 60_000) {
+      const found = events.find(predicate);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => finish(new Error(`timed out after ${limitMs} ms waiting for ${what}`)), limitMs);
+        const finish = (error: Error | undefined, event?: CliEvent) => {
+          clearTimeout(timer);
+          waiters.delete(onEvent);
+          if (error) reject(error);
+          else resolve(event!);
+        };
+        const onEvent = (event: CliEvent) => {
+          if (event.event === '__exit' || exited) finish(new Error(`get exited before ${what}`));
+          else if (predicate(event)) finish(undefined, event);
+        };
+        waiters.add(onEvent);
+      });
+    },
+  };
+}
+
+const atQuarter = (event: CliEvent) => event.event === 'progress' && Number(event.verified_bytes) >= SIZE / 4;
+const retries = (result: GetResult) => result.events.filter((event) => event.event === 'retry');
+const num = (event: CliEvent | undefined, field: string) => Number(event?.[field] ?? Number.NaN);
+
+/** Exit 0, the exact file, and nothing fetched twice beyond the chunks in flight when the connection went (4 lanes, one chunk each). */
+async function expectComplete(result: GetResult, out: string, label: string): Promise<void> {
+  const done = result.done;
+  const chunkCount = num(result.lastProgress, 'chunk_count');
+  const chunkSize = SIZE / chunkCount;
+  console.log(
+    `test/lab outage ${label}: exit ${result.exitCode}, ${retries(result).length} retries (${retries(result).map((event) => `${String(event.message)} +${String(event.retry_in_ms)} ms`).join('; ')}), ` +
+      `http ${(num(done, 'from_http_bytes') / MiB).toFixed(2)} MiB, received ${(num(done, 'http_received_bytes') / MiB).toFixed(2)} MiB, resumed ${(num(done, 'resumed_bytes') / MiB).toFixed(2)} MiB`,
+  );
+  expect(result.exitCode, result.stderr).toBe(0);
+  expect(createHash('sha256').update(await readFile(out)).digest('hex')).toBe(file.sha256);
+  expect(done?.sha256).toBe(file.sha256);
+  expect(num(done, 'total_bytes')).toBe(SIZE);
+  expect(num(done, 'from_http_bytes') + num(done, 'resumed_bytes')).toBe(SIZE);
+  expect(num(done, 'http_received_bytes')).toBeGreaterThanOrEqual(num(done, 'from_http_bytes'));
+  expect(num(done, 'http_received_bytes')).toBeLessThanOrEqual(num(done, 'from_http_bytes') + 4 * chunkSize);
+  // No state or lock left beside the published file.
+  for (const suffix of ['.part', '.part.state', '.part.lock']) await expect(stat(`${out}${suffix}`)).rejects.toThrow();
+}
+
+describe.skipIf(!support.isSupported)('peerfill get through outages (lab)', () => {
+  it('(a) the server process dies mid-download and comes back on the same port: the download survives and completes', async () => {
+    const url = await startServer();
+    const out = join(dir, 'a.bin');
+    const get = startGet(url, out, ['--retry-for', '60']);
+    await get.waitFor(atQuarter, 'a quarter of the file');
+    await killServer();
+    // Two waits in a row: the outage outlived the first retry.
+    let seen = 0;
+    await get.waitFor((event) => event.event === 'retry' && ++seen >= 2, 'two retries while the server is down');
+    await startServer();
+    const result = await get.result;
+    await expectComplete(result, out, '(a) server killed and restarted');
+    expect(retries(result).some((event) => String(event.message).startsWith(`nothing is listening at ${pub().ip}:${PORT} (connection refused)`))).toBe(true);
+    // The bytes verified before the crash were not fetched again.
+    expect(num(result.done, 'http_received_bytes')).toBeLessThan(SIZE * 1.25);
+  }, 120_000);
+
+  it('(b) the client loses its link for longer than --timeout: "connection lost, retrying", and it completes once the link is back', async () => {
+    const url = await startServer();
+    const out = join(dir, 'b.bin');
+    const get = startGet(url, out, ['--retry-for', '60']);
+    await get.waitFor(atQuarter, 'a quarter of the file');
+    await setLink(client(), 'down');
+    // The responses in flight go silent (no RST comes over a dead link): the idle timeout ends them.
+    const first = await get.waitFor((event) => event.event === 'retry', 'a retry after the link went down');
+    let seen = 0;
+    await get.waitFor((event) => event.event === 'retry' && ++seen >= 3, 'three retries while the link is down');
+    await setLink(client(), 'up');
+    const result = await get.result;
+    await expectComplete(result, out, '(b) link down');
+    expect(String(first.message)).toBe(`${pub().ip}:${PORT} sent nothing for ${TIMEOUT_S} s`);
+    // New connections while it was down: no route.
+    expect(retries(result).some((event) => /^no route to .* \(is the network down\?\)/.test(String(event.message)))).toBe(true);
+  }, 120_000);
+
+  it('(c) the server is down at start: the get is retried, and completes once the server appears', async () => {
+    // Learn the file's URL, then take the server away before the get starts.
+    const url = await startServer();
+    await stop(serve!);
+    serve = undefined;
+    const out = join(dir, 'c.bin');
+    const get = startGet(url, out, ['--retry-for', '60']);
+    let seen = 0;
+    await get.waitFor((event) => event.event === 'retry' && ++seen >= 2, 'two retries while nothing listens');
+    await startServer();
+    const result = await get.result;
+    await expectComplete(result, out, '(c) down at start');
+    expect(String(retries(result)[0]!.message)).toBe(`nothing is listening at ${pub().ip}:${PORT} (connection refused) [ECONNREFUSED]`);
+    expect(num(result.done, 'resumed_bytes')).toBe(0);
+  }, 120_000);
+
+  it('(d) a hung server at start (SIGSTOP): the API request times out after --timeout and is retried; it completes after SIGCONT', async () => {
+    const url = await startServer();
+    serve!.kill('SIGSTOP');
+    const out = join(dir, 'd.bin');
+    const get = startGet(url, out, ['--retry-for', '60']);
+    let seen = 0;
+    await get.waitFor((event) => event.event === 'retry' && ++seen >= 2, 'two retries while the server is stopped');
+    resume(serve!);
+    const result = await get.result;
+    await expectComplete(result, out, '(d) hung at start');
+    expect(String(retries(result)[0]!.message)).toBe(`${pub().ip}:${PORT} did not answer for ${TIMEOUT_S} s (--timeout) [ETIMEDOUT]`);
+  }, 120_000);
+
+  it('(e) an outage longer than --retry-for ends with exit 4 and the state kept; the rerun resumes from it', async () => {
+    const url = await startServer();
+    const out = join(dir, 'e.bin');
+    const get = startGet(url, out, ['--retry-for', '4']);
+    await get.waitFor(atQuarter, 'a quarter of the file');
+    await killServer();
+    const failed = await get.result;
+    const error = failed.events.find((event) => event.event === 'error');
+    console.log(`test/lab outage (e): exit ${failed.exitCode}, ${retries(failed).length} retries, error ${String(error?.message)}`);
+    expect(failed.exitCode).toBe(4);
+    expect(String(error?.message)).toMatch(/^connection lost for 4 s \(--retry-for\): /);
+    expect(retries(failed).length).toBeGreaterThan(0);
+    expect((await stat(`${out}.part.state`)).size).toBeGreaterThan(0);
+    await expect(stat(out)).rejects.toThrow();
+
+    await startServer();
+    const rerun = startGet(url, out, ['--retry-for', '60']);
+    const result = await rerun.result;
+    await expectComplete(result, out, '(e) rerun');
+    expect(num(result.done, 'resumed_bytes')).toBeGreaterThanOrEqual(SIZE / 4);
+  }, 120_000);
+});
