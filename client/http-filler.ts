@@ -21,6 +21,11 @@ export interface HttpFillerOptions {
   idleTimeoutMs?: number;
   /** Raw bytes received, verified or not (what the origin sent). */
   onBytes?: (bytes: number) => void;
+  /**
+   * A chunk from the origin failed SHA-256, or its Content-Range names another size: the file
+   * may have been republished (the engine checks the manifest). Retried as before meanwhile.
+   */
+  onWrongBytes?: (error: PfError) => void;
 }
 
 /**
@@ -169,6 +174,7 @@ export class HttpFiller {
           lastError = error.cause;
         }
         if (isConnectionLoss(lastError) || isFileRemoved(lastError)) throw lastError;
+        if (isPfError(lastError) && (lastError.code === 'PF_ERR_CHUNK_HASH_MISMATCH' || lastError.code === 'PF_ERR_HTTP_RANGE_MISMATCH')) this.#options.onWrongBytes?.(lastError);
         failures++;
         if (failures >= maxAttempts) break;
         await sleep(backoffMs(failures - 1, this.#options.retryBaseMs ?? 250, this.#options.retryMaxMs ?? 8000), signal);

@@ -216,8 +216,8 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
       emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount, connection_type: connectionType ?? null }),
     );
     download.on('retry', onRetry);
-    download.on('changed', ({ name, previousInfoHash, infoHash }) => {
-      emit('changed', { name, previous_info_hash: previousInfoHash, info_hash: infoHash });
+    download.on('changed', ({ name, previousInfoHash, infoHash, keptChunks, chunkCount }) => {
+      emit('changed', { name, previous_info_hash: previousInfoHash, info_hash: infoHash, ...(keptChunks === undefined ? {} : { kept_chunks: keptChunks, chunk_count: chunkCount }) });
       say(`peerfill: ${name} changed on the server since this download started; going on with the new version, keeping the chunks that still match\n`);
     });
     download.on('healed', ({ chunks }) => {
