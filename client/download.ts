@@ -294,7 +294,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
         return wait?.delayMs;
       },
       connectionBack: () => this.#outage.back(),
-      giveUp: (error) => this.#fail(this.#outage.giveUp(error)),
+      giveUp: (error) => this.#failFor(parts, this.#outage.giveUp(error)),
       warn: (message, details) => this.#warn(message, details),
       // Wrong bytes from the origin may be a new version of the file: that is checked first.
       fail: (error) => void this.#failUnlessRepublished(parts, error),
@@ -310,7 +310,10 @@ export class Download extends TypedEmitter<DownloadEvents> {
     if (!isSwitch) this.#setStatus('running');
     this.#startedAtMs = Date.now();
     // A pause during a switch: the new version's parts wait for resume().
-    if (this.#status === 'paused') return undefined;
+    if (this.#status === 'paused') {
+      void hashTracker.advance().catch((error: unknown) => this.#failFor(parts, error));
+      return undefined;
+    }
     if (scheduler.isComplete()) return this.#finish(parts);
     if (options.seedOnly) {
       // A partial copy seeds the chunks it has and fetches nothing.
@@ -319,10 +322,15 @@ export class Download extends TypedEmitter<DownloadEvents> {
       this.emit('seeding', { chunks: have.count(), chunkCount: have.length });
       return;
     }
-    void hashTracker.advance().catch((error: unknown) => this.#fail(error));
+    void hashTracker.advance().catch((error: unknown) => this.#failFor(parts, error));
     policy.restart();
     lanes.start();
     return undefined;
+  }
+
+  /** An error of `parts`' work: fatal unless those parts were replaced meanwhile (a new version, whose store was reopened under them). */
+  #failFor(parts: Parts, error: unknown): void {
+    if (this.#parts === parts) this.#fail(error);
   }
 
   // --- a new version of the file mid-download -----------------------------------
@@ -359,7 +367,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
   async #failUnlessRepublished(parts: Parts, error: unknown): Promise<void> {
     if (isPfError(error) && (error.code === 'PF_ERR_CHUNK_HASH_MISMATCH' || error.code === 'PF_ERR_HTTP_RANGE_MISMATCH')) await this.#checkVersion(true);
     await this.#versionCheck;
-    if (this.#parts === parts) this.#fail(error);
+    this.#failFor(parts, error);
   }
 
   /**
@@ -494,7 +502,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     parts.swarm?.broadcastHave(index, peerIdHex === undefined);
     this.emit('chunk', peerIdHex !== undefined ? { index, source: 'peer', peerIdHex } : { index, source: 'http' });
     const { consumed, caughtUp } = parts.hashTracker.offer(index, bytes);
-    void caughtUp.catch((error: unknown) => this.#fail(error));
+    void caughtUp.catch((error: unknown) => this.#failFor(parts, error));
     await consumed.catch(() => undefined);
     this.#wake();
     if (scheduler.isComplete() && this.#status === 'running') {
