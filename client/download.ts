@@ -8,6 +8,7 @@ import { HttpFiller } from './http-filler.ts';
 import { HttpLanes } from './http-lanes.ts';
 import { HybridPolicy } from './hybrid-policy.ts';
 import { InFlightWindow } from './in-flight-window.ts';
+import { changedChunks } from './manifest-diff.ts';
 import { Outage, retryWhileDown, type OutageWait } from './outage.ts';
 import type { ResolvedOptions } from './options.ts';
 import { PeerStack } from './peer/peer-stack.ts';
@@ -388,9 +389,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     await parts.lanes.stop();
     await Promise.all([...this.#puts].map((put) => put.catch(() => undefined)));
     // Durably forget what the new version does not have at the same offset; the store checks the rest again on open.
-    const changed: number[] = [];
-    for (let index = 0; index < parts.scheduler.chunkCount; index++) if (!isSameChunk(previous, next, index)) changed.push(index);
-    await this.#store.discard(changed);
+    await this.#store.discard(changedChunks(previous, next));
     await this.#store.close();
     if (this.#isDestroyed) return;
     this.manifest = next;
@@ -616,12 +615,6 @@ export class Download extends TypedEmitter<DownloadEvents> {
     void this.destroy().catch((closeError: unknown) => this.#warn('closing after the error failed', { error: String(closeError) }));
     return pfError;
   }
-}
-
-/** The same bytes at the same offset in both versions: same range, same SHA-256. */
-function isSameChunk(previous: Manifest, next: Manifest, index: number): boolean {
-  if (previous.chunk_size !== next.chunk_size || index >= chunkCount(next.size, next.chunk_size)) return false;
-  return chunkLength(previous, index) === chunkLength(next, index) && previous.chunks[index] === next.chunks[index];
 }
 
 function bytesOf(manifest: Manifest, have: Bitfield): number {

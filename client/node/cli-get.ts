@@ -218,7 +218,9 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
     download.on('retry', onRetry);
     download.on('changed', ({ name, previousInfoHash, infoHash, keptChunks, chunkCount }) => {
       emit('changed', { name, previous_info_hash: previousInfoHash, info_hash: infoHash, ...(keptChunks === undefined ? {} : { kept_chunks: keptChunks, chunk_count: chunkCount }) });
-      say(`peerfill: ${name} changed on the server since this download started; going on with the new version, keeping the chunks that still match\n`);
+      const kept = keptChunks === undefined ? 'keeping the chunks that still match' : `keeping the ${keptChunks} of ${chunkCount} chunks that still match`;
+      // Mid-download, the progress line is ended first.
+      say(`${keptChunks !== undefined && isTty ? '\n' : ''}peerfill: ${name} changed on the server since this download started; going on with the new version, ${kept}\n`);
     });
     download.on('healed', ({ chunks }) => {
       emit('healed', { chunks: chunks.length });

@@ -85,7 +85,10 @@ describe('peerfill get: resume after what users and publishers do', () => {
     expect(server.dataPlaneBytes() - sentBefore).toBeLessThan(next.length - stillGood * chunkSize + MiB);
   });
 
-  it('the file is republished while a slow get runs: it says so, keeps the chunks that still match, and finishes the new version fetching about only the changed chunks again', async () => {
+  it.each([
+    ['HTTP only', ['--no-peers']],
+    ['peers on: the swarm is rebuilt for the new version', []],
+  ])('the file is republished while a slow get runs (%s): it says so, keeps the chunks that still match, and finishes the new version fetching about only the changed chunks again', async (_label, peerArgs) => {
     const bytes = testBytes(8 * MiB, 75);
     const { server, url, path, chunkSize } = await publish(bytes, 2 * MiB);
     const count = bytes.length / chunkSize;
@@ -96,7 +99,7 @@ describe('peerfill get: resume after what users and publishers do', () => {
     for (const index of changed) next.set(testBytes(chunkSize, 100 + index), index * chunkSize);
     let stored = 0;
     let republishing: Promise<void> | undefined;
-    const child = get([url, '-o', out, '--no-peers'], (line) => {
+    const child = get([url, '-o', out, ...peerArgs], (line) => {
       if (line.event !== 'chunk' || ++stored !== 8) return;
       republishing = (async () => {
         await writeFile(path, next);
