@@ -50,8 +50,8 @@ const client = () => lab!.host('client');
 const serveOptions = () => ({ filesDir: join(dir, 'files'), dataDir: join(dir, 'data'), port: PORT });
 
 /** `peerfill serve` on the pub host (same port and data each time, as a restarted server); the file's URL. */
-async function startServer(): Promise<string> {
-  const served = await serveFile(pub(), 'big.bin', serveOptions());
+async function startServer(name = 'big.bin'): Promise<string> {
+  const served = await serveFile(pub(), name, serveOptions());
   serve = served.child;
   return served.fileUrl;
 }
@@ -222,34 +222,44 @@ describe.skipIf(!support.isSupported)('peerfill get through outages (lab)', () =
   }, 120_000);
 
   it('(f) the publisher overwrites the file with a few chunks changed while a shaped get runs: the get says so, keeps what still matches, and finishes the new version', async () => {
-    const url = await startServer();
+    // Larger, so that chunks can be changed well ahead of what serve has already read and
+    // queued for each lane (up to ~3 MiB per connection): those chunks would come in their old
+    // version, and a download that never sees a changed byte rightly finishes the old file.
+    const size = 32 * MiB;
+    const bytes = randomBytes(size);
+    const path = join(dir, 'files', 'new.bin');
+    await writeFile(path, bytes);
+    const url = await startServer('new.bin');
     const out = join(dir, 'f.bin');
     const sentBefore = (await pub().counters()).txBytes;
     const get = startGet(url, out, ['--retry-for', '60']);
-    const first = await get.waitFor((event) => event.event === 'progress' && Number(event.chunk_count) > 0, 'the chunk count');
-    const chunkCount = Number(first.chunk_count);
-    const chunkSize = SIZE / chunkCount;
-    await get.waitFor(atQuarter, 'a quarter of the file');
-    // No rescan is asked for: serve notices the new file from its data plane, as with a real publisher.
-    const changed = [0, 2, chunkCount - 3, chunkCount - 1];
-    const next = Buffer.from(file.bytes);
+    const first = await get.waitFor((event) => event.event === 'chunk', 'a first chunk');
+    const chunkCount = Number((await get.waitFor((event) => event.event === 'progress' && Number(event.chunk_count) > 0, 'the chunk count')).chunk_count);
+    const chunkSize = size / chunkCount;
+    // The four lanes take a quarter each in file order: change the first chunk stored (behind the
+    // download) and the last chunk of each quarter (each lane's last, ~8 MiB ahead of it).
+    const changed = [...new Set([Number(first.index), ...[1, 2, 3, 4].map((quarter) => (quarter * chunkCount) / 4 - 1)])];
+    const next = Buffer.from(bytes);
     for (const index of changed) randomBytes(chunkSize).copy(next, index * chunkSize);
-    await writeFile(join(dir, 'files', 'big.bin'), next);
+    // No rescan is asked for: serve notices the new file from its data plane, as with a real
+    // publisher. A chunk read while the file is rewritten in place is a wrong chunk too: either
+    // prompts the get's manifest check, which finds the new version once serve has rescanned.
+    await writeFile(path, next);
     const result = await get.result;
     const sentBytes = (await pub().counters()).txBytes - sentBefore;
     const switched = result.events.find((event) => event.event === 'changed');
     console.log(
-      `test/lab republished mid-run: exit ${result.exitCode}, kept ${String(switched?.kept_chunks)} of ${chunkCount} chunks, origin sent ${(sentBytes / MiB).toFixed(2)} MiB for ${SIZE / MiB} (${((sentBytes - SIZE) / chunkSize).toFixed(1)} chunks extra), warnings ${JSON.stringify([...new Set(result.warnings)])}`,
+      `test/lab republished mid-run: exit ${result.exitCode}, changed ${JSON.stringify(changed)}, kept ${String(switched?.kept_chunks)} of ${chunkCount} chunks, origin sent ${(sentBytes / MiB).toFixed(2)} MiB for ${size / MiB} (${((sentBytes - size) / chunkSize).toFixed(1)} chunks extra), warnings ${JSON.stringify([...new Set(result.warnings)])}`,
     );
     expect(result.exitCode, result.stderr).toBe(0);
-    expect(switched).toMatchObject({ name: 'big.bin', chunk_count: chunkCount });
+    expect(switched).toMatchObject({ name: 'new.bin', chunk_count: chunkCount });
     const newSha256 = createHash('sha256').update(next).digest('hex');
     expect(result.done?.sha256).toBe(newSha256);
     expect(createHash('sha256').update(await readFile(out)).digest('hex')).toBe(newSha256);
     const before = new Set(result.events.slice(0, result.events.indexOf(switched!)).filter((event) => event.event === 'chunk').map((event) => Number(event.index)));
     expect(Number(switched!.kept_chunks)).toBe([...before].filter((index) => !changed.includes(index)).length);
-    expect(Number(switched!.kept_chunks)).toBeGreaterThanOrEqual(chunkCount / 4 - changed.length);
+    expect(Number(switched!.kept_chunks)).toBeGreaterThan(0);
     // About one copy: the changed chunks and the runs cut by the switch come twice (headers: ~5 % on the wire).
-    expect(sentBytes).toBeLessThan((SIZE + (changed.length + 8) * chunkSize) * 1.06);
-  }, 120_000);
+    expect(sentBytes).toBeLessThan((size + (changed.length + 8) * chunkSize) * 1.06);
+  }, 150_000);
 });
