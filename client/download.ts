@@ -41,6 +41,8 @@ export interface DownloadEvents {
   /**
    * The file was republished since this download began: it goes on with the new version under
    * a new session, keeping every stored chunk that the new manifest has at the same offset.
+   * At start (a resumed download) the store reports what it kept; mid-download (noticed from
+   * the origin's wrong bytes or a session answer) `keptChunks` of `chunkCount` are kept.
    */
   changed: { name: string; previousInfoHash: string; infoHash: string; keptChunks?: number; chunkCount?: number };
   /** Seed only, a partial copy: these chunks verify and are served; nothing is fetched. */
