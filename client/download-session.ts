@@ -23,6 +23,7 @@ export class DownloadSession {
   readonly #store: ChunkStore;
   readonly #clientId: string | undefined;
   readonly #warn: (message: string, details?: Record<string, unknown>) => void;
+  readonly #onVersionChanged: (() => void) | undefined;
   #state: ResumeData | undefined;
   #downloadUrl = '';
   #speedFloorBitsPerSecond: number | undefined;
@@ -35,12 +36,15 @@ export class DownloadSession {
     store: ChunkStore;
     clientId: string | undefined;
     warn: (message: string, details?: Record<string, unknown>) => void;
+    /** refreshUrl() found that the file was republished: the session now names another version (see Download). */
+    onVersionChanged?: () => void;
   }) {
     this.#target = options.target;
     this.#api = options.api;
     this.#store = options.store;
     this.#clientId = options.clientId;
     this.#warn = options.warn;
+    this.#onVersionChanged = options.onVersionChanged;
   }
 
   /** The session's state once open() has settled. */
@@ -97,18 +101,21 @@ export class DownloadSession {
     return { manifest: await this.#api.manifest(created.manifest_url, created.info_hash), changedFrom: state.info_hash };
   }
 
-  /** A fresh download URL: PATCH the session `resumed`; if the session is gone, open a new one for the same file version. */
+  /**
+   * A fresh download URL: PATCH the session `resumed`; if the session is gone (or names another
+   * version), open a new one. When that new session names another version of the file (it was
+   * republished), `onVersionChanged` is told: the caller goes on with the new version.
+   */
   async refreshUrl(): Promise<string> {
     try {
       await this.#resume();
     } catch (error) {
-      if (!isPfError(error) || !LOST_SESSION_CODES.includes(error.code)) throw error;
-      this.#warn('session lost; opening a new one', { code: error.code });
+      const isOtherVersion = error instanceof OtherVersionError;
+      if (!isOtherVersion && (!isPfError(error) || !LOST_SESSION_CODES.includes(error.code))) throw error;
+      this.#warn(isOtherVersion ? 'the session names another version of the file; opening a new one' : 'session lost; opening a new one', isPfError(error) ? { code: error.code } : {});
       const wanted = this.#openState().info_hash;
       const state = await this.#create();
-      if (state.info_hash !== wanted) {
-        throw new PfError('PF_ERR_MANIFEST_INVALID', `${this.#target.fileId} changed on the server during this download; run the same command again to continue with the new version (chunks that still match are kept)`);
-      }
+      if (state.info_hash !== wanted) this.#onVersionChanged?.();
     }
     return this.#downloadUrl;
   }
@@ -145,7 +152,7 @@ export class DownloadSession {
   async #resume(): Promise<void> {
     const state = this.#openState();
     const answer = await this.#api.patch(state.session_id, state.session_token, { status: 'resumed' });
-    if (answer.info_hash !== state.info_hash) throw new PfError('PF_ERR_MANIFEST_INVALID', 'the session now names another version of the file');
+    if (answer.info_hash !== state.info_hash) throw new OtherVersionError();
     if (!answer.download_url) throw new PfError('PF_ERR_UPSTREAM', 'PATCH resumed returned no download_url');
     this.#speedFloorBitsPerSecond = answer.speed_floor_bps;
     this.#iceServers = answer.ice_servers;
@@ -156,5 +163,12 @@ export class DownloadSession {
   #openState(): ResumeData {
     if (!this.#state) throw new PfError('PF_ERR_INTERNAL', 'the download session is not open');
     return this.#state;
+  }
+}
+
+/** A session answer names another version of the file than the session began with. */
+class OtherVersionError extends PfError {
+  constructor() {
+    super('PF_ERR_MANIFEST_INVALID', 'the session now names another version of the file');
   }
 }

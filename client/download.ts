@@ -1,5 +1,5 @@
 import type SimplePeer from 'simple-peer';
-import { PfError, chunkCount, isPfError, type Manifest } from '../protocol/index.ts';
+import { PfError, chunkCount, isPfError, type Bitfield, type Manifest } from '../protocol/index.ts';
 import type { ChunkStore, ResumeData } from './chunk-store.ts';
 import { DownloadSession, type DownloadTarget } from './download-session.ts';
 import { TypedEmitter } from './events.ts';
@@ -8,6 +8,7 @@ import { HttpFiller } from './http-filler.ts';
 import { HttpLanes } from './http-lanes.ts';
 import { HybridPolicy } from './hybrid-policy.ts';
 import { InFlightWindow } from './in-flight-window.ts';
+import { changedChunks } from './manifest-diff.ts';
 import { Outage, retryWhileDown, type OutageWait } from './outage.ts';
 import type { ResolvedOptions } from './options.ts';
 import { PeerStack } from './peer/peer-stack.ts';
@@ -22,6 +23,8 @@ import { chunkLength, verifyChunk } from './verify.ts';
 const HTTP_ENDGAME_MIN_AGE_MS = 3000;
 /** Whole-file mismatches healed (chunks re-verified, the bad ones fetched again) before the download fails. */
 const MAX_HEALS = 2;
+/** Least time between two manifest checks prompted by wrong bytes from the origin (a lying data plane must not flood the API). */
+const VERSION_CHECK_INTERVAL_MS = 2000;
 
 export interface DownloadEvents {
   progress: ProgressInfo;
@@ -38,8 +41,10 @@ export interface DownloadEvents {
   /**
    * The file was republished since this download began: it goes on with the new version under
    * a new session, keeping every stored chunk that the new manifest has at the same offset.
+   * At start (a resumed download) the store reports what it kept; mid-download (noticed from
+   * the origin's wrong bytes or a session answer) `keptChunks` of `chunkCount` are kept.
    */
-  changed: { name: string; previousInfoHash: string; infoHash: string };
+  changed: { name: string; previousInfoHash: string; infoHash: string; keptChunks?: number; chunkCount?: number };
   /** Seed only, a partial copy: these chunks verify and are served; nothing is fetched. */
   seeding: { chunks: number; chunkCount: number };
   /** Every chunk verified and the whole-file SHA-256 matched the manifest. */
@@ -94,6 +99,13 @@ export class Download extends TypedEmitter<DownloadEvents> {
   #started: Promise<void> | undefined;
   #seedTimer: ReturnType<typeof setTimeout> | undefined;
   #startedAtMs = Date.now();
+  /** Chunk writes under way: a switch to a new version waits for them before it reopens the store. */
+  readonly #puts = new Set<Promise<void>>();
+  /** A check of the server's manifest under way (chunks from the origin failed: was the file republished?). */
+  #versionCheck: Promise<void> | undefined;
+  #lastVersionCheckMs = Number.NEGATIVE_INFINITY;
+  /** A switch to the file's new version under way (see #switchVersion). */
+  #switching: Promise<void> | undefined;
 
   constructor(target: DownloadTarget, store: ChunkStore, options: ResolvedOptions) {
     super();
@@ -108,6 +120,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       store,
       clientId: options.clientId,
       warn: (message, details) => this.#warn(message, details),
+      onVersionChanged: () => void this.#checkVersion(true),
     });
   }
 
@@ -143,6 +156,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
   async pause(): Promise<void> {
     // A finish in progress is not cut in half: it publishes (or heals, and then we pause).
     while (this.#finishing && this.#status === 'running') await this.#finishing.catch(() => undefined);
+    // A switch to a new version is local work (the new session is open): it ends first.
+    await this.#switching?.catch(() => undefined);
     if (this.#status !== 'running') return;
     this.#status = 'paused';
     this.#parts?.swarm?.pauseRequests();
@@ -192,6 +207,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
   async #destroy(): Promise<void> {
     this.#isDestroyed = true;
     this.#lifetime.abort();
+    // A switch to a new version ends (it sees #isDestroyed) before the store is closed under it.
+    await this.#switching?.catch(() => undefined);
     if (this.#status !== 'done') this.#setStatus('stopped');
     void this.#parts?.lanes.stop();
     clearTimeout(this.#seedTimer);
@@ -226,8 +243,13 @@ export class Download extends TypedEmitter<DownloadEvents> {
 
     const have = await this.#store.open(manifest, (index, bytes) => verifyChunk(manifest, index, bytes, this.#options.hashChunk));
     if (have.length !== chunkCount(manifest.size, manifest.chunk_size)) throw new PfError('PF_ERR_INTERNAL', 'the store returned a bitfield of the wrong length');
-    for (let index = 0; index < have.length; index++) if (have.get(index)) this.#counter.resumedBytes += chunkLength(manifest, index);
+    this.#counter.resumedBytes = bytesOf(manifest, have);
     this.#counter.verifiedBytes = this.#counter.resumedBytes;
+    return this.#build(manifest, session, have, false);
+  }
+
+  /** Everything a running download is made of, for `manifest` and the chunks the store has of it; then it runs. */
+  #build(manifest: Manifest, session: ResumeData, have: Bitfield, isSwitch: boolean): Promise<void> | undefined {
     const options = this.#options;
     const policy = new HybridPolicy({ speedFloorBitsPerSecond: options.speedFloorBitsPerSecond ?? this.#session.speedFloorBitsPerSecond });
     const scheduler = new Scheduler({
@@ -253,6 +275,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
         this.#counter.httpReceivedBytes += bytes;
         policy.httpBytes(bytes);
       },
+      onWrongBytes: () => void this.#checkVersion(false),
     });
     if (options.seedOnly && have.count() === 0) {
       throw new PfError('PF_ERR_FILE_HASH_MISMATCH', `the local copy does not match the manifest (0 of ${have.length} chunks verify)`);
@@ -274,9 +297,10 @@ export class Download extends TypedEmitter<DownloadEvents> {
         return wait?.delayMs;
       },
       connectionBack: () => this.#outage.back(),
-      giveUp: (error) => this.#fail(this.#outage.giveUp(error)),
+      giveUp: (error) => this.#failFor(parts, this.#outage.giveUp(error)),
       warn: (message, details) => this.#warn(message, details),
-      fail: (error) => this.#fail(error),
+      // Wrong bytes from the origin may be a new version of the file: that is checked first.
+      fail: (error) => void this.#failUnlessRepublished(parts, error),
     });
     const parts: Parts = { manifest, scheduler, policy, hashTracker, lanes, swarm: peers?.swarm, tracker: peers?.tracker };
     this.#parts = parts;
@@ -286,8 +310,13 @@ export class Download extends TypedEmitter<DownloadEvents> {
       setInterval(() => void this.#patchSession({}).catch((error: unknown) => this.#warn('session update failed', { error: String(error) })), options.sessionUpdateIntervalMs),
     );
     peers?.tracker?.start();
-    this.#setStatus('running');
+    if (!isSwitch) this.#setStatus('running');
     this.#startedAtMs = Date.now();
+    // A pause during a switch: the new version's parts wait for resume().
+    if (this.#status === 'paused') {
+      void hashTracker.advance().catch((error: unknown) => this.#failFor(parts, error));
+      return undefined;
+    }
     if (scheduler.isComplete()) return this.#finish(parts);
     if (options.seedOnly) {
       // A partial copy seeds the chunks it has and fetches nothing.
@@ -296,9 +325,84 @@ export class Download extends TypedEmitter<DownloadEvents> {
       this.emit('seeding', { chunks: have.count(), chunkCount: have.length });
       return;
     }
-    void hashTracker.advance().catch((error: unknown) => this.#fail(error));
+    void hashTracker.advance().catch((error: unknown) => this.#failFor(parts, error));
     policy.restart();
     lanes.start();
+    return undefined;
+  }
+
+  /** An error of `parts`' work: fatal unless those parts were replaced meanwhile (a new version, whose store was reopened under them). */
+  #failFor(parts: Parts, error: unknown): void {
+    if (this.#parts === parts) this.#fail(error);
+  }
+
+  // --- a new version of the file mid-download -----------------------------------
+
+  /**
+   * Ask the server for the file's manifest; if it names another version than the one being
+   * downloaded (republished), switch to it. `force` skips the rate limit (a session answer
+   * already named another version). Failures to ask are warnings: the download goes on.
+   */
+  #checkVersion(force: boolean): Promise<void> {
+    if (this.#versionCheck) return this.#versionCheck;
+    if (!force && Date.now() - this.#lastVersionCheckMs < VERSION_CHECK_INTERVAL_MS) return Promise.resolve();
+    this.#versionCheck = (async () => {
+      const current = this.manifest;
+      if (!current || this.#isDestroyed) return;
+      const { manifest } = await this.#session.manifest();
+      if (this.#isDestroyed || manifest.info_hash === current.info_hash) return;
+      this.#switching = this.#switchVersion(current, manifest);
+      await this.#switching;
+    })()
+      .catch((error: unknown) => {
+        if (this.#switching) this.#fail(error);
+        else this.#warn('manifest check failed', { error: String(error) });
+      })
+      .finally(() => {
+        this.#versionCheck = undefined;
+        this.#switching = undefined;
+        this.#lastVersionCheckMs = Date.now();
+      });
+    return this.#versionCheck;
+  }
+
+  /** The HTTP side gave up on `parts`: unless the file turns out to have been republished (and the download switched), fail. */
+  async #failUnlessRepublished(parts: Parts, error: unknown): Promise<void> {
+    if (isPfError(error) && (error.code === 'PF_ERR_CHUNK_HASH_MISMATCH' || error.code === 'PF_ERR_HTTP_RANGE_MISMATCH')) await this.#checkVersion(true);
+    await this.#versionCheck;
+    this.#failFor(parts, error);
+  }
+
+  /**
+   * The file was republished mid-download (the new session is open): stop fetching the old
+   * version, keep every stored chunk whose SHA-256 and range are the same in the new manifest,
+   * reopen the store for it, and go on with new parts (scheduler, lanes, swarm) as at start.
+   */
+  async #switchVersion(previous: Manifest, next: Manifest): Promise<void> {
+    const parts = this.#parts;
+    if (!parts || this.#isDestroyed) return;
+    if (!this.#store.discard) throw new PfError('PF_ERR_MANIFEST_INVALID', `${previous.name} changed on the server since this download started; start it again to go on with the new version (this store cannot drop chunks)`);
+    // Chunks of the old version that arrive from here on go nowhere.
+    this.#parts = undefined;
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#timers = [];
+    parts.tracker?.stop('stopped');
+    parts.swarm?.destroy();
+    await parts.lanes.stop();
+    await Promise.all([...this.#puts].map((put) => put.catch(() => undefined)));
+    // Durably forget what the new version does not have at the same offset; the store checks the rest again on open.
+    await this.#store.discard(changedChunks(previous, next));
+    await this.#store.close();
+    if (this.#isDestroyed) return;
+    this.manifest = next;
+    const have = await this.#store.open(next, (index, bytes) => verifyChunk(next, index, bytes, this.#options.hashChunk));
+    if (have.length !== chunkCount(next.size, next.chunk_size)) throw new PfError('PF_ERR_INTERNAL', 'the store returned a bitfield of the wrong length');
+    this.#counter.verifiedBytes = bytesOf(next, have);
+    this.emit('changed', { name: next.name, previousInfoHash: previous.info_hash, infoHash: next.info_hash, keptChunks: have.count(), chunkCount: have.length });
+    const session = this.#session.state;
+    if (!session || this.#isDestroyed) return;
+    const building = this.#build(next, session, have, true);
+    void building?.catch((error: unknown) => this.#fail(error));
   }
 
   #joinPeers(peerStack: PeerStack, manifest: Manifest, scheduler: Scheduler, policy: HybridPolicy, session: ResumeData): { swarm: Swarm; tracker: TrackerClient | undefined } {
@@ -373,13 +477,15 @@ export class Download extends TypedEmitter<DownloadEvents> {
       this.#wake();
       return false;
     }
-    if (scheduler.have.get(index) || this.#storing.has(index) || this.#isDestroyed) {
+    if (scheduler.have.get(index) || this.#storing.has(index) || this.#isDestroyed || this.#parts !== parts) {
       scheduler.release(index, source);
       return true;
     }
     this.#storing.add(index);
+    const put = this.#store.put(index, bytes);
+    this.#puts.add(put);
     try {
-      await this.#store.put(index, bytes);
+      await put;
     } catch (error) {
       // The disk, not the source: stop at once (no retry, nothing more fetched) and blame no one.
       scheduler.release(index, source);
@@ -387,6 +493,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
       return true;
     } finally {
       this.#storing.delete(index);
+      this.#puts.delete(put);
     }
     const others = scheduler.complete(index, source);
     for (const other of others) if (isPeerSource(other)) parts.swarm?.cancelChunk(index, other);
@@ -396,7 +503,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
     parts.swarm?.broadcastHave(index, peerIdHex === undefined);
     this.emit('chunk', peerIdHex !== undefined ? { index, source: 'peer', peerIdHex } : { index, source: 'http' });
     const { consumed, caughtUp } = parts.hashTracker.offer(index, bytes);
-    void caughtUp.catch((error: unknown) => this.#fail(error));
+    void caughtUp.catch((error: unknown) => this.#failFor(parts, error));
     await consumed.catch(() => undefined);
     this.#wake();
     if (scheduler.isComplete() && this.#status === 'running') {
@@ -510,4 +617,10 @@ export class Download extends TypedEmitter<DownloadEvents> {
     void this.destroy().catch((closeError: unknown) => this.#warn('closing after the error failed', { error: String(closeError) }));
     return pfError;
   }
+}
+
+function bytesOf(manifest: Manifest, have: Bitfield): number {
+  let bytes = 0;
+  for (let index = 0; index < have.length; index++) if (have.get(index)) bytes += chunkLength(manifest, index);
+  return bytes;
 }

@@ -1,5 +1,5 @@
 import { PfError, chunkRange, isPfError, type Manifest } from '../protocol/index.ts';
-import { networkError } from './network-error.ts';
+import { formatSeconds, networkError } from './network-error.ts';
 import { isConnectionLoss } from './outage.ts';
 import { backoffMs, sleep } from './sleep.ts';
 import { chunkLength } from './verify.ts';
@@ -21,6 +21,11 @@ export interface HttpFillerOptions {
   idleTimeoutMs?: number;
   /** Raw bytes received, verified or not (what the origin sent). */
   onBytes?: (bytes: number) => void;
+  /**
+   * A chunk from the origin failed SHA-256, or its Content-Range names another size: the file
+   * may have been republished (the engine checks the manifest). Retried as before meanwhile.
+   */
+  onWrongBytes?: (error: PfError) => void;
 }
 
 /**
@@ -169,6 +174,7 @@ export class HttpFiller {
           lastError = error.cause;
         }
         if (isConnectionLoss(lastError) || isFileRemoved(lastError)) throw lastError;
+        if (isPfError(lastError) && (lastError.code === 'PF_ERR_CHUNK_HASH_MISMATCH' || lastError.code === 'PF_ERR_HTTP_RANGE_MISMATCH')) this.#options.onWrongBytes?.(lastError);
         failures++;
         if (failures >= maxAttempts) break;
         await sleep(backoffMs(failures - 1, this.#options.retryBaseMs ?? 250, this.#options.retryMaxMs ?? 8000), signal);
@@ -211,7 +217,7 @@ export class HttpFiller {
     const url = this.#options.getUrl();
     // What the network did to the request (refused, reset, silent) is a lost connection; what the server said is not.
     const lost = (error: unknown): unknown => {
-      if (isIdle) return new PfError('PF_ERR_UPSTREAM', `${new URL(url).host} sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`, { cause: error });
+      if (isIdle) return new PfError('PF_ERR_UPSTREAM', `${new URL(url).host} sent nothing for ${formatSeconds(idleTimeoutMs)} s`, { cause: error });
       if (error instanceof PfError || outer.aborted) return error;
       return networkError(error, url);
     };

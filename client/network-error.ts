@@ -26,6 +26,9 @@ export function networkError(error: unknown, url: string): PfError {
   const where = hostOf(url);
   const code = errorCode(error);
   const rule = code === undefined ? undefined : PLAIN_WORDS.find(([pattern]) => pattern.test(code));
+  // A timeout of ours (not the kernel's) says how long it waited: --timeout is the knob.
+  const waitedMs = code === 'ETIMEDOUT' ? timeoutOf(error) : undefined;
+  if (waitedMs !== undefined) return new PfError('PF_ERR_UPSTREAM', `${where} did not answer for ${formatSeconds(waitedMs)} s (--timeout) [${code}]`, { cause: error });
   if (rule) return new PfError(rule[2] === 'lost' ? 'PF_ERR_UPSTREAM' : 'PF_ERR_BAD_REQUEST', `${rule[1](where)} [${code}]`, { cause: error });
   const message = error instanceof Error ? error.message : String(error);
   // OpenSSL's own text, as Node passes it on where it sets no code.
@@ -33,6 +36,20 @@ export function networkError(error: unknown, url: string): PfError {
     return new PfError('PF_ERR_BAD_REQUEST', `${where} does not speak TLS: use http:// instead of https://`, { cause: error });
   }
   return new PfError('PF_ERR_UPSTREAM', `cannot reach ${where}: ${message}`, { cause: error });
+}
+
+/** The wait a timeout error of ours carries (`timeoutMs`), if any. */
+function timeoutOf(error: unknown): number | undefined {
+  for (let current = error, depth = 0; typeof current === 'object' && current !== null && depth < 4; depth++) {
+    if ('timeoutMs' in current && typeof current.timeoutMs === 'number') return current.timeoutMs;
+    current = 'cause' in current ? current.cause : undefined;
+  }
+  return undefined;
+}
+
+/** Seconds as a user wrote them: 15, 2.5. */
+export function formatSeconds(ms: number): string {
+  return String(Math.round(ms / 100) / 10);
 }
 
 function errorCode(error: unknown): string | undefined {

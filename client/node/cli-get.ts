@@ -7,20 +7,23 @@ import type { PolicyInfo } from '../hybrid-policy.ts';
 import type { DownloadTarget } from '../download-session.ts';
 import { Outage, formatDuration, retryWhileDown, type OutageWait } from '../outage.ts';
 import { networkError } from '../network-error.ts';
-import { SessionClient, getJson, parseDownloadUrl } from '../session-client.ts';
+import { SessionClient, getJson, parseDownloadUrl, type ApiRequest } from '../session-client.ts';
 import type { CliIo } from './cli-io.ts';
 import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
 import { checkOutputFolder, existingOutput, removeLeftovers, resolveOutput } from './get-output.ts';
 import { growHeapForTransfers } from './heap-growth.ts';
-import { nodeApiRequest } from './node-http.ts';
+import { DEFAULT_API_TIMEOUT_MS, createNodeApiRequest } from './node-http.ts';
 import { iceServersOption, nodeClientOptions, nodeHashChunk } from './node-runtime.ts';
 import { lockOutput, type OutputLock } from './output-lock.ts';
 import { isStorageErrno } from './storage-error.ts';
 import { renderProgressLine } from './progress-bar.ts';
 
-export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS] [--speed-floor RATE] [--retry-for SECONDS] [--force]
-                    [--ice-servers JSON]
+/** The longest --timeout: an hour of silence is no longer a timeout anyone waits for. */
+const MAX_TIMEOUT_SECONDS = 3600;
+
+export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS] [--speed-floor RATE] [--retry-for SECONDS] [--timeout SECONDS]
+                    [--force] [--ice-servers JSON]
 
   URL          <server>/<file_id> or <server>/files/<file_id>
   -o OUT       where to write the file; a folder (DIR/ or one that exists) gets it under its
@@ -33,6 +36,8 @@ export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers]
                slower than HTTP alone [the publisher's floor, if it set one]
   --retry-for S
                ride out a lost server or network for S seconds; 0 = fail at once [600]
+  --timeout S  a request that connects or answers no byte for S seconds counts as a lost
+               connection (API and data-plane requests alike; ${MAX_TIMEOUT_SECONDS} at most) [${DEFAULT_API_TIMEOUT_MS / 1000}]
   --force      replace an existing OUT that is another file
   --ice-servers JSON
                STUN/TURN servers for peer connections, as RTCIceServers, e.g.
@@ -42,6 +47,16 @@ Ctrl-C (or SIGTERM, SIGHUP) pauses: state kept in OUT.part.state, exit ${EXIT_CO
 `;
 
 const fileEntryCodec = createCodec(FileEntrySchema);
+
+/** `--timeout S` in milliseconds [15 s], or undefined when S is not a number of seconds in (0, 3600]. */
+export function parseTimeoutSeconds(text: string | undefined): number | undefined {
+  if (text === undefined) return DEFAULT_API_TIMEOUT_MS;
+  if (!/^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(text)) return undefined;
+  const seconds = Number(text);
+  const ms = Math.round(seconds * 1000);
+  return ms >= 1 && seconds <= MAX_TIMEOUT_SECONDS ? ms : undefined;
+}
+
 const PAUSE_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 
 /** `peerfill get`: returns the exit code (see exit-codes.ts). */
@@ -60,6 +75,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
         'speed-floor': { type: 'string' },
         'ice-servers': { type: 'string' },
         'retry-for': { type: 'string' },
+        timeout: { type: 'string' },
         force: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -87,6 +103,12 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
     io.stderr.write(`peerfill get: --retry-for must be a number of seconds (0 = fail at once)\n`);
     return EXIT_CODES.USAGE;
   }
+  const timeoutMs = parseTimeoutSeconds(values.timeout);
+  if (timeoutMs === undefined) {
+    io.stderr.write(`peerfill get: --timeout must be a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS} (got ${JSON.stringify(values.timeout)})\n`);
+    return EXIT_CODES.USAGE;
+  }
+  const apiRequest = createNodeApiRequest(timeoutMs);
   const floorText = values['speed-floor'];
   const speedFloorBitsPerSecond = floorText === undefined ? undefined : floorText.trim() === '0' ? 0 : parseBitRate(floorText);
   if (speedFloorBitsPerSecond === undefined && floorText !== undefined) {
@@ -123,7 +145,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
   let outPath: string;
   let lock: OutputLock;
   try {
-    outPath = await resolveOutput(values.output, () => retryWhileDown(() => defaultName(target), outage, onRetry));
+    outPath = await resolveOutput(values.output, () => retryWhileDown(() => defaultName(target, apiRequest), outage, onRetry));
     await checkOutputFolder(outPath);
     lock = await lockOutput(outPath);
   } catch (error) {
@@ -131,7 +153,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
   }
   try {
     if (values.force !== true) {
-      const existing = await checkExisting(outPath, target, outage, onRetry);
+      const existing = await checkExisting(outPath, target, apiRequest, outage, onRetry);
       if (existing !== undefined) {
         say(`peerfill: ${outPath} is already downloaded, verified (sha256 ${existing.sha256}); nothing fetched\n`);
         emit('done', { path: outPath, sha256: existing.sha256, total_bytes: existing.size, already_downloaded: true, from_peers_bytes: 0, from_http_bytes: 0, resumed_bytes: existing.size });
@@ -154,7 +176,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
       },
     });
     const client = createClient({
-      ...nodeClientOptions({ usePeers: values['no-peers'] !== true }),
+      ...nodeClientOptions({ usePeers: values['no-peers'] !== true, timeoutMs }),
       ...ice,
       seedAfterDoneMs: seedSeconds * 1000,
       retryForMs: retryForSeconds * 1000,
@@ -194,9 +216,11 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
       emit('peer', { peer_id: peerIdHex, connected: isConnected, peers: peerCount, connection_type: connectionType ?? null }),
     );
     download.on('retry', onRetry);
-    download.on('changed', ({ name, previousInfoHash, infoHash }) => {
-      emit('changed', { name, previous_info_hash: previousInfoHash, info_hash: infoHash });
-      say(`peerfill: ${name} changed on the server since this download started; going on with the new version, keeping the chunks that still match\n`);
+    download.on('changed', ({ name, previousInfoHash, infoHash, keptChunks, chunkCount }) => {
+      emit('changed', { name, previous_info_hash: previousInfoHash, info_hash: infoHash, ...(keptChunks === undefined ? {} : { kept_chunks: keptChunks, chunk_count: chunkCount }) });
+      const kept = keptChunks === undefined ? 'keeping the chunks that still match' : `keeping the ${keptChunks} of ${chunkCount} chunks that still match`;
+      // Mid-download, the progress line is ended first.
+      say(`${keptChunks !== undefined && isTty ? '\n' : ''}peerfill: ${name} changed on the server since this download started; going on with the new version, ${kept}\n`);
     });
     download.on('healed', ({ chunks }) => {
       emit('healed', { chunks: chunks.length });
@@ -268,9 +292,15 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
 }
 
 /** The finished file at OUT (every chunk matches the manifest, checked locally), or undefined. */
-async function checkExisting(outPath: string, target: DownloadTarget, outage: Outage, onRetry: (wait: OutageWait) => void): Promise<{ sha256: string; size: number } | undefined> {
+async function checkExisting(
+  outPath: string,
+  target: DownloadTarget,
+  apiRequest: ApiRequest,
+  outage: Outage,
+  onRetry: (wait: OutageWait) => void,
+): Promise<{ sha256: string; size: number } | undefined> {
   if (!(await stat(outPath).then(() => true, () => false))) return undefined;
-  const api = new SessionClient(target.serverUrl, nodeApiRequest);
+  const api = new SessionClient(target.serverUrl, apiRequest);
   const manifest = await retryWhileDown(() => api.manifest(`${target.serverUrl}/files/${encodeURIComponent(target.fileId)}/manifest`, undefined), outage, onRetry);
   const existing = await existingOutput(outPath, manifest, nodeHashChunk);
   if (existing.kind === 'other') {
@@ -282,9 +312,9 @@ async function checkExisting(outPath: string, target: DownloadTarget, outage: Ou
 }
 
 /** The file's name from the catalog, reduced to a safe base name; else the file id. */
-async function defaultName(target: { serverUrl: string; fileId: string }): Promise<string> {
+async function defaultName(target: { serverUrl: string; fileId: string }, apiRequest: ApiRequest): Promise<string> {
   try {
-    const { status, value } = await getJson(nodeApiRequest, `${target.serverUrl}/files/${encodeURIComponent(target.fileId)}`);
+    const { status, value } = await getJson(apiRequest, `${target.serverUrl}/files/${encodeURIComponent(target.fileId)}`);
     if (status === 404) throw new PfError('PF_ERR_FILE_NOT_FOUND', `no file "${target.fileId}" on ${target.serverUrl}`);
     if (status >= 500) throw new PfError('PF_ERR_UPSTREAM', `${target.serverUrl} answered HTTP ${status}`);
     if (status !== 200) return target.fileId;

@@ -65,7 +65,7 @@ class Connection {
     this.socket = isHttps ? tlsConnect(tlsOptions) : netConnect({ host, port, onread });
     this.socket.setNoDelay(true);
     this.socket.on('error', (error) => this.fail(error));
-    this.socket.on('close', () => this.fail(new PfError('PF_ERR_UPSTREAM', 'connection closed')));
+    this.socket.on('close', () => this.fail(new PfError('PF_ERR_UPSTREAM', `${url.host} closed the connection`)));
     this.socket.on('timeout', () => this.fail(new PfError('PF_ERR_UPSTREAM', 'idle connection timed out')));
   }
 

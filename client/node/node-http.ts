@@ -10,10 +10,10 @@ import type { ApiRequest } from '../session-client.ts';
  */
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 32 });
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32 });
-/** No byte for this long, connecting or answering, ends an API request (a hung server must not hang `get`). */
-const API_IDLE_TIMEOUT_MS = 15_000;
+/** No byte for this long, connecting or answering, ends an API request (a hung server must not hang `get`); `get --timeout` sets it. */
+export const DEFAULT_API_TIMEOUT_MS = 15_000;
 
-function send(url: string, options: RequestOptions, body: string | undefined): Promise<IncomingMessage> {
+function send(url: string, options: RequestOptions, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const isHttps = target.protocol === 'https:';
@@ -21,20 +21,28 @@ function send(url: string, options: RequestOptions, body: string | undefined): P
       reject(new TypeError(`unsupported URL scheme ${target.protocol}`));
       return;
     }
-    const withAgent = { ...options, agent: isHttps ? httpsAgent : httpAgent, timeout: API_IDLE_TIMEOUT_MS };
+    const withAgent = { ...options, agent: isHttps ? httpsAgent : httpAgent, timeout: timeoutMs };
     const request = isHttps ? httpsRequest(target, withAgent, resolve) : httpRequest(target, withAgent, resolve);
     request.once('error', reject);
-    request.once('timeout', () => request.destroy(Object.assign(new Error(`no answer for ${API_IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    request.once('timeout', () => request.destroy(Object.assign(new Error(`no answer for ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT', timeoutMs })));
     request.end(body);
   });
 }
 
-/** Small JSON API requests (sessions, manifests, the catalog): the body is read whole. */
-export const nodeApiRequest: ApiRequest = async (url, init = {}) => {
-  const body = init.body;
-  const headers = { ...init.headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) };
-  const response = await send(url, { method: init.method ?? 'GET', headers, signal: init.signal }, body);
-  const pieces: Buffer[] = [];
-  for await (const piece of response) pieces.push(piece as Buffer);
-  return { status: response.statusCode ?? 0, text: Buffer.concat(pieces).toString('utf8') };
-};
+/**
+ * Small JSON API requests (sessions, manifests, the catalog): the body is read whole. No byte
+ * for `timeoutMs`, connecting or answering, fails the request with ETIMEDOUT.
+ */
+export function createNodeApiRequest(timeoutMs = DEFAULT_API_TIMEOUT_MS): ApiRequest {
+  return async (url, init = {}) => {
+    const body = init.body;
+    const headers = { ...init.headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) };
+    const response = await send(url, { method: init.method ?? 'GET', headers, signal: init.signal }, body, timeoutMs);
+    const pieces: Buffer[] = [];
+    for await (const piece of response) pieces.push(piece as Buffer);
+    return { status: response.statusCode ?? 0, text: Buffer.concat(pieces).toString('utf8') };
+  };
+}
+
+/** API requests with the default timeout. */
+export const nodeApiRequest: ApiRequest = createNodeApiRequest();

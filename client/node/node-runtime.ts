@@ -7,7 +7,7 @@ import type { WebSocketLike } from '../tracker-client.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
 import { createThreadFileHasher } from './hash-thread.ts';
 import { http1RangeGet } from './http1-range-get.ts';
-import { nodeApiRequest } from './node-http.ts';
+import { createNodeApiRequest, nodeApiRequest } from './node-http.ts';
 import { loadNodeWrtc } from './wrtc.ts';
 
 /** node:crypto's one-shot SHA-256: hashes the chunk in place on this thread; WebCrypto copies it and queues a job per chunk. */
@@ -40,14 +40,20 @@ export function createNodeWebSocket(url: string): WebSocketLike {
   return adapter;
 }
 
-/** What Node adds to the portable client: WebRTC, WebSocket, node:http for API requests, an HTTP/1.1 client for Range requests, and SHA-256 on a worker thread. */
-export function nodeClientOptions(options: { usePeers?: boolean } = {}): ClientOptions {
+/**
+ * What Node adds to the portable client: WebRTC, WebSocket, node:http for API requests, an
+ * HTTP/1.1 client for Range requests, and SHA-256 on a worker thread. `timeoutMs` is the
+ * connect and idle timeout of every API and Range request [15 s].
+ */
+export function nodeClientOptions(options: { usePeers?: boolean; timeoutMs?: number } = {}): ClientOptions {
   const usePeers = options.usePeers ?? true;
+  const timeouts = options.timeoutMs === undefined ? {} : { httpIdleTimeoutMs: options.timeoutMs };
   return {
+    ...timeouts,
     usePeers,
     wrtc: usePeers ? loadNodeWrtc() : undefined,
     createWebSocket: createNodeWebSocket,
-    apiRequest: nodeApiRequest,
+    apiRequest: options.timeoutMs === undefined ? nodeApiRequest : createNodeApiRequest(options.timeoutMs),
     rangeGet: http1RangeGet,
     createFileHasher: (store) => createThreadFileHasher(store instanceof FileChunkStore ? store.partPath : undefined),
     hashChunk: nodeHashChunk,

@@ -2,7 +2,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DownloadSession } from '../../client/download-session.ts';
 import { MemoryChunkStore } from '../../client/memory-chunk-store.ts';
 import { SessionClient, fetchApiRequest, type ApiRequest } from '../../client/session-client.ts';
-import { isPfError } from '../../protocol/index.ts';
 import { startFakeServer, testBytes, type FakeServer } from './fixtures/fake-server.ts';
 
 let server: FakeServer | undefined;
@@ -13,14 +12,16 @@ afterEach(async () => {
 
 function sessionFor(fake: FakeServer, store: MemoryChunkStore, request: ApiRequest = fetchApiRequest()) {
   const warnings: string[] = [];
+  const versionChanges: number[] = [];
   const session = new DownloadSession({
     target: { serverUrl: fake.url, fileId: 'file1' },
     api: new SessionClient(fake.url, request),
     store,
     clientId: undefined,
     warn: (message) => warnings.push(message),
+    onVersionChanged: () => versionChanges.push(versionChanges.length),
   });
-  return { session, warnings };
+  return { session, warnings, versionChanges };
 }
 
 describe('DownloadSession', () => {
@@ -79,7 +80,7 @@ describe('DownloadSession', () => {
     expect(warnings).toEqual(['session lost; opening a new one']);
   });
 
-  it('refreshUrl() refuses a new session that names another version of the file', async () => {
+  it('refreshUrl() goes on under a new session that names another version of the file, and says so (onVersionChanged)', async () => {
     server = await startFakeServer({ bytes: testBytes(100_000) });
     const base = fetchApiRequest();
     let isRepublished = false;
@@ -89,12 +90,21 @@ describe('DownloadSession', () => {
       if (!isRepublished || init?.method !== 'POST') return answer;
       return { ...answer, text: answer.text.replaceAll(server!.manifest.info_hash, 'ab'.repeat(20)) };
     };
-    const { session } = sessionFor(server, new MemoryChunkStore(), request);
-    await session.open(undefined);
+    const store = new MemoryChunkStore();
+    const { session, versionChanges, warnings } = sessionFor(server, store, request);
+    const opened = await session.open(undefined);
+    expect(await session.refreshUrl()).toBe(session.downloadUrl);
+    expect(versionChanges).toEqual([]);
     server.forgetSessions();
     isRepublished = true;
-    const error: unknown = await session.refreshUrl().catch((caught: unknown) => caught);
-    expect(isPfError(error) && error.code).toBe('PF_ERR_MANIFEST_INVALID');
+    const url = await session.refreshUrl();
+    expect(versionChanges).toEqual([0]);
+    expect(warnings).toEqual(['session lost; opening a new one']);
+    expect(url).toBe(session.downloadUrl);
+    expect(session.state?.session_id).not.toBe(opened.session_id);
+    expect(session.state?.info_hash).toBe('ab'.repeat(20));
+    // The new session is what a rerun resumes.
+    expect((await store.loadResumeData())?.info_hash).toBe('ab'.repeat(20));
   });
 
   it('reports nothing before it is open, and PATCHes progress after', async () => {

@@ -120,7 +120,7 @@ describe('peerfill get while the server is away', () => {
     expect(Number(lineOf(rerun.lines, 'done')!.resumed_bytes)).toBeGreaterThan(0);
   });
 
-  it('a hung server (accepts, never answers) times out instead of hanging get', async () => {
+  it('a hung server (accepts, never answers) times out after the default 15 s instead of hanging get', async () => {
     const sockets: Socket[] = [];
     const server = createServer((socket) => void sockets.push(socket));
     hung = { server, sockets };
@@ -128,7 +128,7 @@ describe('peerfill get while the server is away', () => {
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     const { code, lines } = await finished(get([`http://127.0.0.1:${port}/some_file`, '-o', join(dir, 'x.bin'), '--no-peers', '--retry-for', '0']));
     expect(code).toBe(4);
-    expect(lineOf(lines, 'error')!.message).toBe(`connection lost: 127.0.0.1:${port} did not answer in time [ETIMEDOUT]`);
+    expect(lineOf(lines, 'error')!.message).toBe(`connection lost: 127.0.0.1:${port} did not answer for 15 s (--timeout) [ETIMEDOUT]`);
     expect(sockets.length).toBeGreaterThan(0);
   });
 

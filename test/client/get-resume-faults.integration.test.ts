@@ -85,6 +85,81 @@ describe('peerfill get: resume after what users and publishers do', () => {
     expect(server.dataPlaneBytes() - sentBefore).toBeLessThan(next.length - stillGood * chunkSize + MiB);
   });
 
+  it.each([
+    ['HTTP only', ['--no-peers']],
+    ['peers on: the swarm is rebuilt for the new version', []],
+  ])('the file is republished while a slow get runs (%s): it says so, keeps the chunks that still match, and finishes the new version fetching about only the changed chunks again', async (_label, peerArgs) => {
+    const bytes = testBytes(8 * MiB, 75);
+    const { server, url, path, chunkSize } = await publish(bytes, 2 * MiB);
+    const count = bytes.length / chunkSize;
+    const out = join(dir, 'out.bin');
+    // The publisher changes a few chunks: two behind the download and two ahead of it.
+    const changed = [1, 3, count - 6, count - 2];
+    const next = Uint8Array.from(bytes);
+    for (const index of changed) next.set(testBytes(chunkSize, 100 + index), index * chunkSize);
+    let stored = 0;
+    let republishing: Promise<void> | undefined;
+    const child = get([url, '-o', out, ...peerArgs], (line) => {
+      if (line.event !== 'chunk' || ++stored !== 8) return;
+      republishing = (async () => {
+        await writeFile(path, next);
+        await server.origin.refresh();
+      })();
+    });
+    const { code, lines, stderr } = await finished(child);
+    await republishing;
+    expect(code, stderr).toBe(0);
+    const switched = lineOf(lines, 'changed')!;
+    expect(switched).toMatchObject({ name: 'pub.bin', chunk_count: count });
+    expect(switched.info_hash).not.toBe(switched.previous_info_hash);
+    // Every chunk stored before the switch is kept unless the publisher changed it.
+    const chunksBefore = lines.slice(0, lines.indexOf(switched)).filter((line) => line.event === 'chunk').map((line) => Number(line.index));
+    const keptExpected = new Set(chunksBefore.filter((index) => !changed.includes(index))).size;
+    expect(Number(switched.kept_chunks)).toBe(keptExpected);
+    expect(keptExpected).toBeGreaterThanOrEqual(6);
+    const done = lineOf(lines, 'done')!;
+    expect(done.sha256).toBe(sha256(next));
+    expect(sha256(await readFile(out))).toBe(sha256(next));
+    // What the origin sent beyond one copy of the file: the changed chunks fetched in their old
+    // version, the wrong chunks of runs cut by the switch, and the retries before it.
+    const extraChunks = (server.dataPlaneBytes() - next.length) / chunkSize;
+    console.log(`republished mid-run: ${chunksBefore.length} chunks before the switch, kept ${String(switched.kept_chunks)}, origin sent ${(server.dataPlaneBytes() / MiB).toFixed(2)} MiB for ${next.length / MiB} (${extraChunks.toFixed(1)} chunks extra)`);
+    expect(extraChunks).toBeLessThanOrEqual(changed.length + 8);
+  });
+
+  it('the file is republished with another size while a get runs (the origin answers with another Content-Range): it goes on with the new version', async () => {
+    const bytes = testBytes(8 * MiB, 76);
+    const { server, url, path, chunkSize } = await publish(bytes, 2 * MiB);
+    const out = join(dir, 'out.bin');
+    // Shorter by two and a half chunks, and chunk 2 changed.
+    const next = Uint8Array.from(bytes.subarray(0, bytes.length - 2.5 * chunkSize));
+    next.set(testBytes(chunkSize, 77), 2 * chunkSize);
+    let stored = 0;
+    let republishing: Promise<void> | undefined;
+    const child = get([url, '-o', out, '--no-peers'], (line) => {
+      if (line.event !== 'chunk' || ++stored !== 8) return;
+      republishing = (async () => {
+        await writeFile(path, next);
+        await server.origin.refresh();
+      })();
+    });
+    const { code, lines, stderr } = await finished(child);
+    await republishing;
+    expect(code, stderr).toBe(0);
+    const switched = lineOf(lines, 'changed')!;
+    expect(switched).toMatchObject({ name: 'pub.bin', chunk_count: Math.ceil(next.length / chunkSize) });
+    const chunksBefore = new Set(lines.slice(0, lines.indexOf(switched)).filter((line) => line.event === 'chunk').map((line) => Number(line.index)));
+    const lastWhole = Math.floor(next.length / chunkSize) - 1;
+    const keptExpected = [...chunksBefore].filter((index) => index !== 2 && index <= lastWhole).length;
+    expect(Number(switched.kept_chunks)).toBe(keptExpected);
+    expect(keptExpected).toBeGreaterThanOrEqual(6);
+    expect(lineOf(lines, 'done')!.sha256).toBe(sha256(next));
+    const written = await readFile(out);
+    expect(written.length).toBe(next.length);
+    expect(sha256(written)).toBe(sha256(next));
+    console.log(`republished with another size mid-run: kept ${String(switched.kept_chunks)} of ${chunksBefore.size} stored; origin sent ${(server.dataPlaneBytes() / MiB).toFixed(2)} MiB for ${(next.length / MiB).toFixed(2)}`);
+  });
+
   it('a byte flipped in a verified chunk of the .part: the whole-file check fails, every chunk is re-verified, the bad one refetched', async () => {
     const bytes = testBytes(8 * MiB, 74);
     const { url, chunkSize } = await publish(bytes, 2 * MiB);

@@ -35,6 +35,8 @@ export interface GetResult {
   connectedPeers: Map<string, string>;
   /** The messages of `warning` events. */
   warnings: string[];
+  /** Every JSON line, in order. */
+  events: CliEvent[];
   /** User + system CPU seconds of the process (undefined without /usr/bin/time). */
   cpuSeconds: number | undefined;
   stderr: string;
@@ -94,14 +96,14 @@ export async function startSeed(host: LabHost, filePath: string, serverUrl: stri
   return child;
 }
 
-/** `peerfill get --json` in `host`, to completion (or until `limitMs`, when it is killed). */
-export function runGet(host: LabHost, url: string, outPath: string, extraArgs: string[] = [], limitMs = 180_000): Promise<GetResult> {
+/** `peerfill get --json` in `host`, to completion (or until `limitMs`, when it is killed); `onEvent` sees each JSON line as it comes. */
+export function runGet(host: LabHost, url: string, outPath: string, extraArgs: string[] = [], limitMs = 180_000, onEvent?: (event: CliEvent) => void): Promise<GetResult> {
   const startedAtMs = performance.now();
   const args = [CLI, 'get', url, '-o', outPath, '--json', ...extraArgs];
   const timeFile = TIME && join(tmpdir(), `pf-lab-time-${process.pid}-${timeFiles++}`);
   const child = TIME && timeFile ? host.spawn(TIME, ['-f', '%U %S', '-o', timeFile, process.execPath, ...args]) : host.spawn(process.execPath, args);
   const stderr = collectStderr(child);
-  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), chunkAtMs: new Map(), peerAtMs: [], connectionTypes: [], connectedPeers: new Map(), warnings: [], cpuSeconds: undefined, stderr: '' };
+  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), chunkAtMs: new Map(), peerAtMs: [], connectionTypes: [], connectedPeers: new Map(), warnings: [], events: [], cpuSeconds: undefined, stderr: '' };
   lines(child, (line) => {
     let event: CliEvent;
     try {
@@ -109,6 +111,8 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
     } catch {
       return;
     }
+    result.events.push(event);
+    onEvent?.(event);
     if (event.event === 'done') result.done = event;
     else if (event.event === 'progress') result.lastProgress = event;
     else if (event.event === 'chunk' && typeof event.index === 'number' && typeof event.source === 'string') {
