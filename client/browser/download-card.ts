@@ -2,7 +2,7 @@ import { describeIceServers, describePeers, type ProgressInfo } from '../progres
 import type { PolicyInfo } from '../hybrid-policy.ts';
 import { formatBitRate, isPfError } from '../../protocol/index.ts';
 import type { Client } from '../engine.ts';
-import { download, seedFile, type BrowserDownload } from './browser-download.ts';
+import { download, downloadLockName, seedFile, waitForLock, type BrowserDownload } from './browser-download.ts';
 import { formatBytes, openBrowserChunkStore, storeKey } from './opfs-chunk-store.ts';
 import { parseDownloadUrl } from '../session-client.ts';
 import type { SavedDownload } from './saved-downloads.ts';
@@ -51,7 +51,11 @@ export class DownloadCard {
   #receivedAtLoss: number | undefined;
   /** Losses in a row before the engine started (the catalog entry could not be fetched): the card retries. */
   #startLosses = 0;
+  /** OPFS refusals in a row (its files open elsewhere): the waits between tries grow. */
+  #busyTries = 0;
   #startRetryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** While another tab of this browser runs the download: the queued lock request, to take over when it lets go. */
+  #otherTab: AbortController | undefined;
   readonly #parts: {
     bar: HTMLElement; resumed: HTMLElement; peers: HTMLElement; cdn: HTMLElement;
     done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement; policy: HTMLElement; ice: HTMLElement; storage: HTMLElement;
@@ -132,6 +136,7 @@ export class DownloadCard {
         }
         // A failure stays said: the engine's own 'stopped' after it must not hide it (or Retry).
         handle.engine.on('status', ({ status }) => {
+          if (status === 'running') this.#busyTries = 0;
           if (!(status === 'stopped' && isEnded(this.root.dataset.status))) this.#setStatus(status);
         });
         handle.engine.on('peer', () => this.#render(handle.engine.progress()));
@@ -140,6 +145,7 @@ export class DownloadCard {
         handle.engine.on('error', (error) => {
           this.#handle = undefined;
           if (error.code === 'PF_ERR_FILE_NOT_FOUND') return this.#removed(handle.engine.progress().verifiedBytes);
+          if (isAccessHandleBusy(error)) return this.#filesBusy();
           this.#message(error.message);
           this.#setStatus('failed');
         });
@@ -154,6 +160,7 @@ export class DownloadCard {
         this.#setStatus(handle.engine.status);
       } catch (error) {
         if (isPfError(error) && error.code === 'PF_ERR_FILE_NOT_FOUND') this.#removed(undefined);
+        else if (isPfError(error) && error.code === 'PF_ERR_OUTPUT_LOCKED') this.#heldElsewhere();
         else if (isConnectionLoss(error) && !this.entry.isPaused) {
           // Not even the catalog entry came: the card waits and starts again by itself.
           const delayMs = backoffMs(this.#startLosses++, START_RETRY_BASE_MS, START_RETRY_MAX_MS);
@@ -177,6 +184,42 @@ export class DownloadCard {
     this.#message(`Connection lost (${cause}). What is verified is kept; it goes on by itself when the server answers again.`);
     this.#setStatus('retrying');
     this.#parts.status.textContent = `Connection lost, retrying (next try in ${Math.max(1, Math.round(delayMs / 1000))} s)`;
+  }
+
+  /**
+   * Another tab of this browser holds the download's lock (its OPFS files): said, and a
+   * queued lock request takes it over here once that tab closes or lets it go.
+   */
+  #heldElsewhere(): void {
+    this.#message('');
+    this.#setStatus('elsewhere');
+    if (this.#otherTab) return;
+    const waiting = new AbortController();
+    this.#otherTab = waiting;
+    const { serverUrl, fileId } = parseDownloadUrl(this.entry.url);
+    waitForLock(downloadLockName(serverUrl, fileId), waiting.signal).then(
+      (isFree) => {
+        if (this.#otherTab !== waiting) return;
+        this.#otherTab = undefined;
+        if (isFree && !this.entry.isPaused) void this.#start();
+      },
+      (error: unknown) => {
+        this.#otherTab = undefined;
+        this.#message(error instanceof Error ? error.message : String(error));
+        this.#setStatus('failed');
+      },
+    );
+  }
+
+  /**
+   * The lock was ours but OPFS still had the files open (a tab that just closed, or a page that
+   * does not take the lock): said as another tab's, and tried again after a backoff.
+   */
+  #filesBusy(): void {
+    this.#message('');
+    this.#setStatus('elsewhere');
+    const delayMs = backoffMs(this.#busyTries++, START_RETRY_BASE_MS, START_RETRY_MAX_MS);
+    this.#startRetryTimer = setTimeout(() => void this.#start(), delayMs);
   }
 
   /** The server no longer has the file: nothing more can come, and what is stored is offered for deletion. */
@@ -246,7 +289,7 @@ export class DownloadCard {
     const labels: Record<string, string> = {
       starting: 'Starting…', running: 'Downloading', paused: 'Paused', seeding: 'Done, sharing with others',
       done: 'Done', stopped: this.entry.isDone ? 'Done' : 'Stopped', failed: 'Failed', removed: 'Removed from the server',
-      retrying: 'Connection lost, retrying',
+      retrying: 'Connection lost, retrying', elsewhere: 'This download is running in another tab',
     };
     if (status !== 'retrying') this.#receivedAtLoss = undefined;
     this.#parts.status.textContent = labels[status] ?? status;
@@ -254,7 +297,9 @@ export class DownloadCard {
     this.#parts.retry.hidden = status !== 'failed' && status !== 'retrying';
     this.#parts.pause.textContent = this.entry.isPaused ? 'Resume' : 'Pause';
     this.#parts.pause.setAttribute('aria-pressed', String(this.entry.isPaused));
-    this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined || status === 'removed';
+    this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined || status === 'removed' || status === 'elsewhere';
+    // Its files belong to the other tab while it runs there: this tab cannot delete them.
+    this.#parts.cancel.disabled = status === 'elsewhere';
     this.#parts.cancel.textContent = status === 'removed' ? 'Delete stored chunks' : 'Cancel';
     this.#parts.save.disabled = !this.entry.isDone;
   }
@@ -307,6 +352,11 @@ export class DownloadCard {
     if (progress.relayProblem === undefined) delete data.relayProblem;
     else data.relayProblem = progress.relayProblem;
   }
+}
+
+/** OPFS refused an access handle because another one is open on the same file (another tab has it). */
+function isAccessHandleBusy(error: unknown): boolean {
+  return error instanceof Error && /\bNoModificationAllowedError\b/.test(error.message);
 }
 
 /** States after which the engine's own 'stopped' must not hide what was said (or the buttons it shows). */
