@@ -137,15 +137,16 @@ export async function seedFile(url: string, file: Blob, options: BrowserDownload
   requireSecureContext();
   const { serverUrl, entry } = await fetchFileEntry(url, options.fetch);
   if (file.size !== entry.size) throw new PfError('PF_ERR_BAD_REQUEST', `that file has ${file.size} bytes; ${entry.name} has ${entry.size}`);
-  // The user's own file, read-only: nothing another tab could hold.
-  return start(serverUrl, entry, new FileSeedStore(file), { ...options, keepSeeding: true }, false, () => undefined);
+  // The user's own file, read-only: nothing another tab could hold. Seed only: a copy that
+  // does not match shares the chunks that do and fetches nothing (its store cannot take them).
+  return start(serverUrl, entry, new FileSeedStore(file), { ...options, keepSeeding: true }, false, () => undefined, true);
 }
 
-function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: BrowserDownloadOptions, isPersisted: boolean, releaseLock: () => void): BrowserDownload {
+function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: BrowserDownloadOptions, isPersisted: boolean, releaseLock: () => void, seedOnly = false): BrowserDownload {
   const { onProgress, client: givenClient, store: _store, storage: _storage, workerUrl: _workerUrl, keepSeeding: initialKeepSeeding, ...clientOptions } = options;
   const client = givenClient ?? createClient(clientOptions);
   // Seeding is decided at the end (keepSeeding may change meanwhile), so the engine always stays.
-  const engine = client.download({ serverUrl, fileId: entry.file_id }, store, { ...(givenClient ? clientOptions : {}), seedAfterDoneMs: Number.POSITIVE_INFINITY });
+  const engine = client.download({ serverUrl, fileId: entry.file_id }, store, { ...(givenClient ? clientOptions : {}), seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly });
   let keepSeeding = initialKeepSeeding ?? false;
   let isDone = false;
   let isCancelling = false;

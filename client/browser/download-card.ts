@@ -18,7 +18,12 @@ export interface CardHost {
   client: Client;
   /** The saved entry changed (or is gone, when `entry` is undefined). */
   persist(card: DownloadCard, entry: SavedDownload | undefined): void;
+  /** The card's numbers or status changed (for the tab title). */
+  changed(card: DownloadCard): void;
 }
+
+/** Statuses in which this tab is fetching or checking: the tab title counts them, and closing the tab asks first. */
+const ACTIVE_STATUSES = new Set(['starting', 'running', 'verifying', 'checking', 'retrying']);
 
 function element<T extends Element>(root: ParentNode, selector: string, type: new () => T): T {
   const found = root.querySelector(selector);
@@ -51,6 +56,8 @@ export class DownloadCard {
   #receivedAtLoss: number | undefined;
   /** Losses in a row before the engine started (the catalog entry could not be fetched): the card retries. */
   #startLosses = 0;
+  /** The engine said 'done' (the whole file verified) in this card's run. */
+  #wasDone = false;
   /** OPFS refusals in a row (its files open elsewhere): the waits between tries grow. */
   #busyTries = 0;
   #startRetryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -101,9 +108,39 @@ export class DownloadCard {
   boot(): Promise<void> {
     if (this.entry.isPaused || (this.entry.isDone && !this.entry.keepSeeding && !this.#seedFrom)) {
       this.#render(undefined);
-      return Promise.resolve();
+      return this.entry.isPaused ? this.#showStored() : Promise.resolve();
     }
     return this.#start();
+  }
+
+  /** Bytes verified and the share of the file, while this tab downloads it (undefined: not fetching or checking here). */
+  get activeProgress(): { verifiedBytes: number; totalBytes: number } | undefined {
+    if (!ACTIVE_STATUSES.has(this.root.dataset.status ?? '')) return undefined;
+    return { verifiedBytes: Number(this.root.dataset.verifiedBytes ?? 0), totalBytes: this.entry.size };
+  }
+
+  /** Paused in an earlier visit, so no engine runs: what storage holds is shown, not "0 B". */
+  async #showStored(): Promise<void> {
+    try {
+      const { serverUrl, fileId } = parseDownloadUrl(this.entry.url);
+      const store = await openBrowserChunkStore(storeKey(serverUrl, fileId));
+      const record = await store.peek().finally(() => store.close());
+      if (!record || this.#handle || this.#starting) return;
+      this.#showBytes(record.verifiedBytes, this.entry.size);
+      this.root.dataset.verifiedBytes = String(record.verifiedBytes);
+      this.root.dataset.resumedBytes = String(record.verifiedBytes);
+      this.#parts.resumed.style.width = `${this.entry.size > 0 ? (record.verifiedBytes / this.entry.size) * 100 : 100}%`;
+    } catch (error) {
+      this.#message(`What is stored could not be read: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /** "X of Y (Z%)", on the card and its progress bar. */
+  #showBytes(verifiedBytes: number, totalBytes: number): number {
+    const done = Math.round(totalBytes > 0 ? (verifiedBytes / totalBytes) * 100 : 100);
+    this.#parts.done.textContent = `${formatBytes(verifiedBytes)} of ${formatBytes(totalBytes)} (${done}%)`;
+    this.#parts.bar.setAttribute('aria-valuenow', String(done));
+    return done;
   }
 
   /**
@@ -123,7 +160,7 @@ export class DownloadCard {
     this.#starting ??= (async () => {
       clearTimeout(this.#startRetryTimer);
       this.#message('');
-      this.#setStatus(this.entry.isDone ? 'seeding' : 'starting');
+      this.#setStatus(this.#seedFrom ? 'checking' : this.entry.isDone ? 'seeding' : 'starting');
       try {
         const options = { client: this.#host.client, keepSeeding: this.entry.keepSeeding, onProgress: (progress: ProgressInfo) => this.#render(progress) };
         const handle = this.#seedFrom ? await seedFile(this.entry.url, this.#seedFrom, options) : await download(this.entry.url, options);
@@ -137,8 +174,16 @@ export class DownloadCard {
         // A failure stays said: the engine's own 'stopped' after it must not hide it (or Retry).
         handle.engine.on('status', ({ status }) => {
           if (status === 'running') this.#busyTries = 0;
-          if (!(status === 'stopped' && isEnded(this.root.dataset.status))) this.#setStatus(status);
+          if (!(status === 'stopped' && isEnded(this.root.dataset.status))) this.#engineStatus(status);
         });
+        // The whole-file SHA-256 check after the last chunk: not "Downloading · 100%".
+        handle.engine.on('verifying', () => this.#setStatus(this.#seedFrom ? 'checking' : 'verifying'));
+        handle.engine.on('healed', ({ chunks }) => {
+          this.#message(`${chunks.length} stored chunk${chunks.length === 1 ? '' : 's'} no longer matched and ${chunks.length === 1 ? 'is' : 'are'} fetched again.`);
+          if (this.root.dataset.status === 'verifying') this.#setStatus('running');
+        });
+        // A local copy that is not the published file: said, its matching chunks shared, nothing fetched.
+        handle.engine.on('seeding', ({ chunks, chunkCount }) => this.#mismatch(chunkCount - chunks, chunkCount));
         handle.engine.on('peer', () => this.#render(handle.engine.progress()));
         handle.engine.on('retry', (wait) => this.#connectionLost(wait.error, wait.delayMs, handle.engine.progress().httpReceivedBytes));
         this.#startLosses = 0;
@@ -146,6 +191,7 @@ export class DownloadCard {
           this.#handle = undefined;
           if (error.code === 'PF_ERR_FILE_NOT_FOUND') return this.#removed(handle.engine.progress().verifiedBytes);
           if (isAccessHandleBusy(error)) return this.#filesBusy();
+          if (this.#seedFrom && error.code === 'PF_ERR_FILE_HASH_MISMATCH') return this.#mismatch(undefined, undefined);
           this.#message(error.message);
           this.#setStatus('failed');
         });
@@ -157,7 +203,7 @@ export class DownloadCard {
           },
           () => undefined,
         );
-        this.#setStatus(handle.engine.status);
+        this.#engineStatus(handle.engine.status);
       } catch (error) {
         if (isPfError(error) && error.code === 'PF_ERR_FILE_NOT_FOUND') this.#removed(undefined);
         else if (isPfError(error) && error.code === 'PF_ERR_OUTPUT_LOCKED') this.#heldElsewhere();
@@ -222,6 +268,27 @@ export class DownloadCard {
     this.#startRetryTimer = setTimeout(() => void this.#start(), delayMs);
   }
 
+  /** The engine's status, as this card says it: a local copy is being checked until it is done. */
+  #engineStatus(status: string): void {
+    if (status === 'done') this.#wasDone = true;
+    if (status === 'running' && this.#seedFrom) return this.#setStatus('checking');
+    // A local copy seeds before 'done' only when it does not match: the 'seeding' event that follows says so.
+    if (status === 'seeding' && this.#seedFrom && !this.#wasDone) return;
+    // The engine seeds a moment after 'done' even when it is about to stop: not "sharing" unless it stays.
+    if (status === 'seeding' && !this.entry.keepSeeding && !this.#seedFrom) return this.#setStatus('done');
+    this.#setStatus(status);
+  }
+
+  /** "Seed my copy…" was given a file that is not the published one (`bad` of `count` chunks differ; undefined: none verify). */
+  #mismatch(bad: number | undefined, count: number | undefined): void {
+    this.#message(
+      bad === undefined || count === undefined
+        ? 'Your copy does not match the published file: none of its chunks verify. Nothing is shared, and nothing is downloaded.'
+        : `Your copy does not match the published file: ${bad} of its ${count} chunks differ. The ${count - bad} that match are shared with others; nothing is downloaded.`,
+    );
+    this.#setStatus('mismatch');
+  }
+
   /** The server no longer has the file: nothing more can come, and what is stored is offered for deletion. */
   #removed(storedBytes: number | undefined): void {
     const stored = storedBytes === undefined ? 'What this browser stored of it' : `The ${formatBytes(storedBytes)} this browser stored of it`;
@@ -245,6 +312,8 @@ export class DownloadCard {
   }
 
   async #cancel(): Promise<void> {
+    // A finished file is the user's: it is deleted only when they say so.
+    if (this.entry.isDone && !this.#seedFrom && !confirm(`Delete ${this.entry.name} from this browser's storage? You would have to download it again.`)) return;
     clearTimeout(this.#startRetryTimer);
     const handle = this.#handle;
     this.#handle = undefined;
@@ -289,7 +358,7 @@ export class DownloadCard {
     const labels: Record<string, string> = {
       starting: 'Starting…', running: 'Downloading', paused: 'Paused', seeding: 'Done, sharing with others',
       done: 'Done', stopped: this.entry.isDone ? 'Done' : 'Stopped', failed: 'Failed', removed: 'Removed from the server',
-      retrying: 'Connection lost, retrying', elsewhere: 'This download is running in another tab',
+      retrying: 'Connection lost, retrying', verifying: 'Verifying', checking: 'Checking your copy', mismatch: 'Your copy does not match', elsewhere: 'This download is running in another tab',
     };
     if (status !== 'retrying') this.#receivedAtLoss = undefined;
     this.#parts.status.textContent = labels[status] ?? status;
@@ -300,8 +369,9 @@ export class DownloadCard {
     this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined || status === 'removed' || status === 'elsewhere';
     // Its files belong to the other tab while it runs there: this tab cannot delete them.
     this.#parts.cancel.disabled = status === 'elsewhere';
-    this.#parts.cancel.textContent = status === 'removed' ? 'Delete stored chunks' : 'Cancel';
+    this.#parts.cancel.textContent = status === 'removed' ? 'Delete stored chunks' : this.entry.isDone && !this.#seedFrom ? 'Delete…' : 'Cancel';
     this.#parts.save.disabled = !this.entry.isDone;
+    this.#host.changed(this);
   }
 
   #message(text: string): void {
@@ -325,14 +395,15 @@ export class DownloadCard {
       this.#message('');
       this.#setStatus('running');
     }
+    // Every chunk is in: what is left is the whole-file check (its event may come a tick later).
+    if (data.status === 'running' && total > 0 && progress.verifiedBytes >= total) this.#setStatus(this.#seedFrom ? 'checking' : 'verifying');
     const percent = (bytes: number) => (total > 0 ? (bytes / total) * 100 : 100);
     p.resumed.style.width = `${percent(progress.resumedBytes)}%`;
     p.peers.style.width = `${percent(progress.fromPeersBytes)}%`;
     p.cdn.style.width = `${percent(progress.fromHttpBytes)}%`;
     const done = Math.round(percent(progress.verifiedBytes));
-    p.bar.setAttribute('aria-valuenow', String(done));
     p.bar.setAttribute('aria-valuetext', `${done}%: ${formatBytes(progress.fromPeersBytes)} from peers, ${formatBytes(progress.fromHttpBytes)} from the CDN`);
-    p.done.textContent = `${formatBytes(progress.verifiedBytes)} of ${formatBytes(total)} (${done}%)`;
+    this.#showBytes(progress.verifiedBytes, total);
     p.peersText.textContent = formatBytes(progress.fromPeersBytes);
     p.cdnText.textContent = formatBytes(progress.fromHttpBytes);
     p.speed.textContent = progress.downloadBytesPerSecond > 0 ? `${formatBytes(progress.downloadBytesPerSecond)}/s` : '–';
@@ -351,6 +422,7 @@ export class DownloadCard {
     data.connections = `host:${progress.connections.host} srflx:${progress.connections.srflx} relay:${progress.connections.relay}`;
     if (progress.relayProblem === undefined) delete data.relayProblem;
     else data.relayProblem = progress.relayProblem;
+    this.#host.changed(this);
   }
 }
 
@@ -361,7 +433,7 @@ function isAccessHandleBusy(error: unknown): boolean {
 
 /** States after which the engine's own 'stopped' must not hide what was said (or the buttons it shows). */
 function isEnded(status: string | undefined): boolean {
-  return status === 'failed' || status === 'removed';
+  return status === 'failed' || status === 'removed' || status === 'mismatch';
 }
 
 /** The hybrid policy in force, for people: "Never slower than HTTP" or "Speed floor 50 Mbit/s", and what it moved. */
