@@ -2,7 +2,7 @@ import { describeIceServers, describePeers, type ProgressInfo } from '../progres
 import type { PolicyInfo } from '../hybrid-policy.ts';
 import { formatBitRate, isPfError } from '../../protocol/index.ts';
 import type { Client } from '../engine.ts';
-import { download, downloadLockName, seedFile, waitForLock, type BrowserDownload } from './browser-download.ts';
+import { download, downloadLockName, seedFile, tryHoldLock, waitForLock, type BrowserDownload } from './browser-download.ts';
 import { formatBytes, openBrowserChunkStore, storeKey } from './opfs-chunk-store.ts';
 import { parseDownloadUrl } from '../session-client.ts';
 import type { SavedDownload } from './saved-downloads.ts';
@@ -318,9 +318,28 @@ export class DownloadCard {
     const handle = this.#handle;
     this.#handle = undefined;
     if (handle) await handle.cancel();
-    else if (!this.#seedFrom) await (await openBrowserChunkStore(storeKey(parseDownloadUrl(this.entry.url).serverUrl, parseDownloadUrl(this.entry.url).fileId))).remove();
+    else if (!this.#seedFrom && !(await this.#removeStored())) return;
     this.root.remove();
     this.#host.persist(this, undefined);
+  }
+
+  /** Delete what storage holds of a download no engine runs here, unless another tab runs it (false: it did not). */
+  async #removeStored(): Promise<boolean> {
+    const { serverUrl, fileId } = parseDownloadUrl(this.entry.url);
+    const release = await tryHoldLock(downloadLockName(serverUrl, fileId));
+    if (!release) {
+      this.#message('This download is running in another tab: stop or delete it there.');
+      return false;
+    }
+    try {
+      await (await openBrowserChunkStore(storeKey(serverUrl, fileId))).remove();
+      return true;
+    } catch (error) {
+      this.#message(`Could not delete it: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    } finally {
+      release();
+    }
   }
 
   async #save(): Promise<void> {
