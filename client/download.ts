@@ -45,6 +45,11 @@ export interface DownloadEvents {
    * the origin's wrong bytes or a session answer) `keptChunks` of `chunkCount` are kept.
    */
   changed: { name: string; previousInfoHash: string; infoHash: string; keptChunks?: number; chunkCount?: number };
+  /**
+   * Every chunk is verified and stored: the whole-file SHA-256 is being checked now (it reads
+   * back what the running hash has not covered yet). `done` or `healed` follows.
+   */
+  verifying: { sizeBytes: number };
   /** Seed only, a partial copy: these chunks verify and are served; nothing is fetched. */
   seeding: { chunks: number; chunkCount: number };
   /** Every chunk verified and the whole-file SHA-256 matched the manifest. */
@@ -538,6 +543,7 @@ export class Download extends TypedEmitter<DownloadEvents> {
   }
 
   async #publish(parts: Parts): Promise<void> {
+    this.emit('verifying', { sizeBytes: parts.manifest.size });
     const check = await parts.hashTracker.check();
     if (!check.isMatch) {
       const bad = this.#heals < MAX_HEALS && this.#store.discard ? await this.#recheck(parts) : [];

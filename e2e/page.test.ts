@@ -97,7 +97,7 @@ describe('the embeddable API', () => {
           return { kind, record };
         })()`;
         const result = await page.evaluate(run);
-        expect(result).toEqual({ kind: storage, record: { verifiedChunks: 9, isComplete: true } });
+        expect(result).toEqual({ kind: storage, record: { verifiedChunks: 9, verifiedBytes: file.bytes.length, isComplete: true } });
         // The saved Blob, hashed where it lives.
         const savedSha256 = await page.evaluate(
           `window.savedFile.arrayBuffer().then((buffer) => crypto.subtle.digest('SHA-256', buffer)).then((digest) => Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join(''))`,

@@ -43,7 +43,14 @@ describe('one tab against a slow origin: reload and pause', () => {
     try {
       await page.locator(`tr[data-file-id="${file.fileId}"] button.download`).click();
       await expect.poll(() => cardNumber(page, file.fileId, 'verified-bytes'), { timeout: 60_000, interval: 50 }).toBeGreaterThan(FILE_BYTES / 4);
+      // Leaving mid-download asks first (see e2e/states.test.ts); here the user says leave.
+      const dialogs: string[] = [];
+      page.once('dialog', (dialog) => {
+        dialogs.push(dialog.type());
+        void dialog.accept();
+      });
       await page.reload();
+      expect(dialogs).toEqual(['beforeunload']);
       const requestsBeforeResume = server.ranges.length;
 
       // The page restores the card by itself and continues.

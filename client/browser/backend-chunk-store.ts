@@ -44,13 +44,17 @@ export class BackendChunkStore implements ChunkStore {
   }
 
   /** What the record says without opening the data: for listing downloads after a reload. */
-  async peek(): Promise<{ verifiedChunks: number; isComplete: boolean } | undefined> {
+  async peek(): Promise<{ verifiedChunks: number; verifiedBytes: number; isComplete: boolean } | undefined> {
     const state = await decodeStateRecord(await this.backend.readState());
     if (state.kind !== 'valid') return undefined;
     const body = state.body;
     const count = body.size !== undefined && body.chunk_size !== undefined ? chunkCount(body.size, body.chunk_size) : 0;
     const bits = body.have === undefined ? undefined : Bitfield.fromBase64Url(body.have, count);
-    return { verifiedChunks: bits?.count() ?? 0, isComplete: body.is_complete === true };
+    const verifiedChunks = bits?.count() ?? 0;
+    // Every chunk is chunk_size long but the last, which is what is left of the file.
+    const lastShortBy = bits?.get(count - 1) && body.size !== undefined && body.chunk_size !== undefined ? count * body.chunk_size - body.size : 0;
+    const verifiedBytes = verifiedChunks * (body.chunk_size ?? 0) - lastShortBy;
+    return { verifiedChunks, verifiedBytes, isComplete: body.is_complete === true };
   }
 
   async loadResumeData(): Promise<ResumeData | undefined> {

@@ -60,6 +60,46 @@ export async function fetchFileEntry(url: string, fetchImpl: typeof fetch = (inp
   return { serverUrl, entry: fileEntryCodec.parse(await response.json(), 'PF_ERR_UPSTREAM') };
 }
 
+/** The Web Lock a download holds while it runs, so that one tab of a profile runs it (OPFS access handles are exclusive). */
+export function downloadLockName(serverUrl: string, fileId: string): string {
+  return `peerfill:${storeKey(serverUrl, fileId)}`;
+}
+
+/**
+ * Take `name` if no other tab holds it: resolves with its release (idempotent), or undefined
+ * when it is held elsewhere. Without Web Locks there is nobody to agree with: a no-op release.
+ */
+export function tryHoldLock(name: string): Promise<(() => void) | undefined> {
+  const locks = typeof navigator === 'undefined' ? undefined : navigator.locks;
+  if (!locks) return Promise.resolve(() => undefined);
+  return new Promise((resolve, reject) => {
+    locks
+      .request(name, { ifAvailable: true }, (lock) => {
+        if (!lock) return resolve(undefined);
+        // Held until released: the callback's promise is the lock's lifetime.
+        return new Promise<void>((release) => resolve(() => release()));
+      })
+      .catch(reject);
+  });
+}
+
+/**
+ * Wait until `name` is free (the tab holding it released it or closed), then let it go at
+ * once: the caller starts again and takes it with tryHoldLock. Resolves false if aborted.
+ */
+export function waitForLock(name: string, signal: AbortSignal): Promise<boolean> {
+  const locks = typeof navigator === 'undefined' ? undefined : navigator.locks;
+  if (!locks) return Promise.resolve(true);
+  return locks.request(name, { signal }, () => true).catch((error: unknown) => {
+    if (signal.aborted) return false;
+    throw error;
+  });
+}
+
+function heldElsewhere(entry: FileEntry): PfError {
+  return new PfError('PF_ERR_OUTPUT_LOCKED', `${entry.name} is being downloaded in another tab of this browser`);
+}
+
 function requireSecureContext(): void {
   if (typeof isSecureContext !== 'undefined' && !isSecureContext) {
     throw new PfError('PF_ERR_CONFIG', 'peerfill needs a secure context (HTTPS, or http://localhost): this page cannot verify chunks or use browser storage over plain HTTP.');
@@ -74,14 +114,22 @@ export async function download(url: string, options: BrowserDownloadOptions = {}
   requireSecureContext();
   const { serverUrl, entry } = await fetchFileEntry(url, options.fetch);
   let store = options.store;
-  const isPersisted = await requestPersistence();
-  if (!store) {
-    const opened = await openBrowserChunkStore(storeKey(serverUrl, entry.file_id), options);
-    const previous = await opened.peek().catch(() => undefined);
-    if (!previous?.isComplete) await ensureQuota(entry.size, (previous?.verifiedChunks ?? 0) * entry.chunk_size);
-    store = opened;
+  // A store of our own is OPFS / IndexedDB, shared by the profile's tabs: one of them runs it.
+  const release = store ? () => undefined : await tryHoldLock(downloadLockName(serverUrl, entry.file_id));
+  if (!release) throw heldElsewhere(entry);
+  try {
+    const isPersisted = await requestPersistence();
+    if (!store) {
+      const opened = await openBrowserChunkStore(storeKey(serverUrl, entry.file_id), options);
+      const previous = await opened.peek().catch(() => undefined);
+      if (!previous?.isComplete) await ensureQuota(entry.size, (previous?.verifiedChunks ?? 0) * entry.chunk_size);
+      store = opened;
+    }
+    return start(serverUrl, entry, store, options, isPersisted, release);
+  } catch (error) {
+    release();
+    throw error;
   }
-  return start(serverUrl, entry, store, options, isPersisted);
 }
 
 /** Seed a copy the user already has (an `<input type=file>` pick); every chunk is verified first. */
@@ -89,23 +137,40 @@ export async function seedFile(url: string, file: Blob, options: BrowserDownload
   requireSecureContext();
   const { serverUrl, entry } = await fetchFileEntry(url, options.fetch);
   if (file.size !== entry.size) throw new PfError('PF_ERR_BAD_REQUEST', `that file has ${file.size} bytes; ${entry.name} has ${entry.size}`);
-  return start(serverUrl, entry, new FileSeedStore(file), { ...options, keepSeeding: true }, false);
+  // The user's own file, read-only: nothing another tab could hold. Seed only: a copy that
+  // does not match shares the chunks that do and fetches nothing (its store cannot take them).
+  return start(serverUrl, entry, new FileSeedStore(file), { ...options, keepSeeding: true }, false, () => undefined, true);
 }
 
-function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: BrowserDownloadOptions, isPersisted: boolean): BrowserDownload {
+function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: BrowserDownloadOptions, isPersisted: boolean, releaseLock: () => void, seedOnly = false): BrowserDownload {
   const { onProgress, client: givenClient, store: _store, storage: _storage, workerUrl: _workerUrl, keepSeeding: initialKeepSeeding, ...clientOptions } = options;
   const client = givenClient ?? createClient(clientOptions);
   // Seeding is decided at the end (keepSeeding may change meanwhile), so the engine always stays.
-  const engine = client.download({ serverUrl, fileId: entry.file_id }, store, { ...(givenClient ? clientOptions : {}), seedAfterDoneMs: Number.POSITIVE_INFINITY });
+  const engine = client.download({ serverUrl, fileId: entry.file_id }, store, { ...(givenClient ? clientOptions : {}), seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly });
   let keepSeeding = initialKeepSeeding ?? false;
   let isDone = false;
+  let isCancelling = false;
+  // The lock goes once the engine has closed the store (a cancel lets it go after removing it).
+  const stop = async () => {
+    try {
+      await engine.destroy();
+    } finally {
+      if (!isCancelling) releaseLock();
+    }
+  };
+  // Deferred: the engine says 'stopped' and 'error' from inside its own destroy path.
+  const stopSoon = () => void Promise.resolve().then(stop).catch(() => undefined);
+  engine.on('status', ({ status }) => {
+    if (status === 'stopped') stopSoon();
+  });
+  engine.on('error', stopSoon);
   if (onProgress) engine.on('progress', onProgress);
   const done = new Promise<{ sha256: string }>((resolve, reject) => {
     engine.once('done', ({ sha256 }) => {
       isDone = true;
       resolve({ sha256 });
       // After the engine has finished its own bookkeeping for 'done'.
-      if (!keepSeeding) setTimeout(() => void engine.destroy(), 0);
+      if (!keepSeeding) setTimeout(() => void stop(), 0);
     });
     engine.once('error', reject);
   });
@@ -122,14 +187,19 @@ function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: 
     },
     set keepSeeding(value: boolean) {
       keepSeeding = value;
-      if (!value && isDone) void engine.destroy();
+      if (!value && isDone) void stop();
     },
     pause: () => engine.pause(),
     resume: () => engine.resume(),
-    stop: () => engine.destroy(),
+    stop,
     async cancel() {
-      await engine.destroy();
-      if (isBrowserStore(store)) await store.remove();
+      isCancelling = true;
+      try {
+        await engine.destroy();
+        if (isBrowserStore(store)) await store.remove();
+      } finally {
+        releaseLock();
+      }
     },
     async save(saveOptions) {
       const manifest = engine.manifest;

@@ -2,7 +2,7 @@ import { describeIceServers, describePeers, type ProgressInfo } from '../progres
 import type { PolicyInfo } from '../hybrid-policy.ts';
 import { formatBitRate, isPfError } from '../../protocol/index.ts';
 import type { Client } from '../engine.ts';
-import { download, seedFile, type BrowserDownload } from './browser-download.ts';
+import { download, downloadLockName, seedFile, tryHoldLock, waitForLock, type BrowserDownload } from './browser-download.ts';
 import { formatBytes, openBrowserChunkStore, storeKey } from './opfs-chunk-store.ts';
 import { parseDownloadUrl } from '../session-client.ts';
 import type { SavedDownload } from './saved-downloads.ts';
@@ -18,7 +18,12 @@ export interface CardHost {
   client: Client;
   /** The saved entry changed (or is gone, when `entry` is undefined). */
   persist(card: DownloadCard, entry: SavedDownload | undefined): void;
+  /** The card's numbers or status changed (for the tab title). */
+  changed(card: DownloadCard): void;
 }
+
+/** Statuses in which this tab is fetching or checking: the tab title counts them, and closing the tab asks first. */
+const ACTIVE_STATUSES = new Set(['starting', 'running', 'verifying', 'checking', 'retrying']);
 
 function element<T extends Element>(root: ParentNode, selector: string, type: new () => T): T {
   const found = root.querySelector(selector);
@@ -51,7 +56,13 @@ export class DownloadCard {
   #receivedAtLoss: number | undefined;
   /** Losses in a row before the engine started (the catalog entry could not be fetched): the card retries. */
   #startLosses = 0;
+  /** The engine said 'done' (the whole file verified) in this card's run. */
+  #wasDone = false;
+  /** OPFS refusals in a row (its files open elsewhere): the waits between tries grow. */
+  #busyTries = 0;
   #startRetryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** While another tab of this browser runs the download: the queued lock request, to take over when it lets go. */
+  #otherTab: AbortController | undefined;
   readonly #parts: {
     bar: HTMLElement; resumed: HTMLElement; peers: HTMLElement; cdn: HTMLElement;
     done: HTMLElement; peersText: HTMLElement; cdnText: HTMLElement; speed: HTMLElement; eta: HTMLElement; peerCount: HTMLElement; uploaded: HTMLElement; policy: HTMLElement; ice: HTMLElement; storage: HTMLElement;
@@ -97,9 +108,39 @@ export class DownloadCard {
   boot(): Promise<void> {
     if (this.entry.isPaused || (this.entry.isDone && !this.entry.keepSeeding && !this.#seedFrom)) {
       this.#render(undefined);
-      return Promise.resolve();
+      return this.entry.isPaused ? this.#showStored() : Promise.resolve();
     }
     return this.#start();
+  }
+
+  /** Bytes verified and the share of the file, while this tab downloads it (undefined: not fetching or checking here). */
+  get activeProgress(): { verifiedBytes: number; totalBytes: number } | undefined {
+    if (!ACTIVE_STATUSES.has(this.root.dataset.status ?? '')) return undefined;
+    return { verifiedBytes: Number(this.root.dataset.verifiedBytes ?? 0), totalBytes: this.entry.size };
+  }
+
+  /** Paused in an earlier visit, so no engine runs: what storage holds is shown, not "0 B". */
+  async #showStored(): Promise<void> {
+    try {
+      const { serverUrl, fileId } = parseDownloadUrl(this.entry.url);
+      const store = await openBrowserChunkStore(storeKey(serverUrl, fileId));
+      const record = await store.peek().finally(() => store.close());
+      if (!record || this.#handle || this.#starting) return;
+      this.#showBytes(record.verifiedBytes, this.entry.size);
+      this.root.dataset.verifiedBytes = String(record.verifiedBytes);
+      this.root.dataset.resumedBytes = String(record.verifiedBytes);
+      this.#parts.resumed.style.width = `${this.entry.size > 0 ? (record.verifiedBytes / this.entry.size) * 100 : 100}%`;
+    } catch (error) {
+      this.#message(`What is stored could not be read: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /** "X of Y (Z%)", on the card and its progress bar. */
+  #showBytes(verifiedBytes: number, totalBytes: number): number {
+    const done = Math.round(totalBytes > 0 ? (verifiedBytes / totalBytes) * 100 : 100);
+    this.#parts.done.textContent = `${formatBytes(verifiedBytes)} of ${formatBytes(totalBytes)} (${done}%)`;
+    this.#parts.bar.setAttribute('aria-valuenow', String(done));
+    return done;
   }
 
   /**
@@ -119,7 +160,7 @@ export class DownloadCard {
     this.#starting ??= (async () => {
       clearTimeout(this.#startRetryTimer);
       this.#message('');
-      this.#setStatus(this.entry.isDone ? 'seeding' : 'starting');
+      this.#setStatus(this.#seedFrom ? 'checking' : this.entry.isDone ? 'seeding' : 'starting');
       try {
         const options = { client: this.#host.client, keepSeeding: this.entry.keepSeeding, onProgress: (progress: ProgressInfo) => this.#render(progress) };
         const handle = this.#seedFrom ? await seedFile(this.entry.url, this.#seedFrom, options) : await download(this.entry.url, options);
@@ -132,14 +173,25 @@ export class DownloadCard {
         }
         // A failure stays said: the engine's own 'stopped' after it must not hide it (or Retry).
         handle.engine.on('status', ({ status }) => {
-          if (!(status === 'stopped' && isEnded(this.root.dataset.status))) this.#setStatus(status);
+          if (status === 'running') this.#busyTries = 0;
+          if (!(status === 'stopped' && isEnded(this.root.dataset.status))) this.#engineStatus(status);
         });
+        // The whole-file SHA-256 check after the last chunk: not "Downloading · 100%".
+        handle.engine.on('verifying', () => this.#setStatus(this.#seedFrom ? 'checking' : 'verifying'));
+        handle.engine.on('healed', ({ chunks }) => {
+          this.#message(`${chunks.length} stored chunk${chunks.length === 1 ? '' : 's'} no longer matched and ${chunks.length === 1 ? 'is' : 'are'} fetched again.`);
+          if (this.root.dataset.status === 'verifying') this.#setStatus('running');
+        });
+        // A local copy that is not the published file: said, its matching chunks shared, nothing fetched.
+        handle.engine.on('seeding', ({ chunks, chunkCount }) => this.#mismatch(chunkCount - chunks, chunkCount));
         handle.engine.on('peer', () => this.#render(handle.engine.progress()));
         handle.engine.on('retry', (wait) => this.#connectionLost(wait.error, wait.delayMs, handle.engine.progress().httpReceivedBytes));
         this.#startLosses = 0;
         handle.engine.on('error', (error) => {
           this.#handle = undefined;
           if (error.code === 'PF_ERR_FILE_NOT_FOUND') return this.#removed(handle.engine.progress().verifiedBytes);
+          if (isAccessHandleBusy(error)) return this.#filesBusy();
+          if (this.#seedFrom && error.code === 'PF_ERR_FILE_HASH_MISMATCH') return this.#mismatch(undefined, undefined);
           this.#message(error.message);
           this.#setStatus('failed');
         });
@@ -151,9 +203,10 @@ export class DownloadCard {
           },
           () => undefined,
         );
-        this.#setStatus(handle.engine.status);
+        this.#engineStatus(handle.engine.status);
       } catch (error) {
         if (isPfError(error) && error.code === 'PF_ERR_FILE_NOT_FOUND') this.#removed(undefined);
+        else if (isPfError(error) && error.code === 'PF_ERR_OUTPUT_LOCKED') this.#heldElsewhere();
         else if (isConnectionLoss(error) && !this.entry.isPaused) {
           // Not even the catalog entry came: the card waits and starts again by itself.
           const delayMs = backoffMs(this.#startLosses++, START_RETRY_BASE_MS, START_RETRY_MAX_MS);
@@ -179,6 +232,63 @@ export class DownloadCard {
     this.#parts.status.textContent = `Connection lost, retrying (next try in ${Math.max(1, Math.round(delayMs / 1000))} s)`;
   }
 
+  /**
+   * Another tab of this browser holds the download's lock (its OPFS files): said, and a
+   * queued lock request takes it over here once that tab closes or lets it go.
+   */
+  #heldElsewhere(): void {
+    this.#message('');
+    this.#setStatus('elsewhere');
+    if (this.#otherTab) return;
+    const waiting = new AbortController();
+    this.#otherTab = waiting;
+    const { serverUrl, fileId } = parseDownloadUrl(this.entry.url);
+    waitForLock(downloadLockName(serverUrl, fileId), waiting.signal).then(
+      (isFree) => {
+        if (this.#otherTab !== waiting) return;
+        this.#otherTab = undefined;
+        if (isFree && !this.entry.isPaused) void this.#start();
+      },
+      (error: unknown) => {
+        this.#otherTab = undefined;
+        this.#message(error instanceof Error ? error.message : String(error));
+        this.#setStatus('failed');
+      },
+    );
+  }
+
+  /**
+   * The lock was ours but OPFS still had the files open (a tab that just closed, or a page that
+   * does not take the lock): said as another tab's, and tried again after a backoff.
+   */
+  #filesBusy(): void {
+    this.#message('');
+    this.#setStatus('elsewhere');
+    const delayMs = backoffMs(this.#busyTries++, START_RETRY_BASE_MS, START_RETRY_MAX_MS);
+    this.#startRetryTimer = setTimeout(() => void this.#start(), delayMs);
+  }
+
+  /** The engine's status, as this card says it: a local copy is being checked until it is done. */
+  #engineStatus(status: string): void {
+    if (status === 'done') this.#wasDone = true;
+    if (status === 'running' && this.#seedFrom) return this.#setStatus('checking');
+    // A local copy seeds before 'done' only when it does not match: the 'seeding' event that follows says so.
+    if (status === 'seeding' && this.#seedFrom && !this.#wasDone) return;
+    // The engine seeds a moment after 'done' even when it is about to stop: not "sharing" unless it stays.
+    if (status === 'seeding' && !this.entry.keepSeeding && !this.#seedFrom) return this.#setStatus('done');
+    this.#setStatus(status);
+  }
+
+  /** "Seed my copy…" was given a file that is not the published one (`bad` of `count` chunks differ; undefined: none verify). */
+  #mismatch(bad: number | undefined, count: number | undefined): void {
+    this.#message(
+      bad === undefined || count === undefined
+        ? 'Your copy does not match the published file: none of its chunks verify. Nothing is shared, and nothing is downloaded.'
+        : `Your copy does not match the published file: ${bad} of its ${count} chunks differ. The ${count - bad} that match are shared with others; nothing is downloaded.`,
+    );
+    this.#setStatus('mismatch');
+  }
+
   /** The server no longer has the file: nothing more can come, and what is stored is offered for deletion. */
   #removed(storedBytes: number | undefined): void {
     const stored = storedBytes === undefined ? 'What this browser stored of it' : `The ${formatBytes(storedBytes)} this browser stored of it`;
@@ -202,13 +312,34 @@ export class DownloadCard {
   }
 
   async #cancel(): Promise<void> {
+    // A finished file is the user's: it is deleted only when they say so.
+    if (this.entry.isDone && !this.#seedFrom && !confirm(`Delete ${this.entry.name} from this browser's storage? You would have to download it again.`)) return;
     clearTimeout(this.#startRetryTimer);
     const handle = this.#handle;
     this.#handle = undefined;
     if (handle) await handle.cancel();
-    else if (!this.#seedFrom) await (await openBrowserChunkStore(storeKey(parseDownloadUrl(this.entry.url).serverUrl, parseDownloadUrl(this.entry.url).fileId))).remove();
+    else if (!this.#seedFrom && !(await this.#removeStored())) return;
     this.root.remove();
     this.#host.persist(this, undefined);
+  }
+
+  /** Delete what storage holds of a download no engine runs here, unless another tab runs it (false: it did not). */
+  async #removeStored(): Promise<boolean> {
+    const { serverUrl, fileId } = parseDownloadUrl(this.entry.url);
+    const release = await tryHoldLock(downloadLockName(serverUrl, fileId));
+    if (!release) {
+      this.#message('This download is running in another tab: stop or delete it there.');
+      return false;
+    }
+    try {
+      await (await openBrowserChunkStore(storeKey(serverUrl, fileId))).remove();
+      return true;
+    } catch (error) {
+      this.#message(`Could not delete it: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    } finally {
+      release();
+    }
   }
 
   async #save(): Promise<void> {
@@ -246,7 +377,7 @@ export class DownloadCard {
     const labels: Record<string, string> = {
       starting: 'Starting…', running: 'Downloading', paused: 'Paused', seeding: 'Done, sharing with others',
       done: 'Done', stopped: this.entry.isDone ? 'Done' : 'Stopped', failed: 'Failed', removed: 'Removed from the server',
-      retrying: 'Connection lost, retrying',
+      retrying: 'Connection lost, retrying', verifying: 'Verifying', checking: 'Checking your copy', mismatch: 'Your copy does not match', elsewhere: 'This download is running in another tab',
     };
     if (status !== 'retrying') this.#receivedAtLoss = undefined;
     this.#parts.status.textContent = labels[status] ?? status;
@@ -254,9 +385,12 @@ export class DownloadCard {
     this.#parts.retry.hidden = status !== 'failed' && status !== 'retrying';
     this.#parts.pause.textContent = this.entry.isPaused ? 'Resume' : 'Pause';
     this.#parts.pause.setAttribute('aria-pressed', String(this.entry.isPaused));
-    this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined || status === 'removed';
-    this.#parts.cancel.textContent = status === 'removed' ? 'Delete stored chunks' : 'Cancel';
+    this.#parts.pause.disabled = this.entry.isDone || this.#seedFrom !== undefined || status === 'removed' || status === 'elsewhere';
+    // Its files belong to the other tab while it runs there: this tab cannot delete them.
+    this.#parts.cancel.disabled = status === 'elsewhere';
+    this.#parts.cancel.textContent = status === 'removed' ? 'Delete stored chunks' : this.entry.isDone && !this.#seedFrom ? 'Delete…' : 'Cancel';
     this.#parts.save.disabled = !this.entry.isDone;
+    this.#host.changed(this);
   }
 
   #message(text: string): void {
@@ -280,14 +414,15 @@ export class DownloadCard {
       this.#message('');
       this.#setStatus('running');
     }
+    // Every chunk is in: what is left is the whole-file check (its event may come a tick later).
+    if (data.status === 'running' && total > 0 && progress.verifiedBytes >= total) this.#setStatus(this.#seedFrom ? 'checking' : 'verifying');
     const percent = (bytes: number) => (total > 0 ? (bytes / total) * 100 : 100);
     p.resumed.style.width = `${percent(progress.resumedBytes)}%`;
     p.peers.style.width = `${percent(progress.fromPeersBytes)}%`;
     p.cdn.style.width = `${percent(progress.fromHttpBytes)}%`;
     const done = Math.round(percent(progress.verifiedBytes));
-    p.bar.setAttribute('aria-valuenow', String(done));
     p.bar.setAttribute('aria-valuetext', `${done}%: ${formatBytes(progress.fromPeersBytes)} from peers, ${formatBytes(progress.fromHttpBytes)} from the CDN`);
-    p.done.textContent = `${formatBytes(progress.verifiedBytes)} of ${formatBytes(total)} (${done}%)`;
+    this.#showBytes(progress.verifiedBytes, total);
     p.peersText.textContent = formatBytes(progress.fromPeersBytes);
     p.cdnText.textContent = formatBytes(progress.fromHttpBytes);
     p.speed.textContent = progress.downloadBytesPerSecond > 0 ? `${formatBytes(progress.downloadBytesPerSecond)}/s` : '–';
@@ -306,12 +441,18 @@ export class DownloadCard {
     data.connections = `host:${progress.connections.host} srflx:${progress.connections.srflx} relay:${progress.connections.relay}`;
     if (progress.relayProblem === undefined) delete data.relayProblem;
     else data.relayProblem = progress.relayProblem;
+    this.#host.changed(this);
   }
+}
+
+/** OPFS refused an access handle because another one is open on the same file (another tab has it). */
+function isAccessHandleBusy(error: unknown): boolean {
+  return error instanceof Error && /\bNoModificationAllowedError\b/.test(error.message);
 }
 
 /** States after which the engine's own 'stopped' must not hide what was said (or the buttons it shows). */
 function isEnded(status: string | undefined): boolean {
-  return status === 'failed' || status === 'removed';
+  return status === 'failed' || status === 'removed' || status === 'mismatch';
 }
 
 /** The hybrid policy in force, for people: "Never slower than HTTP" or "Speed floor 50 Mbit/s", and what it moved. */

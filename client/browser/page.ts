@@ -26,8 +26,34 @@ const host: CardHost = {
     if (entry === undefined) cards.splice(cards.indexOf(card), 1);
     storeSavedDownloads(cards.filter((c) => c.root.dataset.kind !== 'seed').map((c) => c.entry));
     empty.hidden = cards.length > 0;
+    showTitle();
   },
+  changed: () => showTitle(),
 };
+
+const baseTitle = document.title;
+
+/** The tab title says how far this tab's downloads are: "42% · big.iso – peerfill". */
+function showTitle(): void {
+  const active = cards.flatMap((card) => {
+    const progress = card.activeProgress;
+    return progress ? [{ card, ...progress }] : [];
+  });
+  let title = baseTitle;
+  if (active.length > 0) {
+    const verified = active.reduce((sum, { verifiedBytes }) => sum + verifiedBytes, 0);
+    const total = active.reduce((sum, { totalBytes }) => sum + totalBytes, 0);
+    const percent = Math.floor(total > 0 ? (verified / total) * 100 : 100);
+    const what = active.length === 1 ? active[0]!.card.entry.name : `${active.length} downloads`;
+    title = `${percent}% · ${what} – ${baseTitle}`;
+  }
+  if (document.title !== title) document.title = title;
+}
+
+// Closing the tab stops what it is fetching (what is verified is kept): the browser asks first.
+window.addEventListener('beforeunload', (event) => {
+  if (cards.some((card) => card.activeProgress !== undefined)) event.preventDefault();
+});
 
 function urlFor(file: FileEntry): string {
   return `${serverUrl}/${file.file_id}`;
@@ -46,16 +72,25 @@ function startDownload(file: FileEntry): void {
   const url = urlFor(file);
   const existing = cards.find((card) => card.entry.url === url && card.root.dataset.kind !== 'seed');
   if (existing) {
-    existing.root.querySelector('button')?.focus();
+    showCard(existing);
     return;
   }
   const card = addCard({ url, name: file.name, size: file.size, keepSeeding: false, isPaused: false, isDone: false });
   host.persist(card, card.entry);
+  showCard(card);
   void card.boot();
+}
+
+/** The new card gets focus (so a screen reader reads it) and is scrolled into view (on a phone it starts below the fold). */
+function showCard(card: DownloadCard): void {
+  card.root.tabIndex = -1;
+  card.root.focus({ preventScroll: true });
+  card.root.scrollIntoView({ block: 'nearest' });
 }
 
 function seedLocalCopy(file: FileEntry, local: File): void {
   const card = addCard({ url: urlFor(file), name: file.name, size: file.size, keepSeeding: true, isPaused: false, isDone: true }, local);
+  showCard(card);
   void card.boot();
 }
 

@@ -187,6 +187,11 @@ export async function openTab(browser: Browser, serverUrl: string, options: { in
     Reflect.deleteProperty(window, 'showSaveFilePicker');
   });
   if (options.initScript !== undefined) await context.addInitScript(options.initScript);
+  return { context, ...(await openPage(context, serverUrl)) };
+}
+
+/** Another tab of `context` (same profile: same OPFS, localStorage and Web Locks) with the page open. */
+export async function openPage(context: BrowserContext, serverUrl: string): Promise<{ page: Page; logs: string[] }> {
   const page = await context.newPage();
   const logs: string[] = [];
   page.on('console', (message) => logs.push(`${message.type()}: ${message.text()}`));
@@ -197,7 +202,7 @@ export async function openTab(browser: Browser, serverUrl: string, options: { in
   // one getUserMedia call on a fake device unlocks the veth's host candidates.
   const capture = await page.evaluate(`navigator.mediaDevices.getUserMedia({ audio: true }).then((stream) => { stream.getTracks().forEach((track) => track.stop()); return 'ok'; }, (error) => String(error))`);
   if (capture !== 'ok') throw new Error(`could not enable host ICE candidates: ${String(capture)}`);
-  return { context, page, logs };
+  return { page, logs };
 }
 
 /** A number from a card's data-* attribute (0 when not rendered yet). */

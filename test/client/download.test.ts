@@ -22,10 +22,14 @@ describe('download engine over HTTP only', () => {
     const store = new MemoryChunkStore();
     const download = createClient({ usePeers: false, httpMaxRunBytes: CHUNK * 4 }).download(`${server.url}/files/file1`, store);
     const chunks: number[] = [];
+    const events: string[] = [];
     download.on('chunk', ({ index, source }) => {
       expect(source).toBe('http');
       chunks.push(index);
+      if (events.at(-1) !== 'chunk') events.push('chunk');
     });
+    download.on('verifying', ({ sizeBytes }) => events.push(`verifying ${sizeBytes}`));
+    download.on('done', () => events.push('done'));
     const done = waitFor<{ sha256: string }>((resolve, reject) => {
       download.on('done', resolve);
       download.on('error', reject);
@@ -36,6 +40,8 @@ describe('download engine over HTTP only', () => {
     expect(store.isFinalized).toBe(true);
     expect(Buffer.compare(store.assemble(), bytes)).toBe(0);
     expect(new Set(chunks).size).toBe(38);
+    // The whole-file check is announced after the last chunk and before done.
+    expect(events).toEqual(['chunk', `verifying ${bytes.length}`, 'done']);
     // Coalesced: far fewer requests than chunks, and at least two lanes ran.
     expect(server.ranges.length).toBeLessThan(38);
     expect(server.ranges.length).toBeGreaterThanOrEqual(4);
