@@ -75,6 +75,7 @@ const mib = (bytes: number) => (bytes / MiB).toFixed(1);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function checkFile(result: GetResult, path: string, sha256: string, label: string): Promise<void> {
+  if (result.crash !== undefined) console.log(`${label}: ${result.crash}`);
   if (result.exitCode !== 0) return fail(`${label}: exit ${result.exitCode}: ${result.stderr.slice(-400)}`);
   if ((await sha256File(path)) !== sha256) fail(`${label}: the file's SHA-256 is wrong`);
 }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { coreCatcher } from './crash.ts';
 import type { LabHost } from './host.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/peerfill.mjs', import.meta.url));
@@ -18,6 +19,8 @@ export type CliEvent = { event: string } & Record<string, unknown>;
 
 export interface GetResult {
   exitCode: number | null;
+  /** Set when the get died by a core-dumping signal (SIGSEGV...): the signal, and gdb's backtrace of its core when one was dumped. */
+  crash: string | undefined;
   /** From spawn to exit, as a user would time it. */
   wallMs: number;
   done: CliEvent | undefined;
@@ -101,9 +104,11 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
   const startedAtMs = performance.now();
   const args = [CLI, 'get', url, '-o', outPath, '--json', ...extraArgs];
   const timeFile = TIME && join(tmpdir(), `pf-lab-time-${process.pid}-${timeFiles++}`);
-  const child = TIME && timeFile ? host.spawn(TIME, ['-f', '%U %S', '-o', timeFile, process.execPath, ...args]) : host.spawn(process.execPath, args);
+  const crash = coreCatcher(`get-${host.name}`);
+  const [command, commandArgs] = TIME && timeFile ? crash.wrap(TIME, ['-f', '%U %S', '-o', timeFile, process.execPath, ...args]) : crash.wrap(process.execPath, args);
+  const child = host.spawn(command, commandArgs, { cwd: crash.cwd });
   const stderr = collectStderr(child);
-  const result: GetResult = { exitCode: null, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), chunkAtMs: new Map(), peerAtMs: [], connectionTypes: [], connectedPeers: new Map(), warnings: [], events: [], cpuSeconds: undefined, stderr: '' };
+  const result: GetResult = { exitCode: null, crash: undefined, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), chunkAtMs: new Map(), peerAtMs: [], connectionTypes: [], connectedPeers: new Map(), warnings: [], events: [], cpuSeconds: undefined, stderr: '' };
   lines(child, (line) => {
     let event: CliEvent;
     try {
@@ -133,11 +138,12 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
         child.kill('SIGKILL');
       }
     }, limitMs);
-    child.once('exit', (code) => {
+    child.once('exit', (code, signal) => {
       clearTimeout(timer);
       result.exitCode = code;
       result.wallMs = performance.now() - startedAtMs;
       result.stderr = stderr();
+      result.crash = crash.report(code, signal, process.execPath);
       if (timeFile) {
         try {
           const [user, system] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
