@@ -27,7 +27,16 @@ interface Assignment {
 interface PeerState {
   bitfield: Bitfield;
   isUnchokingUs: boolean;
+  /** Chunks the peer said it is fetching from HTTP (pf_loading), and when it last said so. */
+  loading: Set<number>;
+  loadingAtMs: number;
 }
+
+/**
+ * How long a peer's word that it is fetching chunks from HTTP holds without being said again
+ * (it repeats it while it fetches): a peer that goes quiet or lies holds HTTP back no longer.
+ */
+export const LOADING_CLAIM_MS = 8000;
 
 export interface SchedulerOptions {
   chunkCount: number;
@@ -54,6 +63,8 @@ export interface SchedulerOptions {
   policy?: HybridPolicy;
   /** Bytes of chunk `index` (the last is shorter) [1]. */
   chunkBytes?: (index: number) => number;
+  /** The chunks HTTP is fetching changed (a run was assigned or let go): tell the peers. */
+  onHttpLoadingChange?: () => void;
 }
 
 /** What HTTP and the serving peers would each have to fetch (the policy weighs the two). */
@@ -79,8 +90,12 @@ export class Scheduler {
   /** Chunk -> peers that missed a deadline on it: not asked for it again. */
   readonly #excluded = new Map<number, Set<SourceId>>();
   readonly #cursors = new Map<number, number>();
+  /** Chunk -> how many connected peers are fetching it from HTTP (their pf_loading claims). */
+  readonly #claims = new Map<number, number>();
   readonly #options: Required<Pick<SchedulerOptions, 'maxSourcesPerChunk' | 'nowMs'>> & SchedulerOptions;
   readonly #httpStartOffset: number;
+  /** HTTP let go of chunks it was fetching since peers were last told. */
+  #isHttpLoadingDirty = false;
 
   constructor(options: SchedulerOptions) {
     const random = options.random ?? Math.random;
@@ -115,7 +130,7 @@ export class Scheduler {
 
   addPeer(source: SourceId, bitfield: Bitfield): void {
     this.removePeer(source);
-    this.#peers.set(source, { bitfield, isUnchokingUs: false });
+    this.#peers.set(source, { bitfield, isUnchokingUs: false, loading: new Set(), loadingAtMs: 0 });
     this.picker.addBitfield(bitfield, false);
   }
 
@@ -124,6 +139,7 @@ export class Scheduler {
     const peer = this.#peers.get(source);
     if (!peer) return [];
     this.picker.removeBitfield(peer.bitfield, peer.isUnchokingUs);
+    this.#dropClaims(peer);
     this.#peers.delete(source);
     return this.releaseAll(source);
   }
@@ -133,6 +149,43 @@ export class Scheduler {
     if (!peer || index < 0 || index >= this.chunkCount || peer.bitfield.get(index)) return;
     peer.bitfield.set(index);
     this.picker.addHave(index, peer.isUnchokingUs);
+    if (peer.loading.delete(index)) this.#unclaim(index);
+  }
+
+  /**
+   * The peer is fetching these chunks from HTTP now (the whole set, replacing the last): HTTP
+   * here leaves them to it, as it leaves chunks a peer has, until LOADING_CLAIM_MS pass
+   * without the peer saying so again. Indices are checked by the caller's codec.
+   */
+  peerLoading(source: SourceId, indices: readonly number[]): void {
+    const peer = this.#peers.get(source);
+    if (!peer) return;
+    this.#dropClaims(peer);
+    peer.loadingAtMs = this.#options.nowMs();
+    for (const index of indices) {
+      if (index < 0 || index >= this.chunkCount || peer.bitfield.get(index) || peer.loading.has(index)) continue;
+      peer.loading.add(index);
+      this.#claims.set(index, (this.#claims.get(index) ?? 0) + 1);
+    }
+  }
+
+  /** Whether a connected peer is fetching the chunk from HTTP (its claim still fresh). */
+  isClaimedByPeer(index: number): boolean {
+    return this.#claims.has(index);
+  }
+
+  /** The runs of adjacent chunks our HTTP lanes are fetching now (what pf_loading tells peers). */
+  httpLoadingRuns(): Array<{ start: number; count: number }> {
+    const indices: number[] = [];
+    for (const [index, list] of this.#assignments) if (list.some((a) => !isPeerSource(a.source))) indices.push(index);
+    indices.sort((a, b) => a - b);
+    const runs: Array<{ start: number; count: number }> = [];
+    for (const index of indices) {
+      const last = runs[runs.length - 1];
+      if (last && last.start + last.count === index) last.count++;
+      else runs.push({ start: index, count: 1 });
+    }
+    return runs;
   }
 
   /** The peer replaced its whole bitfield (a bitfield message after haves). */
@@ -196,7 +249,7 @@ export class Scheduler {
     let servableFreeBytes = 0;
     let otherFreeBytes = 0;
     for (let index = 0; index < this.chunkCount; index++) {
-      if (!this.#isFree(index)) continue;
+      if (!this.#isFree(index) || this.#claims.has(index)) continue;
       if (this.picker.servable(index) > 0 && !this.isExcludedFromAllPeers(index)) servableFreeBytes += this.#chunkBytes(index);
       else otherFreeBytes += this.#chunkBytes(index);
     }
@@ -217,9 +270,11 @@ export class Scheduler {
     const n = this.chunkCount;
     const inOrder = this.#options.httpInFileOrder === true;
     const cursorKey = inOrder ? SHARED_CURSOR : lane;
+    this.#expireClaims();
+    // A chunk another client is fetching from HTTP is as good as one a peer has: it will have it.
     const pick = (avoid: 'available' | 'servable' | 'none') =>
       this.picker.pickHttpRun({
-        isFree: (index) => this.#isFree(index),
+        isFree: avoid === 'none' ? (index) => this.#isFree(index) : (index) => this.#isFree(index) && !this.#claims.has(index),
         cursor: this.#cursors.get(cursorKey),
         startOffset: this.#httpStartOffset + (inOrder ? 0 : Math.floor((lane * n) / Math.max(1, options.laneCount))),
         maxRunChunks: options.maxRunChunks,
@@ -243,6 +298,8 @@ export class Scheduler {
     }
     for (let index = run.start; index < run.start + run.count; index++) this.#assign(index, httpSource(lane));
     this.#cursors.set(cursorKey, run.start + run.count);
+    this.#isHttpLoadingDirty = true;
+    this.#flushHttpLoading();
     return run;
   }
 
@@ -251,6 +308,8 @@ export class Scheduler {
   /** A verified chunk arrived from `source`; returns the other sources to cancel. */
   complete(index: number, source: SourceId): SourceId[] {
     if (index >= 0 && index < this.chunkCount) this.have.set(index);
+    // A chunk we have leaves our loading set with the have that announces it; no message.
+    if (this.#claims.has(index)) for (const peer of this.#peers.values()) if (peer.loading.delete(index)) this.#unclaim(index);
     const others = this.sourcesOf(index).filter((other) => other !== source);
     this.#assignments.delete(index);
     this.#excluded.delete(index);
@@ -264,6 +323,7 @@ export class Scheduler {
     const rest = list.filter((a) => a.source !== source);
     if (rest.length === 0) this.#assignments.delete(index);
     else this.#assignments.set(index, rest);
+    if (!isPeerSource(source) && rest.length < list.length) this.#isHttpLoadingDirty = true;
   }
 
   releaseAll(source: SourceId): number[] {
@@ -273,6 +333,7 @@ export class Scheduler {
       this.release(index, source);
       released.push(index);
     }
+    this.#flushHttpLoading();
     return released;
   }
 
@@ -307,6 +368,30 @@ export class Scheduler {
   }
 
   // --- internals -----------------------------------------------------------
+
+  /** One pf_loading per change (a release of a whole run is one change, not one per chunk). */
+  #flushHttpLoading(): void {
+    if (!this.#isHttpLoadingDirty) return;
+    this.#isHttpLoadingDirty = false;
+    this.#options.onHttpLoadingChange?.();
+  }
+
+  #unclaim(index: number): void {
+    const count = (this.#claims.get(index) ?? 1) - 1;
+    if (count <= 0) this.#claims.delete(index);
+    else this.#claims.set(index, count);
+  }
+
+  #dropClaims(peer: PeerState): void {
+    for (const index of peer.loading) this.#unclaim(index);
+    peer.loading.clear();
+  }
+
+  #expireClaims(): void {
+    if (this.#claims.size === 0) return;
+    const oldest = this.#options.nowMs() - LOADING_CLAIM_MS;
+    for (const peer of this.#peers.values()) if (peer.loading.size > 0 && peer.loadingAtMs < oldest) this.#dropClaims(peer);
+  }
 
   /** Whether some peer that is unchoking us has a free chunk we need. */
   #servingPeersHaveWork(): boolean {

@@ -6,7 +6,10 @@ import { chunkLength } from '../verify.ts';
 import { Choker, RateMeter } from './choker.ts';
 import { PeerRequests } from './peer-requests.ts';
 import { Uploader } from './uploader.ts';
-import { PeerWire } from './wire.ts';
+import { decodeLoading, PeerWire } from './wire.ts';
+
+/** While HTTP fetches, peers hear our pf_loading again this often (their claims expire: LOADING_CLAIM_MS). */
+const LOADING_REPEAT_MS = 3000;
 
 export interface SwarmOptions {
   manifest: Manifest;
@@ -51,6 +54,9 @@ interface Remote {
   uploader: Uploader;
   downloadRate: RateMeter;
   uploadRate: RateMeter;
+  /** Which of our pf_loading sets it last got, and when. */
+  loadingVersion: number;
+  loadingSentAtMs: number;
 }
 
 /**
@@ -68,13 +74,18 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #silenceTimer: ReturnType<typeof setInterval> | undefined;
   #isDestroyed = false;
   #isPaused = false;
+  /** Bumped whenever the chunks our HTTP lanes fetch change. */
+  #loadingVersion = 0;
 
   constructor(options: SwarmOptions) {
     super();
     this.#options = options;
     this.#choker = new Choker(options.uploadSlots);
     this.#chokeTimer = setInterval(() => this.#rechoke(), options.chokeIntervalMs);
-    this.#silenceTimer = setInterval(() => this.#closeSilent(), 1000);
+    this.#silenceTimer = setInterval(() => {
+      this.#closeSilent();
+      this.#sendLoading(Date.now(), true);
+    }, 1000);
   }
 
   get peerCount(): number {
@@ -129,6 +140,8 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
       requests: new PeerRequests(wire, this.#options),
       downloadRate: new RateMeter(),
       uploadRate: new RateMeter(),
+      loadingVersion: -1,
+      loadingSentAtMs: 0,
       uploader: new Uploader(wire, {
         has: (index) => this.#options.scheduler.have.get(index),
         chunkLength: (index) => chunkLength(this.#options.manifest, index),
@@ -144,6 +157,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     wire.on('handshake', ({ infoHashHex, peerIdHex }) => this.#onHandshake(remote, infoHashHex, peerIdHex, expectedPeerIdHex));
     wire.on('bitfield', (bytes) => this.#onBitfield(remote, bytes));
     wire.on('have', (index) => this.#onHave(remote, index));
+    wire.on('loading', (bytes) => this.#onLoading(remote, bytes));
     wire.on('unchoke', () => {
       if (!remote.source) return;
       this.#options.scheduler.peerUnchoking(remote.source, true);
@@ -179,6 +193,12 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
       remote.wanted--;
       if (remote.wanted <= 0) remote.wire.uninterested();
     }
+  }
+
+  /** The chunks our HTTP lanes fetch changed: tell every peer that takes pf_loading. */
+  announceLoading(): void {
+    this.#loadingVersion++;
+    this.#sendLoading(Date.now(), false);
   }
 
   /** Another source delivered `index`: cancel the peer's copy (endgame duplicate). */
@@ -269,6 +289,33 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     if (!this.#options.scheduler.have.get(index)) remote.wanted++;
     this.#updateInterest(remote);
     this.#fill(remote);
+  }
+
+  #onLoading(remote: Remote, bytes: Uint8Array): void {
+    if (!remote.source) return this.#violation(remote, 'pf_loading before handshake');
+    const indices = decodeLoading(bytes, this.#options.scheduler.chunkCount);
+    if (typeof indices === 'string') return this.#violation(remote, indices);
+    this.#options.scheduler.peerLoading(remote.source, indices);
+  }
+
+  /**
+   * pf_loading to peers that have not had the current set (new, or whose extended handshake
+   * came since), and with `isRepeat` again to those whose copy of a non-empty set is aging.
+   */
+  #sendLoading(now: number, isRepeat: boolean): void {
+    let runs: Array<{ start: number; count: number }> | undefined;
+    for (const remote of this.#remotes) {
+      if (!remote.source || !remote.wire.peerTakesLoading) continue;
+      const isCurrent = remote.loadingVersion === this.#loadingVersion;
+      if (isCurrent && !isRepeat) continue;
+      runs ??= this.#options.scheduler.httpLoadingRuns();
+      if (isCurrent && (runs.length === 0 || now - remote.loadingSentAtMs < LOADING_REPEAT_MS)) continue;
+      // A peer new to us with nothing loading here needs no empty set.
+      if (remote.loadingVersion < 0 && runs.length === 0) continue;
+      remote.wire.loading(runs);
+      remote.loadingVersion = this.#loadingVersion;
+      remote.loadingSentAtMs = now;
+    }
   }
 
   #onInterested(remote: Remote): void {
