@@ -11,6 +11,8 @@ export interface PolicyDecisions {
   floorHeld: number;
   /** Chunks HTTP took that a connected peer has but was choking us on, when no serving peer had work left. */
   chokedToHttp: number;
+  /** HTTP runs that stopped before a chunk another client's HTTP fetched too (pf_loading; its id the lower). */
+  yieldedToPeerHttp: number;
 }
 
 export interface PolicyInfo {
@@ -93,7 +95,7 @@ class BusyRate {
 export const NEVER_SLOWER_MARGIN = 0.8;
 
 export class HybridPolicy {
-  readonly decisions: PolicyDecisions = { servableToHttp: 0, lateToHttp: 0, floorHeld: 0, chokedToHttp: 0 };
+  readonly decisions: PolicyDecisions = { servableToHttp: 0, lateToHttp: 0, floorHeld: 0, chokedToHttp: 0, yieldedToPeerHttp: 0 };
   readonly #nowMs: () => number;
   readonly #floorBytesPerSecond: number;
   readonly #floorCreditMs: number;
@@ -203,6 +205,24 @@ export class HybridPolicy {
     // with an origin shared by 8 homes, balancing every client sent the origin 1.78x the file).
     const needed = servable - (peerRate * NEVER_SLOWER_MARGIN * (servable + other)) / httpRate;
     return Math.max(0, Math.min(servable, balance, needed));
+  }
+
+  /**
+   * Never-slower mode, at the end: whether the download is so far ahead of HTTP alone that a
+   * peer's chunk that is late (but still moving) need not be fetched again from the origin.
+   * True when this run's time so far, plus `leftBytes` at the peers' rate, stays within
+   * NEVER_SLOWER_MARGIN of what HTTP alone would take for the whole run at its rate now. In an
+   * origin-bound crowd a client is far ahead; its endgame copies were a third of the origin's
+   * extra bytes (bench/lab L3). A fast CDN beside slow peers is not ahead: HTTP still helps.
+   */
+  isWellAheadOfHttpAlone(leftBytes: number): boolean {
+    if (this.hasFloor) return false;
+    const httpRate = this.httpBytesPerSecond();
+    const peerRate = this.totalPeerBytesPerSecond();
+    if (httpRate <= 0 || peerRate <= 0 || this.#floorBaseAtMs === undefined) return false;
+    const elapsedMs = this.#nowMs() - this.#floorBaseAtMs;
+    const runBytes = this.#deliveredBytes - this.#floorBaseBytes + leftBytes;
+    return elapsedMs + (leftBytes / peerRate) * 1000 <= (NEVER_SLOWER_MARGIN * runBytes * 1000) / httpRate;
   }
 
   /**

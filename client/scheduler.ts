@@ -1,5 +1,6 @@
 import type { Bitfield } from '../protocol/index.ts';
 import type { HybridPolicy } from './hybrid-policy.ts';
+import { HttpShares } from './http-shares.ts';
 import { PiecePicker } from './piece-picker.ts';
 
 /** One HTTP lane of this download. */
@@ -65,6 +66,11 @@ export interface SchedulerOptions {
   chunkBytes?: (index: number) => number;
   /** The chunks HTTP is fetching changed (a run was assigned or let go): tell the peers. */
   onHttpLoadingChange?: () => void;
+  /**
+   * Our own hex peer id: where our HTTP run and a peer's pf_loading name the same chunk (both
+   * picked it before hearing of the other), the lower id keeps it, on both sides alike.
+   */
+  selfPeerIdHex?: string;
 }
 
 /** What HTTP and the serving peers would each have to fetch (the policy weighs the two). */
@@ -92,6 +98,8 @@ export class Scheduler {
   readonly #cursors = new Map<number, number>();
   /** Chunk -> how many connected peers are fetching it from HTTP (their pf_loading claims). */
   readonly #claims = new Map<number, number>();
+  /** Our share of the file's blocks among the peers we see (HTTP takes its own first). */
+  readonly #shares: HttpShares | undefined;
   readonly #options: Required<Pick<SchedulerOptions, 'maxSourcesPerChunk' | 'nowMs'>> & SchedulerOptions;
   readonly #httpStartOffset: number;
   /** HTTP let go of chunks it was fetching since peers were last told. */
@@ -103,6 +111,7 @@ export class Scheduler {
     this.have = options.have;
     this.picker = new PiecePicker(options.chunkCount, random);
     this.#httpStartOffset = options.httpInFileOrder ? 0 : Math.floor(random() * Math.max(1, options.chunkCount));
+    this.#shares = options.selfPeerIdHex === undefined ? undefined : new HttpShares(options.selfPeerIdHex);
   }
 
   get chunkCount(): number {
@@ -172,6 +181,19 @@ export class Scheduler {
   /** Whether a connected peer is fetching the chunk from HTTP (its claim still fresh). */
   isClaimedByPeer(index: number): boolean {
     return this.#claims.has(index);
+  }
+
+  /**
+   * Whether our HTTP run should stop before `index` and leave it to a peer that also fetches it
+   * from the origin: both picked it before either heard of the other, and the peer's id is the
+   * lower one (each side decides the same way, so one copy comes from the origin, not two).
+   */
+  yieldsToPeerClaim(index: number): boolean {
+    const self = this.#options.selfPeerIdHex;
+    if (self === undefined || !this.#claims.has(index)) return false;
+    this.#expireClaims();
+    for (const [source, peer] of this.#peers) if (peer.loading.has(index) && isPeerSource(source) && peerIdOf(source) < self) return true;
+    return false;
   }
 
   /** The runs of adjacent chunks our HTTP lanes are fetching now (what pf_loading tells peers). */
@@ -272,9 +294,9 @@ export class Scheduler {
     const cursorKey = inOrder ? SHARED_CURSOR : lane;
     this.#expireClaims();
     // A chunk another client is fetching from HTTP is as good as one a peer has: it will have it.
-    const pick = (avoid: 'available' | 'servable' | 'none') =>
+    const pick = (avoid: 'available' | 'servable' | 'none', isOurs: (index: number) => boolean = () => true) =>
       this.picker.pickHttpRun({
-        isFree: avoid === 'none' ? (index) => this.#isFree(index) : (index) => this.#isFree(index) && !this.#claims.has(index),
+        isFree: avoid === 'none' ? (index) => this.#isFree(index) : (index) => this.#isFree(index) && !this.#claims.has(index) && isOurs(index),
         cursor: this.#cursors.get(cursorKey),
         startOffset: this.#httpStartOffset + (inOrder ? 0 : Math.floor((lane * n) / Math.max(1, options.laneCount))),
         maxRunChunks: options.maxRunChunks,
@@ -282,7 +304,15 @@ export class Scheduler {
         avoidAvailable: avoid === 'available',
         isForcedHttp: (index) => this.isExcludedFromAllPeers(index),
       });
-    let run = this.#peers.size > 0 ? pick('available') : undefined;
+    let run: { start: number; count: number } | undefined;
+    if (this.#peers.size > 0) {
+      if (this.#shares) {
+        this.#shares.setMembers([...this.#peers.keys()].filter(isPeerSource).map(peerIdOf), options.maxRunChunks);
+        const shares = this.#shares;
+        run = pick('available', (index) => shares.owns(index));
+      }
+      run ??= pick('available');
+    }
     if (!run && (options.mayTakeServable || !this.#servingPeersHaveWork())) {
       run = pick('servable');
       if (run && this.#options.policy) for (let index = run.start; index < run.start + run.count; index++) if (this.picker.availability(index) > 0) this.#options.policy.decisions.chokedToHttp++;
@@ -435,7 +465,7 @@ export class Scheduler {
    * later than one HTTP lane would need for it. Without estimates, once the peer has had
    * the chunk for httpEndgameMinAgeMs (a chunk merely in flight is not stuck).
    */
-  #isLateForHttp(index: number, list: readonly Assignment[], laneCount: number, now: number): boolean {
+  #isLateForHttp(index: number, list: readonly Assignment[], laneCount: number, now: number, isWellAhead: boolean): boolean {
     const policy = this.#options.policy;
     const httpLaneRate = policy?.httpLaneBytesPerSecond(laneCount) ?? 0;
     // The soonest any holder is expected to deliver; undefined when one of them has no estimate.
@@ -445,7 +475,8 @@ export class Scheduler {
       const leftMs = expectedDoneAtMs - now;
       // Half again HTTP's own time, so a peer about to finish keeps its chunk. A peer past its
       // expected finish by that much (or by a second) has stalled: the estimate no longer holds.
-      return leftMs > httpMs * 1.5 || -leftMs > Math.max(1000, httpMs * 1.5);
+      // Far ahead of HTTP alone, only a stalled peer's chunk is worth the origin's bytes again.
+      return (!isWellAhead && leftMs > httpMs * 1.5) || -leftMs > Math.max(1000, httpMs * 1.5);
     }
     const startedAtMs = Math.min(...list.map((a) => a.startedAtMs));
     return startedAtMs <= now - (this.#options.httpEndgameMinAgeMs ?? 0);
@@ -457,6 +488,9 @@ export class Scheduler {
     for (let index = 0; index < this.chunkCount; index++) if (this.#isFree(index) && (isHttp || sourceHas(index))) return [];
     const candidates: Array<{ index: number; startedAtMs: number }> = [];
     const now = this.#options.nowMs();
+    let leftBytes = 0;
+    if (isHttp) for (let index = 0; index < this.chunkCount; index++) if (!this.have.get(index)) leftBytes += this.#chunkBytes(index);
+    const isWellAhead = isHttp && (this.#options.policy?.isWellAheadOfHttpAlone(leftBytes) ?? false);
     for (const [index, list] of this.#assignments) {
       if (list.length >= this.#options.maxSourcesPerChunk || list.some((a) => a.source === source)) continue;
       if (!sourceHas(index) || this.#isExcluded(index, source)) continue;
@@ -464,7 +498,7 @@ export class Scheduler {
       if (isHttp && list.every((a) => !isPeerSource(a.source))) continue;
       const startedAtMs = Math.min(...list.map((a) => a.startedAtMs));
       // HTTP bytes are the scarce ones: only a peer chunk that HTTP would deliver sooner.
-      if (isHttp && !this.#isLateForHttp(index, list, laneCount, now)) continue;
+      if (isHttp && !this.#isLateForHttp(index, list, laneCount, now, isWellAhead)) continue;
       candidates.push({ index, startedAtMs });
     }
     candidates.sort((a, b) => a.startedAtMs - b.startedAtMs);

@@ -50,6 +50,30 @@ describe('pf_loading: the chunks a peer fetches from HTTP', () => {
     expect(scheduler.nextHttpRun(0, { ...lane, mayTakeServable: true })).toEqual({ start: 0, count: 4 });
   });
 
+  it('where our run and a peer\'s claim name the same chunk, the lower peer id keeps it (each side decides alike)', () => {
+    const low = peerSource('1'.repeat(40));
+    const high = peerSource('9'.repeat(40));
+    const clock = { now: 0 };
+    const scheduler = new Scheduler({ chunkCount: 8, have: new Bitfield(8), peerDeadlineMs: () => 1000, nowMs: () => clock.now, random: () => 0, selfPeerIdHex: '5'.repeat(40) });
+    scheduler.addPeer(low, new Bitfield(8));
+    scheduler.addPeer(high, new Bitfield(8));
+    expect(scheduler.nextHttpRun(0, lane)).toEqual({ start: 0, count: 4 });
+    // Both peers picked chunks of our run before they heard of it.
+    scheduler.peerLoading(low, [2]);
+    scheduler.peerLoading(high, [3]);
+    expect(scheduler.yieldsToPeerClaim(2)).toBe(true);
+    expect(scheduler.yieldsToPeerClaim(3)).toBe(false);
+    expect(scheduler.yieldsToPeerClaim(1)).toBe(false);
+    // A lapsed claim holds nothing back.
+    clock.now += LOADING_CLAIM_MS + 1;
+    expect(scheduler.yieldsToPeerClaim(2)).toBe(false);
+    // Without our own id (a caller that never names it) no run yields.
+    const anonymous = makeScheduler(8, { now: 0 });
+    anonymous.addPeer(low, new Bitfield(8));
+    anonymous.peerLoading(low, [2]);
+    expect(anonymous.yieldsToPeerClaim(2)).toBe(false);
+  });
+
   it('tells its own peers when its HTTP runs change: once per run taken and once per run let go', () => {
     let changes = 0;
     const scheduler = makeScheduler(16, { now: 0 }, () => changes++);
