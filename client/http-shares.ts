@@ -4,17 +4,19 @@
  * picked the same chunks within the second it takes a pf_loading claim to travel, and the
  * origin sent them twice (bench/lab L3). Rendezvous hashing (highest random weight) gives
  * every block of `blockChunks` chunks one owner among the members each client sees (itself
- * and its connected peers): a lane takes its own blocks first and others' only once its own
- * are done. Clients that see the same members agree without a message; where their views
- * differ, a block has two owners at worst, and the claims (pf_loading) still apply.
+ * and its connected peers): a lane takes its own blocks, and another's only while that owner's
+ * HTTP is idle (it claims nothing: see Scheduler.nextHttpRun). Clients that see the same members
+ * agree without a message; where their views differ, a block has two owners at worst, and the
+ * claims (pf_loading) still apply.
  */
 export class HttpShares {
   readonly #self: number;
   #members: number[] = [];
+  #memberIds: string[] = [];
   #membersKey = '';
-  /** Block -> whether we own it, for the current members and block size. */
-  readonly #owned = new Map<number, boolean>();
-  #blockChunks = 0;
+  /** Block -> its owner's index in the members, -1 for us, for the current members and block size. */
+  readonly #owners = new Map<number, number>();
+  #blockChunks = 1;
 
   constructor(selfPeerIdHex: string) {
     this.#self = hashId(selfPeerIdHex);
@@ -26,20 +28,40 @@ export class HttpShares {
     if (key === this.#membersKey && blockChunks === this.#blockChunks) return;
     this.#membersKey = key;
     this.#blockChunks = Math.max(1, blockChunks);
+    this.#memberIds = [...peerIdsHex];
     this.#members = peerIdsHex.map(hashId);
-    this.#owned.clear();
+    this.#owners.clear();
   }
 
   /** Whether the block holding chunk `index` is ours to fetch from the origin. */
   owns(index: number): boolean {
-    const block = Math.floor(index / Math.max(1, this.#blockChunks));
-    let owned = this.#owned.get(block);
-    if (owned === undefined) {
-      const mine = weight(this.#self, block);
-      owned = this.#members.every((member) => weight(member, block) < mine || (weight(member, block) === mine && member < this.#self));
-      this.#owned.set(block, owned);
+    return this.#ownerIndex(index) < 0;
+  }
+
+  /** The hex id of the member whose block holds chunk `index`; undefined when it is ours. */
+  ownerOf(index: number): string | undefined {
+    const owner = this.#ownerIndex(index);
+    return owner < 0 ? undefined : this.#memberIds[owner];
+  }
+
+  #ownerIndex(index: number): number {
+    const block = Math.floor(index / this.#blockChunks);
+    let owner = this.#owners.get(block);
+    if (owner === undefined) {
+      owner = -1;
+      let best = weight(this.#self, block);
+      let bestSeed = this.#self;
+      this.#members.forEach((member, i) => {
+        const w = weight(member, block);
+        if (w > best || (w === best && member > bestSeed)) {
+          best = w;
+          bestSeed = member;
+          owner = i;
+        }
+      });
+      this.#owners.set(block, owner);
     }
-    return owned;
+    return owner;
   }
 }
 

@@ -304,17 +304,16 @@ export class Scheduler {
         avoidAvailable: avoid === 'available',
         isForcedHttp: (index) => this.isExcludedFromAllPeers(index),
       });
-    let run: { start: number; count: number } | undefined;
-    if (this.#peers.size > 0) {
-      if (this.#shares) {
-        this.#shares.setMembers([...this.#peers.keys()].filter(isPeerSource).map(peerIdOf), options.maxRunChunks);
-        const shares = this.#shares;
-        run = pick('available', (index) => shares.owns(index));
-      }
-      run ??= pick('available');
-    }
+    // Chunks no peer has are shared out (HttpShares): our own blocks first, and another's only
+    // while its owner's HTTP is idle. An owner at work gets to it; taking it meanwhile raced the
+    // owner's pf_loading (which takes a second to arrive) into a second copy from the origin.
+    const shares = this.#peers.size > 0 ? this.#shares : undefined;
+    shares?.setMembers([...this.#peers.keys()].filter(isPeerSource).map(peerIdOf), options.maxRunChunks);
+    const mayTake = (index: number) => !shares || this.picker.availability(index) > 0 || shares.owns(index) || this.#isHttpIdle(shares.ownerOf(index));
+    let run = shares ? pick('available', (index) => shares.owns(index)) : undefined;
+    if (!run && this.#peers.size > 0) run = pick('available', mayTake);
     if (!run && (options.mayTakeServable || !this.#servingPeersHaveWork())) {
-      run = pick('servable');
+      run = pick('servable', mayTake);
       if (run && this.#options.policy) for (let index = run.start; index < run.start + run.count; index++) if (this.picker.availability(index) > 0) this.#options.policy.decisions.chokedToHttp++;
     }
     if (!run && options.mayTakeServable) {
@@ -415,6 +414,13 @@ export class Scheduler {
   #dropClaims(peer: PeerState): void {
     for (const index of peer.loading) this.#unclaim(index);
     peer.loading.clear();
+  }
+
+  /** Whether a peer (by hex id) claims nothing from HTTP now (gone, idle, silent, or no pf_loading). */
+  #isHttpIdle(peerIdHex: string | undefined): boolean {
+    if (peerIdHex === undefined) return true;
+    const peer = this.#peers.get(peerSource(peerIdHex));
+    return !peer || peer.loading.size === 0;
   }
 
   #expireClaims(): void {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../protocol/index.ts';
-import { LOADING_CLAIM_MS, Scheduler, httpSource, peerSource } from '../../client/scheduler.ts';
+import { HttpShares } from '../../client/http-shares.ts';
+import { LOADING_CLAIM_MS, Scheduler, httpSource, peerIdOf, peerSource } from '../../client/scheduler.ts';
 import { MAX_LOADING_RUNS, PeerWire, decodeLoading, encodeLoading } from '../../client/peer/wire.ts';
 import { waitFor } from '../support/net.ts';
 import { channelPair } from './fixtures/channel-pair.ts';
@@ -72,6 +73,32 @@ describe('pf_loading: the chunks a peer fetches from HTTP', () => {
     anonymous.addPeer(low, new Bitfield(8));
     anonymous.peerLoading(low, [2]);
     expect(anonymous.yieldsToPeerClaim(2)).toBe(false);
+  });
+
+  it('with peers in view, HTTP takes its own blocks first, and another\'s only while that owner\'s HTTP is idle', () => {
+    const self = '5'.repeat(40);
+    const other = peerSource('7'.repeat(40));
+    const shares = new HttpShares(self);
+    shares.setMembers([peerIdOf(other)], 4);
+    const scheduler = new Scheduler({ chunkCount: 64, have: new Bitfield(64), peerDeadlineMs: () => 1000, nowMs: () => 0, random: () => 0.5, selfPeerIdHex: self });
+    scheduler.addPeer(other, new Bitfield(64));
+    const ours = Array.from({ length: 16 }, (_, block) => block).filter((block) => shares.owns(block * 4));
+    expect(ours.length).toBeGreaterThan(0);
+    expect(ours.length).toBeLessThan(16);
+    // The owner of the rest is at work on one of its blocks.
+    const theirs = Array.from({ length: 16 }, (_, block) => block).filter((block) => !shares.owns(block * 4));
+    scheduler.peerLoading(other, [theirs[0]! * 4]);
+    const taken = new Set<number>();
+    for (let lane = 0; ; lane++) {
+      const run = scheduler.nextHttpRun(lane, { laneCount: 64, maxRunChunks: 4, mayTakeServable: false });
+      if (!run) break;
+      for (let index = run.start; index < run.start + run.count; index++) taken.add(Math.floor(index / 4));
+    }
+    expect([...taken].sort((a, b) => a - b)).toEqual(ours);
+    // Its HTTP idle (an empty pf_loading): its blocks are free to take.
+    scheduler.peerLoading(other, []);
+    const run = scheduler.nextHttpRun(99, { laneCount: 64, maxRunChunks: 4, mayTakeServable: false });
+    expect(run && theirs.includes(Math.floor(run.start / 4))).toBe(true);
   });
 
   it('tells its own peers when its HTTP runs change: once per run taken and once per run let go', () => {
