@@ -280,3 +280,25 @@ describe('HybridPolicy.isWellAheadOfHttpAlone (the endgame)', () => {
     expect(floored.isWellAheadOfHttpAlone(MiB)).toBe(false);
   });
 });
+
+describe('HybridPolicy: HTTP alone is judged over the whole run', () => {
+  it('an origin a crowd shared, idle at the end: its fast rate now does not buy peers\' chunks from it', () => {
+    const clock = fakeClock();
+    const work = { servableFreeBytes: 8 * MiB, otherFreeBytes: 0, servingPeerBytesPerSecond: 1.5 * MB };
+    const crowd = new HybridPolicy({ nowMs: clock.nowMs });
+    crowd.restart();
+    // 30 s of a shared origin at 375 kB/s (HTTP alone: 180 s for 64 MiB), peers gave the rest.
+    runHttpLane(crowd, clock, 375_000, 30_000);
+    crowd.delivered(56 * MiB);
+    // Now the origin idles: one lane gets 3 MB/s, twice the peers' rate.
+    runHttpLane(crowd, clock, 3 * MB, 4000);
+    crowd.peerBytes(peerSource('a'.repeat(40)), 1.5 * MB);
+    expect(crowd.httpShareOfServable(work)).toBe(0);
+    // The same rates now, but a run that has only just begun: HTTP alone would be faster.
+    const fresh = new HybridPolicy({ nowMs: clock.nowMs });
+    fresh.restart();
+    runHttpLane(fresh, clock, 3 * MB, 4000);
+    fresh.peerBytes(peerSource('a'.repeat(40)), 1.5 * MB);
+    expect(fresh.httpShareOfServable(work)).toBeGreaterThan(0);
+  });
+});
