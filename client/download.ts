@@ -266,6 +266,8 @@ export class Download extends TypedEmitter<DownloadEvents> {
       httpInFileOrder: !options.usePeers,
       httpEndgameMinAgeMs: HTTP_ENDGAME_MIN_AGE_MS,
       peerDeadlineMs: (index) => Math.max(options.peerDeadlineMinMs, (chunkLength(manifest, index) / options.peerMinBytesPerSecond) * 1000),
+      onHttpLoadingChange: () => this.#parts?.swarm?.announceLoading(),
+      selfPeerIdHex: options.peerIdHex,
     });
     const hashTracker = new FileHashTracker(manifest, have, options.createFileHasher(this.#store), (index, offset, length) => this.#store.read(index, offset, length));
     const filler = new HttpFiller({

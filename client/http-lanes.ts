@@ -116,14 +116,21 @@ export class HttpLanes {
             this.#options.connectionBack();
             const isGood = await this.#options.acceptChunk(index, bytes, source);
             if (!isGood) return false;
+            const next = index + 1;
+            const isLast = next >= run.start + run.count;
+            // Another client's HTTP fetches the run's next chunk too, and keeps it: the origin's
+            // bytes are the crowd's scarcest; this lane picks a chunk no one fetches instead.
+            if (!isLast && scheduler.yieldsToPeerClaim(next)) {
+              policy.decisions.yieldedToPeerHttp++;
+              return 'stop';
+            }
             // Taking peers' chunks on purpose (they are behind): no reason to stop early.
             if (plan.mayTakeServable) return true;
             // Peers appeared mid-run: hand the rest of a long run over to them.
             if (++delivered >= handOverAfter && scheduler.hasServingPeers()) return 'stop';
             // The run's next chunk reached a peer that serves us since the run started: stop
             // here rather than take it from the origin too; the lane picks chunks no peer has.
-            const next = index + 1;
-            if (next < run.start + run.count && scheduler.picker.servable(next) > 0) return 'stop';
+            if (!isLast && scheduler.picker.servable(next) > 0) return 'stop';
             return true;
           },
           signal,

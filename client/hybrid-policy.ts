@@ -11,6 +11,8 @@ export interface PolicyDecisions {
   floorHeld: number;
   /** Chunks HTTP took that a connected peer has but was choking us on, when no serving peer had work left. */
   chokedToHttp: number;
+  /** HTTP runs that stopped before a chunk another client's HTTP fetched too (pf_loading; its id the lower). */
+  yieldedToPeerHttp: number;
 }
 
 export interface PolicyInfo {
@@ -35,13 +37,16 @@ export interface HybridPolicyOptions {
 /** A rate measured over the time a source was busy, not wall time: idle lanes do not drag it down. */
 class BusyRate {
   readonly #nowMs: () => number;
+  readonly #decayBytes: number;
   #busy = 0;
   #busySinceMs = 0;
   #bytes = 0;
   #busyMs = 0;
 
-  constructor(nowMs: () => number) {
+  /** `decayBytes`: past this many bytes the old half weighs half (Infinity: the whole run). */
+  constructor(nowMs: () => number, decayBytes = 16 * 1024 * 1024) {
     this.#nowMs = nowMs;
+    this.#decayBytes = decayBytes;
   }
 
   get isBusy(): boolean {
@@ -60,7 +65,7 @@ class BusyRate {
   add(bytes: number): void {
     this.#bytes += bytes;
     // Decay, so the figure follows the line as it changes (about the last 8 MiB weigh most).
-    if (this.#bytes > 16 * 1024 * 1024) {
+    if (this.#bytes > this.#decayBytes) {
       this.#bytes /= 2;
       this.#busyMs /= 2;
       if (this.#busy > 0) {
@@ -93,12 +98,14 @@ class BusyRate {
 export const NEVER_SLOWER_MARGIN = 0.8;
 
 export class HybridPolicy {
-  readonly decisions: PolicyDecisions = { servableToHttp: 0, lateToHttp: 0, floorHeld: 0, chokedToHttp: 0 };
+  readonly decisions: PolicyDecisions = { servableToHttp: 0, lateToHttp: 0, floorHeld: 0, chokedToHttp: 0, yieldedToPeerHttp: 0 };
   readonly #nowMs: () => number;
   readonly #floorBytesPerSecond: number;
   readonly #floorCreditMs: number;
   readonly #floorLeadMs: number;
   readonly #http: BusyRate;
+  /** HTTP's rate over this whole run: what HTTP alone would have given it (the line changes). */
+  #httpRun: BusyRate;
   readonly #peers = new Map<SourceId, RateMeter>();
   #floorBaseBytes = 0;
   #floorBaseAtMs: number | undefined;
@@ -110,6 +117,7 @@ export class HybridPolicy {
     this.#floorCreditMs = options.floorCreditMs ?? 3000;
     this.#floorLeadMs = options.floorLeadMs ?? 1000;
     this.#http = new BusyRate(this.#nowMs);
+    this.#httpRun = new BusyRate(this.#nowMs, Number.POSITIVE_INFINITY);
   }
 
   get hasFloor(): boolean {
@@ -120,15 +128,18 @@ export class HybridPolicy {
 
   httpLaneBegin(): void {
     this.#http.begin();
+    this.#httpRun.begin();
   }
 
   httpLaneEnd(): void {
     this.#http.end();
+    this.#httpRun.end();
   }
 
   /** Raw bytes from the origin (before verification). */
   httpBytes(bytes: number): void {
     this.#http.add(bytes);
+    this.#httpRun.add(bytes);
   }
 
   /** Block bytes from a peer (before verification). */
@@ -152,6 +163,9 @@ export class HybridPolicy {
   restart(): void {
     this.#floorBaseAtMs = this.#nowMs();
     this.#floorBaseBytes = this.#deliveredBytes;
+    const lanesBusy = this.#http.isBusy;
+    this.#httpRun = new BusyRate(this.#nowMs, Number.POSITIVE_INFINITY);
+    if (lanesBusy) this.#httpRun.begin();
   }
 
   // --- estimates -----------------------------------------------------------------
@@ -192,6 +206,9 @@ export class HybridPolicy {
   httpShareOfServable(work: FreeWork): number {
     if (this.hasFloor) return work.servableFreeBytes;
     if (work.servableFreeBytes <= 0 || work.servingPeerBytesPerSecond <= 0) return 0;
+    // Far ahead of HTTP alone over the whole run: the promise holds without the origin's bytes
+    // (in an origin-bound crowd the origin idles at the end, and its rate now says little).
+    if (this.isWellAheadOfHttpAlone(work.servableFreeBytes + work.otherFreeBytes)) return 0;
     const httpRate = this.httpBytesPerSecond();
     // HTTP with no estimate yet and nothing else to do: it takes a first share to measure.
     if (httpRate <= 0) return work.otherFreeBytes > 0 ? 0 : work.servableFreeBytes / 2;
@@ -203,6 +220,25 @@ export class HybridPolicy {
     // with an origin shared by 8 homes, balancing every client sent the origin 1.78x the file).
     const needed = servable - (peerRate * NEVER_SLOWER_MARGIN * (servable + other)) / httpRate;
     return Math.max(0, Math.min(servable, balance, needed));
+  }
+
+  /**
+   * Never-slower mode, at the end: whether the download is so far ahead of HTTP alone that a
+   * peer's chunk that is late (but still moving) need not be fetched again from the origin.
+   * True when this run's time so far, plus `leftBytes` at the peers' rate, stays within
+   * NEVER_SLOWER_MARGIN of what HTTP alone would take for the whole run at HTTP's rate over
+   * the run (not its rate now: an origin that a crowd shared idles at the end). In an
+   * origin-bound crowd a client is far ahead; its endgame copies were a third of the origin's
+   * extra bytes (bench/lab L3). A fast CDN beside slow peers is not ahead: HTTP still helps.
+   */
+  isWellAheadOfHttpAlone(leftBytes: number): boolean {
+    if (this.hasFloor) return false;
+    const httpRate = this.#httpRun.bytesPerSecond();
+    const peerRate = this.totalPeerBytesPerSecond();
+    if (httpRate <= 0 || peerRate <= 0 || this.#floorBaseAtMs === undefined) return false;
+    const elapsedMs = this.#nowMs() - this.#floorBaseAtMs;
+    const runBytes = this.#deliveredBytes - this.#floorBaseBytes + leftBytes;
+    return elapsedMs + (leftBytes / peerRate) * 1000 <= (NEVER_SLOWER_MARGIN * runBytes * 1000) / httpRate;
   }
 
   /**

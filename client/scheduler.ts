@@ -1,5 +1,6 @@
 import type { Bitfield } from '../protocol/index.ts';
 import type { HybridPolicy } from './hybrid-policy.ts';
+import { HttpShares } from './http-shares.ts';
 import { PiecePicker } from './piece-picker.ts';
 
 /** One HTTP lane of this download. */
@@ -27,7 +28,16 @@ interface Assignment {
 interface PeerState {
   bitfield: Bitfield;
   isUnchokingUs: boolean;
+  /** Chunks the peer said it is fetching from HTTP (pf_loading), and when it last said so. */
+  loading: Set<number>;
+  loadingAtMs: number;
 }
+
+/**
+ * How long a peer's word that it is fetching chunks from HTTP holds without being said again
+ * (it repeats it while it fetches): a peer that goes quiet or lies holds HTTP back no longer.
+ */
+export const LOADING_CLAIM_MS = 8000;
 
 export interface SchedulerOptions {
   chunkCount: number;
@@ -54,6 +64,13 @@ export interface SchedulerOptions {
   policy?: HybridPolicy;
   /** Bytes of chunk `index` (the last is shorter) [1]. */
   chunkBytes?: (index: number) => number;
+  /** The chunks HTTP is fetching changed (a run was assigned or let go): tell the peers. */
+  onHttpLoadingChange?: () => void;
+  /**
+   * Our own hex peer id: where our HTTP run and a peer's pf_loading name the same chunk (both
+   * picked it before hearing of the other), the lower id keeps it, on both sides alike.
+   */
+  selfPeerIdHex?: string;
 }
 
 /** What HTTP and the serving peers would each have to fetch (the policy weighs the two). */
@@ -79,8 +96,14 @@ export class Scheduler {
   /** Chunk -> peers that missed a deadline on it: not asked for it again. */
   readonly #excluded = new Map<number, Set<SourceId>>();
   readonly #cursors = new Map<number, number>();
+  /** Chunk -> how many connected peers are fetching it from HTTP (their pf_loading claims). */
+  readonly #claims = new Map<number, number>();
+  /** Our share of the file's blocks among the peers we see (HTTP takes its own first). */
+  readonly #shares: HttpShares | undefined;
   readonly #options: Required<Pick<SchedulerOptions, 'maxSourcesPerChunk' | 'nowMs'>> & SchedulerOptions;
   readonly #httpStartOffset: number;
+  /** HTTP let go of chunks it was fetching since peers were last told. */
+  #isHttpLoadingDirty = false;
 
   constructor(options: SchedulerOptions) {
     const random = options.random ?? Math.random;
@@ -88,6 +111,7 @@ export class Scheduler {
     this.have = options.have;
     this.picker = new PiecePicker(options.chunkCount, random);
     this.#httpStartOffset = options.httpInFileOrder ? 0 : Math.floor(random() * Math.max(1, options.chunkCount));
+    this.#shares = options.selfPeerIdHex === undefined ? undefined : new HttpShares(options.selfPeerIdHex);
   }
 
   get chunkCount(): number {
@@ -115,7 +139,7 @@ export class Scheduler {
 
   addPeer(source: SourceId, bitfield: Bitfield): void {
     this.removePeer(source);
-    this.#peers.set(source, { bitfield, isUnchokingUs: false });
+    this.#peers.set(source, { bitfield, isUnchokingUs: false, loading: new Set(), loadingAtMs: 0 });
     this.picker.addBitfield(bitfield, false);
   }
 
@@ -124,6 +148,7 @@ export class Scheduler {
     const peer = this.#peers.get(source);
     if (!peer) return [];
     this.picker.removeBitfield(peer.bitfield, peer.isUnchokingUs);
+    this.#dropClaims(peer);
     this.#peers.delete(source);
     return this.releaseAll(source);
   }
@@ -133,6 +158,56 @@ export class Scheduler {
     if (!peer || index < 0 || index >= this.chunkCount || peer.bitfield.get(index)) return;
     peer.bitfield.set(index);
     this.picker.addHave(index, peer.isUnchokingUs);
+    if (peer.loading.delete(index)) this.#unclaim(index);
+  }
+
+  /**
+   * The peer is fetching these chunks from HTTP now (the whole set, replacing the last): HTTP
+   * here leaves them to it, as it leaves chunks a peer has, until LOADING_CLAIM_MS pass
+   * without the peer saying so again. Indices are checked by the caller's codec.
+   */
+  peerLoading(source: SourceId, indices: readonly number[]): void {
+    const peer = this.#peers.get(source);
+    if (!peer) return;
+    this.#dropClaims(peer);
+    peer.loadingAtMs = this.#options.nowMs();
+    for (const index of indices) {
+      if (index < 0 || index >= this.chunkCount || peer.bitfield.get(index) || peer.loading.has(index)) continue;
+      peer.loading.add(index);
+      this.#claims.set(index, (this.#claims.get(index) ?? 0) + 1);
+    }
+  }
+
+  /** Whether a connected peer is fetching the chunk from HTTP (its claim still fresh). */
+  isClaimedByPeer(index: number): boolean {
+    return this.#claims.has(index);
+  }
+
+  /**
+   * Whether our HTTP run should stop before `index` and leave it to a peer that also fetches it
+   * from the origin: both picked it before either heard of the other, and the peer's id is the
+   * lower one (each side decides the same way, so one copy comes from the origin, not two).
+   */
+  yieldsToPeerClaim(index: number): boolean {
+    const self = this.#options.selfPeerIdHex;
+    if (self === undefined || !this.#claims.has(index)) return false;
+    this.#expireClaims();
+    for (const [source, peer] of this.#peers) if (peer.loading.has(index) && isPeerSource(source) && peerIdOf(source) < self) return true;
+    return false;
+  }
+
+  /** The runs of adjacent chunks our HTTP lanes are fetching now (what pf_loading tells peers). */
+  httpLoadingRuns(): Array<{ start: number; count: number }> {
+    const indices: number[] = [];
+    for (const [index, list] of this.#assignments) if (list.some((a) => !isPeerSource(a.source))) indices.push(index);
+    indices.sort((a, b) => a - b);
+    const runs: Array<{ start: number; count: number }> = [];
+    for (const index of indices) {
+      const last = runs[runs.length - 1];
+      if (last && last.start + last.count === index) last.count++;
+      else runs.push({ start: index, count: 1 });
+    }
+    return runs;
   }
 
   /** The peer replaced its whole bitfield (a bitfield message after haves). */
@@ -196,7 +271,7 @@ export class Scheduler {
     let servableFreeBytes = 0;
     let otherFreeBytes = 0;
     for (let index = 0; index < this.chunkCount; index++) {
-      if (!this.#isFree(index)) continue;
+      if (!this.#isFree(index) || this.#claims.has(index)) continue;
       if (this.picker.servable(index) > 0 && !this.isExcludedFromAllPeers(index)) servableFreeBytes += this.#chunkBytes(index);
       else otherFreeBytes += this.#chunkBytes(index);
     }
@@ -217,9 +292,11 @@ export class Scheduler {
     const n = this.chunkCount;
     const inOrder = this.#options.httpInFileOrder === true;
     const cursorKey = inOrder ? SHARED_CURSOR : lane;
-    const pick = (avoid: 'available' | 'servable' | 'none') =>
+    this.#expireClaims();
+    // A chunk another client is fetching from HTTP is as good as one a peer has: it will have it.
+    const pick = (avoid: 'available' | 'servable' | 'none', isOurs: (index: number) => boolean = () => true) =>
       this.picker.pickHttpRun({
-        isFree: (index) => this.#isFree(index),
+        isFree: avoid === 'none' ? (index) => this.#isFree(index) : (index) => this.#isFree(index) && !this.#claims.has(index) && isOurs(index),
         cursor: this.#cursors.get(cursorKey),
         startOffset: this.#httpStartOffset + (inOrder ? 0 : Math.floor((lane * n) / Math.max(1, options.laneCount))),
         maxRunChunks: options.maxRunChunks,
@@ -227,9 +304,16 @@ export class Scheduler {
         avoidAvailable: avoid === 'available',
         isForcedHttp: (index) => this.isExcludedFromAllPeers(index),
       });
-    let run = this.#peers.size > 0 ? pick('available') : undefined;
+    // Chunks no peer has are shared out (HttpShares): our own blocks first, and another's only
+    // while its owner's HTTP is idle. An owner at work gets to it; taking it meanwhile raced the
+    // owner's pf_loading (which takes a second to arrive) into a second copy from the origin.
+    const shares = this.#peers.size > 0 ? this.#shares : undefined;
+    shares?.setMembers([...this.#peers.keys()].filter(isPeerSource).map(peerIdOf), options.maxRunChunks);
+    const mayTake = (index: number) => !shares || this.picker.availability(index) > 0 || shares.owns(index) || this.#isHttpIdle(shares.ownerOf(index));
+    let run = shares ? pick('available', (index) => shares.owns(index)) : undefined;
+    if (!run && this.#peers.size > 0) run = pick('available', mayTake);
     if (!run && (options.mayTakeServable || !this.#servingPeersHaveWork())) {
-      run = pick('servable');
+      run = pick('servable', mayTake);
       if (run && this.#options.policy) for (let index = run.start; index < run.start + run.count; index++) if (this.picker.availability(index) > 0) this.#options.policy.decisions.chokedToHttp++;
     }
     if (!run && options.mayTakeServable) {
@@ -243,6 +327,8 @@ export class Scheduler {
     }
     for (let index = run.start; index < run.start + run.count; index++) this.#assign(index, httpSource(lane));
     this.#cursors.set(cursorKey, run.start + run.count);
+    this.#isHttpLoadingDirty = true;
+    this.#flushHttpLoading();
     return run;
   }
 
@@ -251,6 +337,8 @@ export class Scheduler {
   /** A verified chunk arrived from `source`; returns the other sources to cancel. */
   complete(index: number, source: SourceId): SourceId[] {
     if (index >= 0 && index < this.chunkCount) this.have.set(index);
+    // A chunk we have leaves our loading set with the have that announces it; no message.
+    if (this.#claims.has(index)) for (const peer of this.#peers.values()) if (peer.loading.delete(index)) this.#unclaim(index);
     const others = this.sourcesOf(index).filter((other) => other !== source);
     this.#assignments.delete(index);
     this.#excluded.delete(index);
@@ -264,6 +352,7 @@ export class Scheduler {
     const rest = list.filter((a) => a.source !== source);
     if (rest.length === 0) this.#assignments.delete(index);
     else this.#assignments.set(index, rest);
+    if (!isPeerSource(source) && rest.length < list.length) this.#isHttpLoadingDirty = true;
   }
 
   releaseAll(source: SourceId): number[] {
@@ -273,6 +362,7 @@ export class Scheduler {
       this.release(index, source);
       released.push(index);
     }
+    this.#flushHttpLoading();
     return released;
   }
 
@@ -307,6 +397,37 @@ export class Scheduler {
   }
 
   // --- internals -----------------------------------------------------------
+
+  /** One pf_loading per change (a release of a whole run is one change, not one per chunk). */
+  #flushHttpLoading(): void {
+    if (!this.#isHttpLoadingDirty) return;
+    this.#isHttpLoadingDirty = false;
+    this.#options.onHttpLoadingChange?.();
+  }
+
+  #unclaim(index: number): void {
+    const count = (this.#claims.get(index) ?? 1) - 1;
+    if (count <= 0) this.#claims.delete(index);
+    else this.#claims.set(index, count);
+  }
+
+  #dropClaims(peer: PeerState): void {
+    for (const index of peer.loading) this.#unclaim(index);
+    peer.loading.clear();
+  }
+
+  /** Whether a peer (by hex id) claims nothing from HTTP now (gone, idle, silent, or no pf_loading). */
+  #isHttpIdle(peerIdHex: string | undefined): boolean {
+    if (peerIdHex === undefined) return true;
+    const peer = this.#peers.get(peerSource(peerIdHex));
+    return !peer || peer.loading.size === 0;
+  }
+
+  #expireClaims(): void {
+    if (this.#claims.size === 0) return;
+    const oldest = this.#options.nowMs() - LOADING_CLAIM_MS;
+    for (const peer of this.#peers.values()) if (peer.loading.size > 0 && peer.loadingAtMs < oldest) this.#dropClaims(peer);
+  }
 
   /** Whether some peer that is unchoking us has a free chunk we need. */
   #servingPeersHaveWork(): boolean {
@@ -350,7 +471,7 @@ export class Scheduler {
    * later than one HTTP lane would need for it. Without estimates, once the peer has had
    * the chunk for httpEndgameMinAgeMs (a chunk merely in flight is not stuck).
    */
-  #isLateForHttp(index: number, list: readonly Assignment[], laneCount: number, now: number): boolean {
+  #isLateForHttp(index: number, list: readonly Assignment[], laneCount: number, now: number, isWellAhead: boolean): boolean {
     const policy = this.#options.policy;
     const httpLaneRate = policy?.httpLaneBytesPerSecond(laneCount) ?? 0;
     // The soonest any holder is expected to deliver; undefined when one of them has no estimate.
@@ -360,7 +481,8 @@ export class Scheduler {
       const leftMs = expectedDoneAtMs - now;
       // Half again HTTP's own time, so a peer about to finish keeps its chunk. A peer past its
       // expected finish by that much (or by a second) has stalled: the estimate no longer holds.
-      return leftMs > httpMs * 1.5 || -leftMs > Math.max(1000, httpMs * 1.5);
+      // Far ahead of HTTP alone, only a stalled peer's chunk is worth the origin's bytes again.
+      return (!isWellAhead && leftMs > httpMs * 1.5) || -leftMs > Math.max(1000, httpMs * 1.5);
     }
     const startedAtMs = Math.min(...list.map((a) => a.startedAtMs));
     return startedAtMs <= now - (this.#options.httpEndgameMinAgeMs ?? 0);
@@ -372,6 +494,9 @@ export class Scheduler {
     for (let index = 0; index < this.chunkCount; index++) if (this.#isFree(index) && (isHttp || sourceHas(index))) return [];
     const candidates: Array<{ index: number; startedAtMs: number }> = [];
     const now = this.#options.nowMs();
+    let leftBytes = 0;
+    if (isHttp) for (let index = 0; index < this.chunkCount; index++) if (!this.have.get(index)) leftBytes += this.#chunkBytes(index);
+    const isWellAhead = isHttp && (this.#options.policy?.isWellAheadOfHttpAlone(leftBytes) ?? false);
     for (const [index, list] of this.#assignments) {
       if (list.length >= this.#options.maxSourcesPerChunk || list.some((a) => a.source === source)) continue;
       if (!sourceHas(index) || this.#isExcluded(index, source)) continue;
@@ -379,7 +504,7 @@ export class Scheduler {
       if (isHttp && list.every((a) => !isPeerSource(a.source))) continue;
       const startedAtMs = Math.min(...list.map((a) => a.startedAtMs));
       // HTTP bytes are the scarce ones: only a peer chunk that HTTP would deliver sooner.
-      if (isHttp && !this.#isLateForHttp(index, list, laneCount, now)) continue;
+      if (isHttp && !this.#isLateForHttp(index, list, laneCount, now, isWellAhead)) continue;
       candidates.push({ index, startedAtMs });
     }
     candidates.sort((a, b) => a.startedAtMs - b.startedAtMs);

@@ -16,7 +16,7 @@ import { startCoturn } from '../../test/lab/coturn.ts';
 import { createLab, labSupport, type HostSpec, type Lab } from '../../test/lab/lab.ts';
 import { runGet, serveFile, startSeed, stop, type GetResult } from '../../test/lab/peerfill.ts';
 import { MiB, sha256File, writeTestFile } from '../client/procs.ts';
-import { decisionsOf, httpOverlap } from './report.ts';
+import { decisionsOf, httpOverlap, linkTimeline, meshOf } from './report.ts';
 
 const SCENARIOS = (process.env.PF_LAB_SCENARIOS ?? 'l1,l2,l3,nat').split(',').filter(Boolean);
 const L3_BYTES = Number(process.env.PF_LAB_L3_MIB ?? 256) * MiB;
@@ -252,6 +252,7 @@ async function scenarioL3(dir: string): Promise<void> {
       const server = await serveFile(lab.host('cdn'), 'l3.bin', { filesDir: join(dir, 'files'), dataDir: join(dir, `data-l3-${runIndex}`), port: 8100 + runIndex });
       const before = await lab.host('cdn').counters();
       const cpu = cpuMeter();
+      const timeline = linkTimeline(lab.host('cdn'), originBitsPerSecond, Array.from({ length: clients }, (_, index) => lab.host(`home${index}`)), 20e6);
       const results = await Promise.all(
         Array.from({ length: clients }, async (_, index) => {
           const out = join(dir, `l3-${run.label}-${index}.bin`);
@@ -263,7 +264,9 @@ async function scenarioL3(dir: string): Promise<void> {
         }),
       );
       const load = cpu();
+      const links = await timeline();
       const cdnBytes = (await lab.host('cdn').counters()).txBytes - before.txBytes;
+      const serveCpuSeconds = procCpuSeconds(server.child.pid);
       await stop(server.child);
       const seedMs = run.label === 'swarm' ? 15_000 : 0;
       const times = results.map((result) => result.wallMs - seedMs);
@@ -276,9 +279,16 @@ async function scenarioL3(dir: string): Promise<void> {
         `L3 ${run.label}: origin sent ${(cdnBytes / L3_BYTES).toFixed(2)}x the file (${mib(cdnBytes)} MiB); mean completion ${(mean / 1000).toFixed(1)} s (min ${(Math.min(...times) / 1000).toFixed(1)}, max ${(Math.max(...times) / 1000).toFixed(1)}); links' bound ${(boundMs / 1000).toFixed(1)} s, ${(mean / boundMs).toFixed(2)}x it; ${load}`,
       );
       console.log(`  from peers per client (MiB): ${results.map((result) => mib(field(result, 'from_peers_bytes'))).join(', ')}`);
+      const cpuSeconds = results.map((result) => result.cpuSeconds ?? Number.NaN);
+      const cpuSum = cpuSeconds.reduce((sum, value) => sum + value, 0);
+      console.log(
+        `  client CPU s: ${cpuSeconds.map((value) => value.toFixed(1)).join(', ')}; together ${cpuSum.toFixed(0)} s, ${((cpuSum / ((Math.max(...results.map((result) => result.wallMs)) / 1000) * cpus().length)) * 100).toFixed(0)}% of the machine's ${cpus().length} cores over the run; serve CPU ${serveCpuSeconds.toFixed(1)} s`,
+      );
       console.log(`  HTTP received per client (MiB): ${results.map((result) => mib(Number(result.lastProgress?.http_received_bytes ?? Number.NaN))).join(', ')}`);
-      if (run.label === 'swarm') console.log(`  policy decisions per client (servable->HTTP runs / late->HTTP chunks / choked->HTTP chunks): ${results.map(decisionsOf).join(', ')}`);
+      if (run.label === 'swarm') console.log(`  policy decisions per client (servable->HTTP runs / late->HTTP chunks / choked->HTTP chunks / runs yielded to a peer's HTTP): ${results.map(decisionsOf).join(', ')}`);
       if (run.label === 'swarm') console.log(`  ${httpOverlap(results)}`);
+      if (run.label === 'swarm') console.log(`  ${meshOf(results)}`);
+      console.log(`  ${links}`);
     }
     console.log(`L3: swarm mean / http-only mean = ${((meanMs.get('swarm') ?? Number.NaN) / (meanMs.get('http-only') ?? Number.NaN)).toFixed(2)}`);
   } finally {

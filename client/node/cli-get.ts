@@ -351,6 +351,7 @@ function policyJson(policy: PolicyInfo): Record<string, unknown> {
       late_to_http: policy.decisions.lateToHttp,
       floor_held: policy.decisions.floorHeld,
       choked_to_http: policy.decisions.chokedToHttp,
+      yielded_to_peer_http: policy.decisions.yieldedToPeerHttp,
     },
   };
 }

@@ -6,7 +6,10 @@ import { chunkLength } from '../verify.ts';
 import { Choker, RateMeter } from './choker.ts';
 import { PeerRequests } from './peer-requests.ts';
 import { Uploader } from './uploader.ts';
-import { PeerWire } from './wire.ts';
+import { decodeLoading, PeerWire } from './wire.ts';
+
+/** While HTTP fetches, peers hear our pf_loading again this often (their claims expire: LOADING_CLAIM_MS). */
+const LOADING_REPEAT_MS = 3000;
 
 export interface SwarmOptions {
   manifest: Manifest;
@@ -51,7 +54,17 @@ interface Remote {
   uploader: Uploader;
   downloadRate: RateMeter;
   uploadRate: RateMeter;
+  /** Which of our pf_loading sets it last got, and when. */
+  loadingVersion: number;
+  loadingSentAtMs: number;
+  /** Snubbed (silent with requests outstanding) until then: asked for nothing; 0 = not snubbed. */
+  snubbedUntilMs: number;
+  /** Silences in a row without a block between them. */
+  silences: number;
 }
+
+/** A peer silent this many times in a row (with a probe between) is closed: it is gone. */
+const SILENCES_BEFORE_CLOSE = 3;
 
 /**
  * The peers of one download: wire handshakes and checks, requests in 16 KiB blocks
@@ -68,13 +81,18 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #silenceTimer: ReturnType<typeof setInterval> | undefined;
   #isDestroyed = false;
   #isPaused = false;
+  /** Bumped whenever the chunks our HTTP lanes fetch change. */
+  #loadingVersion = 0;
 
   constructor(options: SwarmOptions) {
     super();
     this.#options = options;
     this.#choker = new Choker(options.uploadSlots);
     this.#chokeTimer = setInterval(() => this.#rechoke(), options.chokeIntervalMs);
-    this.#silenceTimer = setInterval(() => this.#closeSilent(), 1000);
+    this.#silenceTimer = setInterval(() => {
+      this.#snubSilent();
+      this.#sendLoading(Date.now(), true);
+    }, 1000);
   }
 
   get peerCount(): number {
@@ -129,6 +147,10 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
       requests: new PeerRequests(wire, this.#options),
       downloadRate: new RateMeter(),
       uploadRate: new RateMeter(),
+      loadingVersion: -1,
+      loadingSentAtMs: 0,
+      snubbedUntilMs: 0,
+      silences: 0,
       uploader: new Uploader(wire, {
         has: (index) => this.#options.scheduler.have.get(index),
         chunkLength: (index) => chunkLength(this.#options.manifest, index),
@@ -144,8 +166,9 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     wire.on('handshake', ({ infoHashHex, peerIdHex }) => this.#onHandshake(remote, infoHashHex, peerIdHex, expectedPeerIdHex));
     wire.on('bitfield', (bytes) => this.#onBitfield(remote, bytes));
     wire.on('have', (index) => this.#onHave(remote, index));
+    wire.on('loading', (bytes) => this.#onLoading(remote, bytes));
     wire.on('unchoke', () => {
-      if (!remote.source) return;
+      if (!remote.source || remote.snubbedUntilMs > 0) return;
       this.#options.scheduler.peerUnchoking(remote.source, true);
       this.#fill(remote);
     });
@@ -179,6 +202,12 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
       remote.wanted--;
       if (remote.wanted <= 0) remote.wire.uninterested();
     }
+  }
+
+  /** The chunks our HTTP lanes fetch changed: tell every peer that takes pf_loading. */
+  announceLoading(): void {
+    this.#loadingVersion++;
+    this.#sendLoading(Date.now(), false);
   }
 
   /** Another source delivered `index`: cancel the peer's copy (endgame duplicate). */
@@ -271,6 +300,33 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     this.#fill(remote);
   }
 
+  #onLoading(remote: Remote, bytes: Uint8Array): void {
+    if (!remote.source) return this.#violation(remote, 'pf_loading before handshake');
+    const indices = decodeLoading(bytes, this.#options.scheduler.chunkCount);
+    if (typeof indices === 'string') return this.#violation(remote, indices);
+    this.#options.scheduler.peerLoading(remote.source, indices);
+  }
+
+  /**
+   * pf_loading to peers that have not had the current set (new, or whose extended handshake
+   * came since), and with `isRepeat` again to those whose copy of a non-empty set is aging.
+   */
+  #sendLoading(now: number, isRepeat: boolean): void {
+    let runs: Array<{ start: number; count: number }> | undefined;
+    for (const remote of this.#remotes) {
+      if (!remote.source || !remote.wire.peerTakesLoading) continue;
+      const isCurrent = remote.loadingVersion === this.#loadingVersion;
+      if (isCurrent && !isRepeat) continue;
+      runs ??= this.#options.scheduler.httpLoadingRuns();
+      if (isCurrent && (runs.length === 0 || now - remote.loadingSentAtMs < LOADING_REPEAT_MS)) continue;
+      // A peer new to us with nothing loading here needs no empty set.
+      if (remote.loadingVersion < 0 && runs.length === 0) continue;
+      remote.wire.loading(runs);
+      remote.loadingVersion = this.#loadingVersion;
+      remote.loadingSentAtMs = now;
+    }
+  }
+
   #onInterested(remote: Remote): void {
     let unchoked = 0;
     for (const other of this.#remotes) if (!other.wire.amChoking) unchoked++;
@@ -280,6 +336,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   #onPiece(remote: Remote, index: number, offset: number, bytes: Uint8Array): void {
     if (!remote.source) return this.#violation(remote, 'piece before handshake');
     remote.downloadRate.add(bytes.length);
+    remote.silences = 0;
     this.emit('download', { bytes: bytes.length, source: remote.source });
     const assembly = remote.requests.receive(index, offset, bytes);
     if (!assembly) return;
@@ -320,7 +377,7 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   }
 
   #fill(remote: Remote): void {
-    if (this.#isPaused || this.#isDestroyed || !remote.source || remote.wire.isClosed || remote.wire.peerChoking) return;
+    if (this.#isPaused || this.#isDestroyed || !remote.source || remote.wire.isClosed || remote.wire.peerChoking || remote.snubbedUntilMs > 0) return;
     remote.requests.fill(remote.source);
   }
 
@@ -330,15 +387,39 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
   }
 
   /**
-   * A peer that died without closing (kill -9, lost network) keeps its connection until
-   * ICE gives up, tens of seconds later; meanwhile HTTP leaves it every chunk it "has".
+   * A peer silent with requests outstanding is snubbed, as libtorrent does: its requests are
+   * cancelled and go elsewhere, and it counts as choking us (HTTP no longer leaves it the chunks
+   * it "has"), but the connection stays: its haves and pf_loading keep the crowd from fetching
+   * what it has from the origin again. On a lossy home link a data channel can stall for
+   * seconds and recover (bench/lab L3: closing such peers lost 1-3 connections per client and
+   * the knowledge they carried). After the silence it is asked again (a probe); a peer that
+   * died without closing (kill -9, lost network), silent SILENCES_BEFORE_CLOSE times in a row,
+   * is closed, rather than kept until ICE gives up tens of seconds later.
    */
-  #closeSilent(): void {
+  #snubSilent(): void {
     const limitMs = this.#options.peerSilenceTimeoutMs ?? 5000;
     const now = Date.now();
     for (const remote of [...this.#remotes]) {
+      if (!remote.source) continue;
+      if (remote.snubbedUntilMs > 0) {
+        if (now < remote.snubbedUntilMs) continue;
+        remote.snubbedUntilMs = 0;
+        remote.requests.lastBlockAtMs = now;
+        this.#options.scheduler.peerUnchoking(remote.source, !remote.wire.peerChoking);
+        this.#fill(remote);
+        continue;
+      }
       const { outstandingBlocks, lastBlockAtMs } = remote.requests;
-      if (outstandingBlocks > 0 && now - lastBlockAtMs > limitMs) remote.wire.close(`silent: no block for ${Math.round((now - lastBlockAtMs) / 1000)} s`);
+      if (outstandingBlocks === 0 || now - lastBlockAtMs <= limitMs) continue;
+      const reason = `silent: no block for ${Math.round((now - lastBlockAtMs) / 1000)} s`;
+      if (++remote.silences >= SILENCES_BEFORE_CLOSE) {
+        remote.wire.close(reason);
+        continue;
+      }
+      remote.snubbedUntilMs = now + limitMs;
+      this.#options.scheduler.peerUnchoking(remote.source, false);
+      this.#dropRequests(remote, true);
+      this.#options.warn('peer snubbed', { peer: remote.peerIdHex, reason });
     }
   }
 

@@ -14,7 +14,45 @@ export interface WireEvents {
   request: { index: number; offset: number; length: number };
   piece: { index: number; offset: number; bytes: Uint8Array };
   cancel: { index: number; offset: number; length: number };
+  /** The peer's pf_loading message, raw: see decodeLoading. */
+  loading: Uint8Array;
   close: { reason: string };
+}
+
+/**
+ * BEP 10 extension of ours: the chunks a peer is fetching from HTTP right now, so that the
+ * other clients of a flash crowd leave them to it instead of fetching them from the origin
+ * too (the origin's bytes are the scarce ones; a have comes only once a chunk is complete).
+ * The payload is the whole current set, as up to MAX_LOADING_RUNS (start, count) pairs of
+ * big-endian uint32; an empty payload clears it. Peers without the extension never get it.
+ */
+export const LOADING_EXTENSION = 'pf_loading';
+export const MAX_LOADING_RUNS = 64;
+
+export function encodeLoading(runs: ReadonlyArray<{ start: number; count: number }>): Uint8Array {
+  const kept = runs.slice(0, MAX_LOADING_RUNS);
+  const bytes = new Uint8Array(8 * kept.length);
+  const view = new DataView(bytes.buffer);
+  kept.forEach((run, i) => {
+    view.setUint32(8 * i, run.start);
+    view.setUint32(8 * i + 4, run.count);
+  });
+  return bytes;
+}
+
+/** The chunk indices of a pf_loading payload, or why it is not one (for `chunkCount` chunks). */
+export function decodeLoading(bytes: Uint8Array, chunkCount: number): number[] | string {
+  if (bytes.length % 8 !== 0) return `pf_loading of ${bytes.length} bytes (not a multiple of 8)`;
+  if (bytes.length / 8 > MAX_LOADING_RUNS) return `pf_loading with ${bytes.length / 8} runs (at most ${MAX_LOADING_RUNS})`;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const indices: number[] = [];
+  for (let offset = 0; offset < bytes.length; offset += 8) {
+    const start = view.getUint32(offset);
+    const count = view.getUint32(offset + 4);
+    if (count === 0 || start >= chunkCount || count > chunkCount - start) return `pf_loading run ${start}+${count} outside ${chunkCount} chunks`;
+    for (let index = start; index < start + count; index++) indices.push(index);
+  }
+  return indices;
 }
 
 /**
@@ -81,6 +119,16 @@ export class PeerWire extends TypedEmitter<WireEvents> {
     this.#channel = channel;
     this.#wire = new Wire();
     const wire = this.#wire;
+    const emitLoading = (bytes: Uint8Array) => this.emit('loading', bytes);
+    // Named on the prototype, as bittorrent-protocol's use() requires; messages arrive as raw bytes.
+    class LoadingExtension implements Wire.Extension {
+      declare name: string;
+      onMessage(bytes: unknown): void {
+        if (bytes instanceof Uint8Array) emitLoading(bytes);
+      }
+    }
+    LoadingExtension.prototype.name = LOADING_EXTENSION;
+    wire.use(LoadingExtension);
     // Manual plumbing instead of pipe(): the data channel's own buffer is what we watch
     // for backpressure (see backlogBytes), and a closed side must close the other.
     wire.on('data', (data: unknown) => {
@@ -256,6 +304,17 @@ export class PeerWire extends TypedEmitter<WireEvents> {
 
   get peerInterested(): boolean {
     return this.#wire.peerInterested;
+  }
+
+  /** Whether the peer's extended handshake named pf_loading (before it, or from others: no). */
+  get peerTakesLoading(): boolean {
+    return typeof this.#wire.peerExtendedMapping[LOADING_EXTENSION] === 'number';
+  }
+
+  /** Tell the peer which chunks we are fetching from HTTP now (the whole set; see encodeLoading). */
+  loading(runs: ReadonlyArray<{ start: number; count: number }>): void {
+    if (this.#isClosed || !this.peerTakesLoading) return;
+    this.#wire.extended(LOADING_EXTENSION, encodeLoading(runs));
   }
 
   /** Ask for a block; data arrives as a `piece` event. */

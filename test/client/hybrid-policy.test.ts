@@ -242,3 +242,63 @@ describe('HybridPolicy peer rates', () => {
     expect(policy.info()).toMatchObject({ mode: 'never-slower', speedFloorBitsPerSecond: 0, peerBytesPerSecond: 2 * MB });
   });
 });
+
+describe('HybridPolicy.isWellAheadOfHttpAlone (the endgame)', () => {
+  /** A run that delivered `deliveredBytes` over `elapsedMs`, HTTP at `httpRate`, one peer at `peerRate`. */
+  function policyAfter(elapsedMs: number, deliveredBytes: number, httpRate: number, peerRate: number) {
+    const clock = fakeClock();
+    const policy = new HybridPolicy({ nowMs: clock.nowMs });
+    policy.restart();
+    policy.delivered(deliveredBytes);
+    clock.advance(elapsedMs - 3000);
+    // The rates as measured just now (the peer's over its last seconds).
+    runHttpLane(policy, clock, httpRate, 1000);
+    for (let elapsed = 0; elapsed < 2000; elapsed += 100) {
+      clock.advance(100);
+      policy.peerBytes(peerSource('a'.repeat(40)), peerRate / 10);
+    }
+    return policy;
+  }
+
+  it('an origin-bound crowd client is far ahead of HTTP alone: its late peers keep their chunks', () => {
+    // 60 MiB in 40 s; HTTP alone gets it 3 Mbit/s (180 s for the file); peers give 10 Mbit/s.
+    expect(policyAfter(40_000, 60 * MiB, 375_000, 1_250_000).isWellAheadOfHttpAlone(4 * MiB)).toBe(true);
+  });
+
+  it('beside a fast CDN the download is not ahead of HTTP alone: HTTP still takes late chunks', () => {
+    // 60 MiB in 10 s with HTTP at 25 MB/s (2.7 s for the run alone) and a 2 MB/s peer.
+    expect(policyAfter(10_000, 60 * MiB, 25 * MB, 2 * MB).isWellAheadOfHttpAlone(4 * MiB)).toBe(false);
+  });
+
+  it('is never ahead without both estimates, nor with a speed floor', () => {
+    const clock = fakeClock();
+    const policy = new HybridPolicy({ nowMs: clock.nowMs });
+    policy.restart();
+    expect(policy.isWellAheadOfHttpAlone(MiB)).toBe(false);
+    const floored = new HybridPolicy({ nowMs: clock.nowMs, speedFloorBitsPerSecond: 20e6 });
+    floored.restart();
+    expect(floored.isWellAheadOfHttpAlone(MiB)).toBe(false);
+  });
+});
+
+describe('HybridPolicy: HTTP alone is judged over the whole run', () => {
+  it('an origin a crowd shared, idle at the end: its fast rate now does not buy peers\' chunks from it', () => {
+    const clock = fakeClock();
+    const work = { servableFreeBytes: 8 * MiB, otherFreeBytes: 0, servingPeerBytesPerSecond: 1.5 * MB };
+    const crowd = new HybridPolicy({ nowMs: clock.nowMs });
+    crowd.restart();
+    // 30 s of a shared origin at 375 kB/s (HTTP alone: 180 s for 64 MiB), peers gave the rest.
+    runHttpLane(crowd, clock, 375_000, 30_000);
+    crowd.delivered(56 * MiB);
+    // Now the origin idles: one lane gets 3 MB/s, twice the peers' rate.
+    runHttpLane(crowd, clock, 3 * MB, 4000);
+    crowd.peerBytes(peerSource('a'.repeat(40)), 1.5 * MB);
+    expect(crowd.httpShareOfServable(work)).toBe(0);
+    // The same rates now, but a run that has only just begun: HTTP alone would be faster.
+    const fresh = new HybridPolicy({ nowMs: clock.nowMs });
+    fresh.restart();
+    runHttpLane(fresh, clock, 3 * MB, 4000);
+    fresh.peerBytes(peerSource('a'.repeat(40)), 1.5 * MB);
+    expect(fresh.httpShareOfServable(work)).toBeGreaterThan(0);
+  });
+});

@@ -30,7 +30,7 @@ afterEach(async () => {
 const peerOptions = (): ClientOptions => ({ ...nodeClientOptions(), createWebSocket: undefined });
 
 describe('a peer that goes silent with requests outstanding', () => {
-  it('is dropped, so HTTP takes its chunks instead of waiting for the connection to time out', async () => {
+  it('is snubbed, so HTTP takes its chunks instead of waiting for the connection to time out', async () => {
     const bytes = testBytes(CHUNK * 24, 13);
     server = await startFakeServer({ bytes, chunkSize: CHUNK, bytesPerSecond: 1024 * 1024 });
     const url = `${server.url}/file1`;
@@ -59,6 +59,6 @@ describe('a peer that goes silent with requests outstanding', () => {
     });
     const { sha256 } = await Promise.race([done, stalled]).finally(() => clearTimeout(timer));
     expect(sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
-    expect(warnings.some(({ message, reason }) => message === 'peer closed' && String(reason).startsWith('silent'))).toBe(true);
+    expect(warnings.some(({ message, reason }) => message === 'peer snubbed' && String(reason).startsWith('silent'))).toBe(true);
   }, 60_000);
 });

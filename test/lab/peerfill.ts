@@ -32,6 +32,8 @@ export interface GetResult {
   chunkAtMs: Map<number, number>;
   /** Ms from spawn to each `peer` event that connected. */
   peerAtMs: number[];
+  /** Every `peer` event: ms from spawn, the peer, and whether it connected or left. */
+  peerLog: Array<{ atMs: number; peerId: string; isConnected: boolean }>;
   /** How each peer connection was made (the `peer` events that connected). */
   connectionTypes: string[];
   /** Peer id -> how the connection to it was made (the last connection to each). */
@@ -108,7 +110,7 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
   const [command, commandArgs] = TIME && timeFile ? crash.wrap(TIME, ['-f', '%U %S', '-o', timeFile, process.execPath, ...args]) : crash.wrap(process.execPath, args);
   const child = host.spawn(command, commandArgs, { cwd: crash.cwd });
   const stderr = collectStderr(child);
-  const result: GetResult = { exitCode: null, crash: undefined, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), chunkAtMs: new Map(), peerAtMs: [], connectionTypes: [], connectedPeers: new Map(), warnings: [], events: [], cpuSeconds: undefined, stderr: '' };
+  const result: GetResult = { exitCode: null, crash: undefined, wallMs: 0, done: undefined, lastProgress: undefined, chunkSources: new Map(), chunkAtMs: new Map(), peerAtMs: [], peerLog: [], connectionTypes: [], connectedPeers: new Map(), warnings: [], events: [], cpuSeconds: undefined, stderr: '' };
   lines(child, (line) => {
     let event: CliEvent;
     try {
@@ -123,12 +125,14 @@ export function runGet(host: LabHost, url: string, outPath: string, extraArgs: s
     else if (event.event === 'chunk' && typeof event.index === 'number' && typeof event.source === 'string') {
       result.chunkSources.set(event.index, event.source);
       result.chunkAtMs.set(event.index, performance.now() - startedAtMs);
-    } else if (event.event === 'peer' && event.connected === true) {
+    }
+    if (event.event === 'peer') result.peerLog.push({ atMs: performance.now() - startedAtMs, peerId: String(event.peer_id), isConnected: event.connected === true });
+    if (event.event === 'peer' && event.connected === true) {
       result.peerAtMs.push(performance.now() - startedAtMs);
       result.connectionTypes.push(String(event.connection_type));
       result.connectedPeers.set(String(event.peer_id), String(event.connection_type));
     }
-    else if (event.event === 'warning' && typeof event.message === 'string') result.warnings.push(event.message);
+    if (event.event === 'warning' && typeof event.message === 'string') result.warnings.push(event.message);
   });
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
