@@ -72,11 +72,18 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
   }
 
   const client = createClient({ ...nodeClientOptions(), ...ice, seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
+  // What no longer verifies is no longer offered to peers (download.withdrawChunks), and said.
   const store = new SeedFileStore(filePath, {
     refuseDamaged: true,
-    onChanged: (reason, chunks, chunkCount) => {
-      emit('file_changed', { path: filePath, reason, chunks_verified: chunks, chunk_count: chunkCount });
-      say(`peerfill: ${filePath} changed on disk (${reason}); serving only the ${chunks} of ${chunkCount} chunks that still verify\n`);
+    onChunkFailed: (index) => {
+      download.withdrawChunks([index]);
+      emit('warning', { message: 'a chunk read for an upload failed SHA-256: no longer served', path: filePath, chunk: index });
+      say(`peerfill: warning: chunk ${index} of ${filePath} failed SHA-256 when read for an upload (the file changed on disk); no longer serving it\n`);
+    },
+    onChanged: ({ reason, verifiedChunks, chunkCount, lost }) => {
+      download.withdrawChunks(lost);
+      emit('file_changed', { path: filePath, reason, chunks_verified: verifiedChunks, chunk_count: chunkCount, chunks_lost: lost });
+      say(`peerfill: ${filePath} changed on disk (${reason}); serving only the ${verifiedChunks} of ${chunkCount} chunks that still verify\n`);
     },
   });
   const download = client.download({ serverUrl, fileId }, store);
