@@ -6,12 +6,13 @@ import { readAt } from './chunk-file-read.ts';
 /** How often a seeded file's size and mtime are looked at, at most (on reads for uploads). */
 const CHANGE_CHECK_MS = 1000;
 /**
- * Verified chunks kept in memory for the next reads of the same upload (a peer's requests for
- * a chunk are read in 128 KiB parts, within milliseconds), for this long at most: a chunk served
- * from memory was read from disk and verified less than CACHE_MS ago.
+ * Verified chunks kept in memory for the next reads of the same uploads (a peer's requests for
+ * a chunk are read in 128 KiB parts), at most this many bytes (and at least 8 chunks), each until
+ * it is CACHE_IDLE_MS unused: once its uploads end, the next one reads and verifies it again.
  */
 const CACHE_BYTES = 16 * 1024 * 1024;
-const CACHE_MS = 1000;
+const CACHE_CHUNKS = 8;
+const CACHE_IDLE_MS = 1000;
 
 /** The file changed on disk since it was checked; `lost` were served before and no longer verify. */
 export interface SeedFileChange {
@@ -37,7 +38,7 @@ export interface SeedFileStoreOptions {
  * A local file offered to the swarm (`peerfill seed`). Every chunk is checked against the
  * manifest when opened, and only chunks that match are served: a truncated or partly
  * truncated copy seeds the chunks it has. Every chunk read for an upload is read whole and
- * checked again (kept in a small cache for the next parts of it), so a byte that changed on
+ * checked again (kept in a small cache while its uploads go on), so a byte that changed on
  * disk is never sent; a chunk that fails is dropped, said (onChunkFailed), and the whole file
  * is checked again. A change of the file's size or mtime (looked at on reads for uploads,
  * and every 2 s) also checks every chunk again; the chunks lost are said (onChanged).
@@ -55,8 +56,8 @@ export class SeedFileStore implements ChunkStore {
   #rechecking: Promise<void> | undefined;
   /** Whether another check must follow the running one (a chunk failed while it ran). */
   #isRecheckDue = false;
-  /** Verified chunks by index, with when they were read, least recently used first. */
-  readonly #cache = new Map<number, { bytes: Uint8Array; readAtMs: number }>();
+  /** Verified chunks by index, with when they were last used, least recently used first. */
+  readonly #cache = new Map<number, { bytes: Uint8Array; usedAtMs: number }>();
   #cacheBytes = 0;
   /** Chunks being read and checked for an upload, so that parallel reads of one chunk share the work. */
   readonly #loading = new Map<number, Promise<Uint8Array | undefined>>();
@@ -116,7 +117,9 @@ export class SeedFileStore implements ChunkStore {
     const cached = this.#cache.get(index);
     if (cached) {
       this.#cache.delete(index);
-      if (Date.now() - cached.readAtMs < CACHE_MS) {
+      const now = Date.now();
+      if (now - cached.usedAtMs < CACHE_IDLE_MS) {
+        cached.usedAtMs = now;
         this.#cache.set(index, cached);
         return Promise.resolve(cached.bytes);
       }
@@ -136,10 +139,9 @@ export class SeedFileStore implements ChunkStore {
     const manifest = this.#manifest!;
     if (!handle) return undefined;
     const { start, end } = chunkRange(manifest, index);
-    const readAtMs = Date.now();
     const bytes = await readAt(handle, start, end - start);
     if (await this.#verify!(index, bytes)) {
-      if (this.#verified.get(index)) this.#remember(index, bytes, readAtMs);
+      if (this.#verified.get(index)) this.#remember(index, bytes);
       return bytes;
     }
     if (!this.#verified.get(index)) return undefined;
@@ -149,16 +151,17 @@ export class SeedFileStore implements ChunkStore {
     return undefined;
   }
 
-  #remember(index: number, bytes: Uint8Array, readAtMs: number): void {
+  #remember(index: number, bytes: Uint8Array): void {
     const previous = this.#cache.get(index);
     if (previous) {
       this.#cache.delete(index);
       this.#cacheBytes -= previous.bytes.length;
     }
-    this.#cache.set(index, { bytes, readAtMs });
+    this.#cache.set(index, { bytes, usedAtMs: Date.now() });
     this.#cacheBytes += bytes.length;
+    const budget = Math.max(CACHE_BYTES, CACHE_CHUNKS * this.#manifest!.chunk_size);
     for (const [oldest, kept] of this.#cache) {
-      if (this.#cacheBytes <= CACHE_BYTES || oldest === index) break;
+      if (this.#cacheBytes <= budget || oldest === index) break;
       this.#cache.delete(oldest);
       this.#cacheBytes -= kept.bytes.length;
     }

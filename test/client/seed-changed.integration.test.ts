@@ -84,6 +84,8 @@ describe('peerfill seed of a file that changes on disk', () => {
     const changed = Array.from({ length: chunkCount / 2 }, (_, i) => 2 * i + 1);
     await overwriteChunks(path, changed);
     await utimes(path, mtime, mtime);
+    // Past the seeder's cache of chunks in use (1 s idle): every upload reads from disk now.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
 
     await leech(join(dir, 'kept-mtime.out'));
     const seederLines = seeder.lines();
