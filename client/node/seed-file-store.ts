@@ -32,6 +32,8 @@ export interface SeedFileStoreOptions {
    * a partial one: open() fails (PF_ERR_FILE_HASH_MISMATCH) instead of seeding the rest [false].
    */
   refuseDamaged?: boolean;
+  /** The clock of the change checks and the cache [Date.now]. */
+  now?: () => number;
 }
 
 /**
@@ -47,6 +49,7 @@ export interface SeedFileStoreOptions {
 export class SeedFileStore implements ChunkStore {
   readonly path: string;
   readonly #options: SeedFileStoreOptions;
+  readonly #now: () => number;
   #handle: FileHandle | undefined;
   #manifest: Manifest | undefined;
   #verified = new Bitfield(0);
@@ -67,6 +70,7 @@ export class SeedFileStore implements ChunkStore {
   constructor(path: string, options: SeedFileStoreOptions = {}) {
     this.path = path;
     this.#options = options;
+    this.#now = options.now ?? Date.now;
   }
 
   async open(manifest: Manifest, verify: (index: number, bytes: Uint8Array) => Promise<boolean>): Promise<Bitfield> {
@@ -117,7 +121,7 @@ export class SeedFileStore implements ChunkStore {
     const cached = this.#cache.get(index);
     if (cached) {
       this.#cache.delete(index);
-      const now = Date.now();
+      const now = this.#now();
       if (now - cached.usedAtMs < CACHE_IDLE_MS) {
         cached.usedAtMs = now;
         this.#cache.set(index, cached);
@@ -157,7 +161,7 @@ export class SeedFileStore implements ChunkStore {
       this.#cache.delete(index);
       this.#cacheBytes -= previous.bytes.length;
     }
-    this.#cache.set(index, { bytes, usedAtMs: Date.now() });
+    this.#cache.set(index, { bytes, usedAtMs: this.#now() });
     this.#cacheBytes += bytes.length;
     const budget = Math.max(CACHE_BYTES, CACHE_CHUNKS * this.#manifest!.chunk_size);
     for (const [oldest, kept] of this.#cache) {
@@ -170,8 +174,8 @@ export class SeedFileStore implements ChunkStore {
   /** Whether the file's size or mtime changed since it was checked (looked at once a second at most); a change checks every chunk again. */
   async #noticeChange(): Promise<boolean> {
     if (this.#rechecking) return true;
-    if (!this.#handle || !this.#seen || Date.now() - this.#checkedAtMs < CHANGE_CHECK_MS) return false;
-    this.#checkedAtMs = Date.now();
+    if (!this.#handle || !this.#seen || this.#now() - this.#checkedAtMs < CHANGE_CHECK_MS) return false;
+    this.#checkedAtMs = this.#now();
     const info = await this.#handle.stat().catch(() => undefined);
     if (!info || (info.size === this.#seen.size && info.mtimeMs === this.#seen.mtimeMs) || this.#rechecking) return false;
     this.#recheck(info.size === this.#seen.size ? 'its mtime changed' : `its size changed from ${this.#seen.size} to ${info.size} bytes`);
