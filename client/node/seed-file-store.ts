@@ -57,6 +57,7 @@ export class SeedFileStore implements ChunkStore {
   #seen: { size: number; mtimeMs: number } | undefined;
   #checkedAtMs = 0;
   #rechecking: Promise<void> | undefined;
+  #isClosing = false;
   /** Whether another check must follow the running one (a chunk failed while it ran). */
   #isRecheckDue = false;
   /** Verified chunks by index, with when they were last used, least recently used first. */
@@ -76,6 +77,8 @@ export class SeedFileStore implements ChunkStore {
   async open(manifest: Manifest, verify: (index: number, bytes: Uint8Array) => Promise<boolean>): Promise<Bitfield> {
     this.#manifest = manifest;
     this.#verify = verify;
+    this.#isClosing = false;
+    this.#forget();
     this.#handle = await open(this.path, 'r');
     this.#verified = await this.#check();
     if (this.#options.refuseDamaged && this.#seen!.size >= manifest.size && !this.#verified.isComplete()) {
@@ -184,6 +187,7 @@ export class SeedFileStore implements ChunkStore {
 
   /** Check every chunk again; serve only those that verify, and say which were lost. */
   #recheck(reason: string): void {
+    if (this.#isClosing) return;
     if (this.#rechecking) {
       this.#isRecheckDue = true;
       return;
@@ -208,7 +212,7 @@ export class SeedFileStore implements ChunkStore {
       )
       .finally(() => {
         this.#rechecking = undefined;
-        if (this.#isRecheckDue && this.#handle) {
+        if (this.#isRecheckDue && !this.#isClosing) {
           this.#isRecheckDue = false;
           this.#recheck('it changed again while it was checked');
         }
@@ -237,10 +241,12 @@ export class SeedFileStore implements ChunkStore {
   }
 
   async close(): Promise<void> {
+    // No check starts once closing (a read that fails now is not reported as a change).
+    this.#isClosing = true;
     clearInterval(this.#watch);
     this.#isRecheckDue = false;
-    await this.#rechecking;
     await Promise.allSettled(this.#loading.values());
+    await this.#rechecking;
     await this.#handle?.close();
     this.#handle = undefined;
     this.#forget();
