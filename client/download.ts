@@ -220,6 +220,23 @@ export class Download extends TypedEmitter<DownloadEvents> {
     return withdrawn;
   }
 
+  /**
+   * The store has these chunks (again): a seeded file was put back, or more of a partial copy
+   * was written. They are offered to peers with a `have`. For a seeding download. Returns the
+   * chunks that were not offered until now.
+   */
+  offerChunks(indexes: readonly number[]): number[] {
+    const parts = this.#parts;
+    if (!parts) return [];
+    const offered = indexes.filter((index) => index >= 0 && index < parts.scheduler.chunkCount && !parts.scheduler.have.get(index));
+    for (const index of offered) {
+      parts.scheduler.have.set(index, true);
+      this.#counter.verifiedBytes += chunkLength(parts.manifest, index);
+      parts.swarm?.broadcastHave(index, true);
+    }
+    return offered;
+  }
+
   /** Stop everything and close the store (without publishing an incomplete file). */
   destroy(): Promise<void> {
     this.#destroying ??= this.#destroy();

@@ -88,7 +88,8 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
   }
 
   const client = createClient({ ...nodeClientOptions({ timeoutMs }), ...ice, seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
-  // What no longer verifies is no longer offered to peers (download.withdrawChunks), and said.
+  // What no longer verifies is no longer offered to peers (download.withdrawChunks), and said;
+  // what verifies again (the file put back) is offered again.
   const store = new SeedFileStore(filePath, {
     refuseDamaged: true,
     onChunkFailed: (index) => {
@@ -96,9 +97,10 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
       emit('warning', { message: 'a chunk read for an upload failed SHA-256: no longer served', path: filePath, chunk: index });
       say(`peerfill: warning: chunk ${index} of ${filePath} failed SHA-256 when read for an upload (the file changed on disk); no longer serving it\n`);
     },
-    onChanged: ({ reason, verifiedChunks, chunkCount, lost }) => {
+    onChanged: ({ reason, verifiedChunks, chunkCount, lost, found }) => {
       download.withdrawChunks(lost);
-      emit('file_changed', { path: filePath, reason, chunks_verified: verifiedChunks, chunk_count: chunkCount, chunks_lost: lost });
+      download.offerChunks(found);
+      emit('file_changed', { path: filePath, reason, chunks_verified: verifiedChunks, chunk_count: chunkCount, chunks_lost: lost, chunks_found: found });
       say(`peerfill: ${filePath} changed on disk (${reason}); serving only the ${verifiedChunks} of ${chunkCount} chunks that still verify\n`);
     },
   });

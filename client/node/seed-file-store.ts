@@ -14,12 +14,13 @@ const CACHE_BYTES = 16 * 1024 * 1024;
 const CACHE_CHUNKS = 8;
 const CACHE_IDLE_MS = 1000;
 
-/** The file changed on disk since it was checked; `lost` were served before and no longer verify. */
+/** The file changed on disk since it was checked: `lost` were served before and no longer verify; `found` verify now and did not before (put back, or written since). */
 export interface SeedFileChange {
   reason: string;
   verifiedChunks: number;
   chunkCount: number;
   lost: number[];
+  found: number[];
 }
 
 export interface SeedFileStoreOptions {
@@ -197,17 +198,21 @@ export class SeedFileStore implements ChunkStore {
       .then(
         (verified) => {
           const lost: number[] = [];
-          for (let index = 0; index < count; index++) if (this.#verified.get(index) && !verified.get(index)) lost.push(index);
+          const found: number[] = [];
+          for (let index = 0; index < count; index++) {
+            if (this.#verified.get(index) && !verified.get(index)) lost.push(index);
+            if (!this.#verified.get(index) && verified.get(index)) found.push(index);
+          }
           this.#verified = verified;
           this.#forget();
-          this.#options.onChanged?.({ reason, verifiedChunks: verified.count(), chunkCount: count, lost });
+          this.#options.onChanged?.({ reason, verifiedChunks: verified.count(), chunkCount: count, lost, found });
         },
         () => {
           const lost: number[] = [];
           for (let index = 0; index < count; index++) if (this.#verified.get(index)) lost.push(index);
           this.#verified = new Bitfield(count);
           this.#forget();
-          this.#options.onChanged?.({ reason: `${reason}, and it cannot be read`, verifiedChunks: 0, chunkCount: count, lost });
+          this.#options.onChanged?.({ reason: `${reason}, and it cannot be read`, verifiedChunks: 0, chunkCount: count, lost, found: [] });
         },
       )
       .finally(() => {

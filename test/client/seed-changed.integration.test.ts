@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, open, readFile, rm, utimes } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -112,11 +112,16 @@ describe('peerfill seed of a file that changes on disk', () => {
     const changed = [0, 3, chunkCount - 1];
     await overwriteChunks(path, changed);
     const recheck = await seeder.waitForLine((line) => line.event === 'file_changed', 'the seeder to notice the change');
-    expect(recheck).toMatchObject({ path, reason: 'its mtime changed', chunks_verified: chunkCount - changed.length, chunk_count: chunkCount, chunks_lost: changed });
+    expect(recheck).toMatchObject({ path, reason: 'its mtime changed', chunks_verified: chunkCount - changed.length, chunk_count: chunkCount, chunks_lost: changed, chunks_found: [] });
 
     await leech(join(dir, 'new-mtime.out'));
     // Nothing that was withdrawn was read for an upload, so no chunk failed on a read.
     expect(seeder.lines().filter((line) => line.event === 'warning' && line.chunk !== undefined)).toEqual([]);
+
+    // The file put back: the chunks are found and offered again.
+    await writeFile(path, bytes);
+    const back = await seeder.waitForLine((line) => line.event === 'file_changed' && line !== recheck, 'the seeder to notice the file put back');
+    expect(back).toMatchObject({ path, reason: 'its mtime changed', chunks_verified: chunkCount, chunks_lost: [], chunks_found: changed });
     seeder.child.kill('SIGINT');
     expect(await seeder.exit).toBe(0);
   }, 90_000);

@@ -72,7 +72,7 @@ describe('SeedFileStore', () => {
     expect(await store.read(1, 2000, 1000)).toBeUndefined();
     expect(failed).toEqual([1]);
     await changed;
-    expect(changes).toEqual([{ reason: 'chunk 1 failed SHA-256 when read for an upload', verifiedChunks: 3, chunkCount: 5, lost: [3] }]);
+    expect(changes).toEqual([{ reason: 'chunk 1 failed SHA-256 when read for an upload', verifiedChunks: 3, chunkCount: 5, lost: [3], found: [] }]);
 
     // Neither is served any more, and neither is said again; the others still are.
     expect(await store.read(1, 0, 1000)).toBeUndefined();
@@ -81,6 +81,18 @@ describe('SeedFileStore', () => {
     expect(await store.read(4, 0, 100)).toEqual(chunk(4));
     expect(failed).toEqual([1]);
     expect(changes).toHaveLength(1);
+
+    // The file put back (a new mtime): every chunk is checked again, and the two are found.
+    let onFound: () => void = () => undefined;
+    const found = new Promise<void>((resolve) => (onFound = resolve));
+    onChanged = onFound;
+    await writeFile(path, bytes);
+    nowMs += 1001;
+    expect(await store.read(1, 0, 1000)).toBeUndefined();
+    await found;
+    expect(changes[1]).toEqual({ reason: 'its mtime changed', verifiedChunks: 5, chunkCount: 5, lost: [], found: [1, 3] });
+    expect(await store.read(1, 0, 1000)).toEqual(chunk(1).subarray(0, 1000));
+    expect(await store.read(3, 0, 1000)).toEqual(chunk(3).subarray(0, 1000));
   });
 
   it('a read for an upload never leaves its chunk, and parallel reads of one chunk read and check it once', async () => {
