@@ -203,6 +203,45 @@ export class Download extends TypedEmitter<DownloadEvents> {
     if (this.#status === 'running' && !this.#isDestroyed) parts.lanes.start();
   }
 
+  /**
+   * The store no longer has these chunks (a seeded file changed on disk): they are no longer
+   * offered. A `have` cannot be taken back, and a request for a chunk we announced is no
+   * violation, so every peer that may ask for one is disconnected; it comes back through the
+   * tracker and gets a bitfield without them. For a seeding download: nothing is fetched
+   * again, from peers or HTTP. Returns the chunks that were offered until now.
+   */
+  withdrawChunks(indexes: readonly number[]): number[] {
+    const parts = this.#parts;
+    if (!parts) return [];
+    const withdrawn = indexes.filter((index) => parts.scheduler.have.get(index));
+    for (const index of withdrawn) {
+      parts.scheduler.have.set(index, false);
+      this.#counter.verifiedBytes -= chunkLength(parts.manifest, index);
+    }
+    if (withdrawn.length === 0) return withdrawn;
+    // A complete copy was seeding with requests on: they would now ask peers for these chunks.
+    parts.swarm?.pauseRequests();
+    parts.swarm?.withdraw(withdrawn);
+    return withdrawn;
+  }
+
+  /**
+   * The store has these chunks (again): a seeded file was put back, or more of a partial copy
+   * was written. They are offered to peers with a `have`. For a seeding download. Returns the
+   * chunks that were not offered until now.
+   */
+  offerChunks(indexes: readonly number[]): number[] {
+    const parts = this.#parts;
+    if (!parts) return [];
+    const offered = indexes.filter((index) => index >= 0 && index < parts.scheduler.chunkCount && !parts.scheduler.have.get(index));
+    for (const index of offered) {
+      parts.scheduler.have.set(index, true);
+      this.#counter.verifiedBytes += chunkLength(parts.manifest, index);
+      parts.swarm?.broadcastHave(index, true);
+    }
+    return offered;
+  }
+
   /** Stop everything and close the store (without publishing an incomplete file). */
   destroy(): Promise<void> {
     this.#destroying ??= this.#destroy();

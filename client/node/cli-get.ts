@@ -20,7 +20,7 @@ import { isStorageErrno } from './storage-error.ts';
 import { renderProgressLine } from './progress-bar.ts';
 
 /** The longest --timeout: an hour of silence is no longer a timeout anyone waits for. */
-const MAX_TIMEOUT_SECONDS = 3600;
+export const MAX_TIMEOUT_SECONDS = 3600;
 
 export const GET_USAGE = `usage: peerfill get URL [-o OUT] [--json] [--no-peers] [--seed SECONDS] [--speed-floor RATE] [--retry-for SECONDS] [--timeout SECONDS]
                     [--force] [--ice-servers JSON]

@@ -3,18 +3,22 @@ import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { FileListSchema, PfError, createCodec, isPfError } from '../../protocol/index.ts';
 import { createClient } from '../engine.ts';
-import { getJson } from '../session-client.ts';
+import { networkError } from '../network-error.ts';
+import { getJson, type ApiRequest } from '../session-client.ts';
 import type { CliIo } from './cli-io.ts';
+import { MAX_TIMEOUT_SECONDS, parseTimeoutSeconds } from './cli-get.ts';
 import { EXIT_CODES, exitCodeFor } from './exit-codes.ts';
 import { growHeapForTransfers } from './heap-growth.ts';
-import { nodeApiRequest } from './node-http.ts';
+import { DEFAULT_API_TIMEOUT_MS, createNodeApiRequest } from './node-http.ts';
 import { iceServersOption, nodeClientOptions } from './node-runtime.ts';
 import { SeedFileStore } from './seed-file-store.ts';
 
-export const SEED_USAGE = `usage: peerfill seed FILE --server URL [--file-id ID] [--ice-servers JSON] [--json]
+export const SEED_USAGE = `usage: peerfill seed FILE --server URL [--file-id ID] [--ice-servers JSON] [--timeout SECONDS] [--json]
 
   Checks FILE chunk by chunk against the server's manifest, then seeds it until Ctrl-C.
   Without --file-id, the catalog entry with FILE's name and size is used.
+  --timeout S  a request that connects or answers no byte for S seconds counts as a lost
+               connection (${MAX_TIMEOUT_SECONDS} at most) [${DEFAULT_API_TIMEOUT_MS / 1000}]
 `;
 
 const fileListCodec = createCodec(FileListSchema);
@@ -28,7 +32,14 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { server: { type: 'string' }, 'file-id': { type: 'string' }, 'ice-servers': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        server: { type: 'string' },
+        'file-id': { type: 'string' },
+        'ice-servers': { type: 'string' },
+        timeout: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
   } catch (error) {
     io.stderr.write(`peerfill seed: ${(error as Error).message}\n${SEED_USAGE}`);
@@ -47,6 +58,11 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
   }
   const ice = iceServersOption(values['ice-servers'], 'seed', io.stderr);
   if (!ice) return EXIT_CODES.USAGE;
+  const timeoutMs = parseTimeoutSeconds(values.timeout);
+  if (timeoutMs === undefined) {
+    io.stderr.write(`peerfill seed: --timeout must be a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS} (got ${JSON.stringify(values.timeout)})\n`);
+    return EXIT_CODES.USAGE;
+  }
   const isJson = values.json === true;
   const emit = (event: string, data: Record<string, unknown> = {}) => {
     if (isJson) io.stdout.write(`${JSON.stringify({ event, ...data })}\n`);
@@ -66,17 +82,26 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
   const serverUrl = server.replace(/\/+$/, '');
   let fileId: string;
   try {
-    fileId = values['file-id'] ?? (await findFileId(serverUrl, filePath));
+    fileId = values['file-id'] ?? (await findFileId(createNodeApiRequest(timeoutMs), serverUrl, filePath));
   } catch (error) {
     return fail(error);
   }
 
-  const client = createClient({ ...nodeClientOptions(), ...ice, seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
+  const client = createClient({ ...nodeClientOptions({ timeoutMs }), ...ice, seedAfterDoneMs: Number.POSITIVE_INFINITY, seedOnly: true, onWarning: (message, details) => emit('warning', { message, ...details }) });
+  // What no longer verifies is no longer offered to peers (download.withdrawChunks), and said;
+  // what verifies again (the file put back) is offered again.
   const store = new SeedFileStore(filePath, {
     refuseDamaged: true,
-    onChanged: (reason, chunks, chunkCount) => {
-      emit('file_changed', { path: filePath, reason, chunks_verified: chunks, chunk_count: chunkCount });
-      say(`peerfill: ${filePath} changed on disk (${reason}); serving only the ${chunks} of ${chunkCount} chunks that still verify\n`);
+    onChunkFailed: (index) => {
+      download.withdrawChunks([index]);
+      emit('warning', { message: 'a chunk read for an upload failed SHA-256: no longer served', path: filePath, chunk: index });
+      say(`peerfill: warning: chunk ${index} of ${filePath} failed SHA-256 when read for an upload (the file changed on disk); no longer serving it\n`);
+    },
+    onChanged: ({ reason, verifiedChunks, chunkCount, lost, found }) => {
+      download.withdrawChunks(lost);
+      download.offerChunks(found);
+      emit('file_changed', { path: filePath, reason, chunks_verified: verifiedChunks, chunk_count: chunkCount, chunks_lost: lost, chunks_found: found });
+      say(`peerfill: ${filePath} changed on disk (${reason}); serving only the ${verifiedChunks} of ${chunkCount} chunks that still verify\n`);
     },
   });
   const download = client.download({ serverUrl, fileId }, store);
@@ -108,13 +133,14 @@ export async function runSeed(argv: string[], io: CliIo): Promise<number> {
 }
 
 /** The catalog entry with this file's name and size. */
-async function findFileId(serverUrl: string, filePath: string): Promise<string> {
+async function findFileId(apiRequest: ApiRequest, serverUrl: string, filePath: string): Promise<string> {
   const { size } = await stat(filePath);
   let answer: { status: number; value: unknown };
   try {
-    answer = await getJson(nodeApiRequest, `${serverUrl}/files`);
+    answer = await getJson(apiRequest, `${serverUrl}/files`);
   } catch (error) {
-    throw new PfError('PF_ERR_UPSTREAM', `cannot reach ${serverUrl}: ${(error as Error).message}`);
+    // In plain words, as get says it (a --timeout, https:// to a plain port, DNS, ...).
+    throw networkError(error, `${serverUrl}/files`);
   }
   if (answer.status !== 200) throw new PfError('PF_ERR_UPSTREAM', `GET /files: HTTP ${answer.status}`);
   const decoded = fileListCodec.decode(answer.value);

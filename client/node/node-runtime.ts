@@ -8,6 +8,7 @@ import { FileChunkStore } from './file-chunk-store.ts';
 import { createThreadFileHasher } from './hash-thread.ts';
 import { http1RangeGet } from './http1-range-get.ts';
 import { createNodeApiRequest, nodeApiRequest } from './node-http.ts';
+import { SeedFileStore } from './seed-file-store.ts';
 import { loadNodeWrtc } from './wrtc.ts';
 
 /** node:crypto's one-shot SHA-256: hashes the chunk in place on this thread; WebCrypto copies it and queues a job per chunk. */
@@ -55,7 +56,9 @@ export function nodeClientOptions(options: { usePeers?: boolean; timeoutMs?: num
     createWebSocket: createNodeWebSocket,
     apiRequest: options.timeoutMs === undefined ? nodeApiRequest : createNodeApiRequest(options.timeoutMs),
     rangeGet: http1RangeGet,
-    createFileHasher: (store) => createThreadFileHasher(store instanceof FileChunkStore ? store.partPath : undefined),
+    // The hash thread reads the file itself: a seeded file's whole-file check then skips the
+    // seed store's per-chunk re-verification of reads (its chunks were just verified by open()).
+    createFileHasher: (store) => createThreadFileHasher(store instanceof FileChunkStore ? store.partPath : store instanceof SeedFileStore ? store.path : undefined),
     hashChunk: nodeHashChunk,
   };
 }

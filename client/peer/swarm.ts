@@ -210,6 +210,21 @@ export class Swarm extends TypedEmitter<SwarmEvents> {
     this.#sendLoading(Date.now(), false);
   }
 
+  /**
+   * We no longer have these chunks (already cleared from the scheduler's have). A `have`
+   * cannot be taken back in this protocol, so every handshaken peer that lacks one of them,
+   * and so may ask for it, is disconnected: asking for a chunk we announced is no violation,
+   * and leaving it unanswered would stall the peer until its deadline. It may reconnect,
+   * and then gets a bitfield without them. Peers still handshaking get that bitfield anyway.
+   */
+  withdraw(indexes: readonly number[]): void {
+    for (const remote of [...this.#remotes]) {
+      if (!remote.source) continue;
+      const lacked = indexes.filter((index) => !remote.bitfield.get(index));
+      if (lacked.length > 0) remote.wire.close(`we no longer have chunk${lacked.length === 1 ? '' : 's'} ${lacked.join(', ')}`);
+    }
+  }
+
   /** Another source delivered `index`: cancel the peer's copy (endgame duplicate). */
   cancelChunk(index: number, source: SourceId): void {
     for (const remote of this.#remotes) {
