@@ -2,9 +2,10 @@
 // `peerfill get --no-peers` (per-chunk SHA-256, whole-file SHA-256, state file: all on)
 // against `aria2c -x8 -s8` and `curl`, interleaved, each repeated. Prints wall time,
 // throughput and peak RSS with ratios vs aria2c; every output's SHA-256 is checked and a
-// failed download is printed as a failure.
+// failed download is printed as a failure. First, start-up: the same tools fetch a 4 KiB
+// file (one chunk), interleaved, so wall time and peak RSS are each process's fixed cost.
 //   node --import tsx bench/client/run.ts
-//   PF_BENCH_SIZE_MIB (2048)  PF_BENCH_ROUNDS (3)  PF_BENCH_TOOLS (peerfill,aria2c,curl)
+//   PF_BENCH_SIZE_MIB (2048)  PF_BENCH_ROUNDS (3)  PF_BENCH_STARTUP_ROUNDS (5)  PF_BENCH_TOOLS (peerfill,aria2c,curl)
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,8 @@ import { BENCH_KEYS, CLI, MiB, freePort, loadNow, machineLine, median, sha256Fil
 
 const SIZE_BYTES = Number(process.env.PF_BENCH_SIZE_MIB ?? 2048) * MiB;
 const ROUNDS = Number(process.env.PF_BENCH_ROUNDS ?? 3);
+const STARTUP_ROUNDS = Number(process.env.PF_BENCH_STARTUP_ROUNDS ?? 5);
+const TINY_BYTES = 4096;
 const TOOLS = (process.env.PF_BENCH_TOOLS ?? 'peerfill,aria2c,curl').split(',');
 const LIMIT_MS = 10 * 60_000;
 const run = promisify(execFile);
@@ -45,8 +48,8 @@ process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
 try {
   console.log(`bench/client: ${SIZE_BYTES / MiB} MiB over HTTP on loopback, ${ROUNDS} rounds interleaved; ${machineLine()}`);
   const sha = await writeTestFile(join(filesDir, 'big.bin'), SIZE_BYTES);
-  // A one-chunk file: the fixed RSS of a `peerfill get` process, whatever the file size.
-  await writeTestFile(join(filesDir, 'tiny.bin'), 100_000);
+  // A one-chunk file: the start-up time and fixed RSS of each tool, whatever the file size.
+  const tinySha = await writeTestFile(join(filesDir, 'tiny.bin'), TINY_BYTES);
   const port = await freePort();
   const server = await startServe({ filesDir, dataDir, port, expectFiles: 2 });
   stopServer = () => server.stop();
@@ -54,21 +57,23 @@ try {
   const fileId = files.find((f) => f.name === 'big.bin')!.file_id;
   const tinyId = files.find((f) => f.name === 'tiny.bin')!.file_id;
   const manifest = (await (await fetch(`${server.url}/files/${fileId}/manifest`)).json()) as { chunk_size: number; chunks: string[] };
-  const signed = await run(process.execPath, [CLI, 'sign', '--files', filesDir, '--data-dir', dataDir, '--port', String(port), '--expires-in', '86400', '--', fileId], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PEERFILL_SIGNING_KEYS: BENCH_KEYS },
-  });
-  const signedUrl = signed.stdout.trim();
+  const signUrl = async (id: string) =>
+    (
+      await run(process.execPath, [CLI, 'sign', '--files', filesDir, '--data-dir', dataDir, '--port', String(port), '--expires-in', '86400', '--', id], {
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PEERFILL_SIGNING_KEYS: BENCH_KEYS },
+      })
+    ).stdout.trim();
+  const signedUrl = await signUrl(fileId);
+  const tinySignedUrl = await signUrl(tinyId);
   console.log(`server ${server.url}, file ${fileId}, ${manifest.chunks.length} chunks of ${manifest.chunk_size / MiB} MiB; signed URL from \`peerfill sign\` (query not printed)`);
 
-  // Floor: the peak RSS of a get that moves almost nothing (the process's fixed cost).
-  const tiny = await timed(process.execPath, [CLI, 'get', `${server.url}/files/${tinyId}`, '-o', join(outDir, 'tiny.bin'), '--no-peers'], { limitMs: 60_000 });
-  await rm(join(outDir, 'tiny.bin'), { force: true });
-  console.log(`floor: peak RSS of \`peerfill get\` of a 100 kB file ${((tiny.peakRssBytes ?? 0) / 1e6).toFixed(0)} MB (exit ${tiny.exitCode}); load ${loadNow()}`);
-  const commands: Record<string, (out: string) => [string, string[]]> = {
-    peerfill: (out) => [process.execPath, [CLI, 'get', `${server.url}/files/${fileId}`, '-o', out, '--no-peers', '--json']],
-    aria2c: (out) => ['aria2c', ['-x8', '-s8', '-q', '--allow-overwrite=true', '--auto-file-renaming=false', '-d', outDir, '-o', out.slice(outDir.length + 1), signedUrl]],
-    curl: (out) => ['curl', ['-sS', '-f', '-o', out, signedUrl]],
-  };
+  const commandsFor = (id: string, url: string): Record<string, (out: string) => [string, string[]]> => ({
+    peerfill: (out) => [process.execPath, [CLI, 'get', `${server.url}/files/${id}`, '-o', out, '--no-peers', '--json']],
+    aria2c: (out) => ['aria2c', ['-x8', '-s8', '-q', '--allow-overwrite=true', '--auto-file-renaming=false', '-d', outDir, '-o', out.slice(outDir.length + 1), url]],
+    curl: (out) => ['curl', ['-sS', '-f', '-o', out, url]],
+  });
+  await startUp(commandsFor(tinyId, tinySignedUrl), tinySha);
+  const commands = commandsFor(fileId, signedUrl);
   const samples: Sample[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     // Rotate the order so no tool always runs first (cold) or last.
@@ -137,4 +142,52 @@ try {
   if (samples.some((s) => !s.isOk)) process.exitCode = 1;
 } finally {
   await cleanup();
+}
+
+/**
+ * Start-up: each tool fetches the 4 KiB file STARTUP_ROUNDS times, interleaved (order rotated),
+ * under time(1). Wall time is from spawn to exit, so it is what a user waits for a small file.
+ */
+async function startUp(commands: Record<string, (out: string) => [string, string[]]>, sha: string): Promise<void> {
+  const results = new Map<string, { wallS: number[]; rssMb: number[]; cpuS: number[]; failures: number }>(TOOLS.map((tool) => [tool, { wallS: [], rssMb: [], cpuS: [], failures: 0 }]));
+  for (let round = 1; round <= STARTUP_ROUNDS; round++) {
+    const order = TOOLS.map((_, i) => TOOLS[(i + round - 1) % TOOLS.length]!);
+    for (const tool of order) {
+      const out = join(outDir, `tiny-${tool}-${round}.bin`);
+      const [command, args] = commands[tool]!(out);
+      const result = await timed(command, args, { limitMs: 60_000 });
+      const entry = results.get(tool)!;
+      if (result.exitCode === 0 && (await sha256File(out)) === sha) {
+        entry.wallS.push(result.wallMs / 1000);
+        entry.rssMb.push((result.peakRssBytes ?? Number.NaN) / 1e6);
+        entry.cpuS.push(result.cpuSeconds ?? Number.NaN);
+      } else {
+        entry.failures++;
+        console.log(`start-up round ${round} ${tool} FAILED: exit ${result.exitCode}; ${result.stderrTail.replace(/\s+/g, ' ').slice(-300)}`);
+      }
+      await rm(out, { force: true });
+    }
+  }
+  const aria = results.get('aria2c');
+  const ariaWall = aria && aria.wallS.length > 0 ? median(aria.wallS) : undefined;
+  const ariaRss = aria && aria.rssMb.length > 0 ? median(aria.rssMb) : undefined;
+  console.log(`\nstart-up: get of a ${TINY_BYTES / 1024} KiB file, ${STARTUP_ROUNDS} rounds interleaved (median, spread min..max); load ${loadNow()}`);
+  console.log(`tool      ok/runs  wall s (spread)       peak RSS MB (spread)  CPU s   wall vs aria2c  RSS vs aria2c`);
+  for (const [tool, r] of results) {
+    if (r.wallS.length === 0) {
+      console.log(`${tool.padEnd(9)} 0/${r.failures}     every run FAILED`);
+      continue;
+    }
+    const wall = median(r.wallS);
+    const rss = median(r.rssMb);
+    console.log(
+      `${tool.padEnd(9)} ${`${r.wallS.length}/${r.wallS.length + r.failures}`.padEnd(8)} ${wall.toFixed(3).padStart(6)} (${spread(r.wallS, (v) => v.toFixed(3))})`.padEnd(40) +
+        `${rss.toFixed(0).padStart(5)} (${spread(r.rssMb, (v) => v.toFixed(0))})`.padEnd(22) +
+        `${median(r.cpuS).toFixed(2).padStart(5)}` +
+        `${ariaWall ? `${(wall / ariaWall).toFixed(2)}x` : '-'}`.padStart(17) +
+        `${ariaRss ? `${(rss / ariaRss).toFixed(2)}x` : '-'}`.padStart(15),
+    );
+  }
+  console.log('');
+  if ([...results.values()].some((r) => r.failures > 0)) process.exitCode = 1;
 }
