@@ -10,7 +10,10 @@ import { httpLimitsFrom, trackerUrlFor } from './serve.ts';
 /**
  * `peerfill tracker --origin URL`: the control plane alone, one of many processes sharing
  * Redis. Manifests come from the origin over HTTP; download URLs are signed with the keys
- * the origin (or edge) shares, so PEERFILL_SIGNING_KEYS is required here.
+ * the origin (or edge) shares, so PEERFILL_SIGNING_KEYS is required here. With
+ * PEERFILL_PUBLISHER_KEYS (the origin's), it serves private files too: it reads them from the
+ * origin with the first key's secret as API key, checks grants, and admits to their swarms
+ * only proven sessions.
  */
 export async function runTracker(
   argv: string[],
@@ -27,7 +30,10 @@ export async function runTracker(
   if (errors.length > 0) throw new ConfigError(errors);
 
   const logger = createLogger(config.logLevel);
-  const directory = createRemoteDirectory({ originUrl: originUrl!, logger: logger.child({ component: 'directory' }) });
+  // The first publisher key (the one grants are signed with) reads the origin's private files.
+  const originApiKey = config.publisherKeys?.[0] && new TextDecoder().decode(config.publisherKeys[0].secret);
+  if (!originApiKey) logger.warn('no PEERFILL_PUBLISHER_KEYS: this tracker serves public files only (private ones are not found here)');
+  const directory = createRemoteDirectory({ originUrl: originUrl!, apiKey: originApiKey, logger: logger.child({ component: 'directory' }) });
   const minter = createSigningMinter({ publicUrl: config.publicUrl === config.serverUrl ? originUrl! : config.publicUrl, keys: config.signingKeys!, ttlSeconds: config.urlTtlSeconds, directory });
   const store = await createStore(
     config.redisUrl ? { kind: 'redis', url: config.redisUrl, maxSessions: config.maxSessions } : { kind: 'memory', maxSessions: config.maxSessions },
