@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createRemoteDirectory, createSigningMinter, createStore, createTracker } from '../tracker/index.ts';
@@ -35,8 +37,13 @@ export async function runTracker(
   if (!originApiKey) logger.warn('no PEERFILL_PUBLISHER_KEYS: this tracker serves public files only (private ones are not found here)');
   const directory = createRemoteDirectory({ originUrl: originUrl!, apiKey: originApiKey, logger: logger.child({ component: 'directory' }) });
   const minter = createSigningMinter({ publicUrl: config.publicUrl === config.serverUrl ? originUrl! : config.publicUrl, keys: config.signingKeys!, ttlSeconds: config.urlTtlSeconds, directory });
+  // Alone on its memory store, it snapshots its sessions as serve does (a name of its own, so
+  // that a serve and a tracker started in one folder do not load each other's sessions).
+  if (!config.redisUrl) await mkdir(config.dataDir, { recursive: true });
   const store = await createStore(
-    config.redisUrl ? { kind: 'redis', url: config.redisUrl, maxSessions: config.maxSessions } : { kind: 'memory', maxSessions: config.maxSessions },
+    config.redisUrl
+      ? { kind: 'redis', url: config.redisUrl, maxSessions: config.maxSessions }
+      : { kind: 'memory', snapshotPath: join(config.dataDir, 'standalone-tracker-snapshot.json'), snapshotIntervalMs: config.snapshotIntervalMs, maxSessions: config.maxSessions },
     { logger: logger.child({ component: 'store' }) },
   );
   const registry = new Registry();

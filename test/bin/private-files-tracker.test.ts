@@ -10,7 +10,7 @@ import { FileChunkStore } from '../../client/node/file-chunk-store.ts';
 import { nodeClientOptions } from '../../client/node/node-runtime.ts';
 import { SeedFileStore } from '../../client/node/seed-file-store.ts';
 import { fileIdFor } from '../../origin/catalog.ts';
-import { FileListSchema, createCodec, createDownloadResponseCodec, hexToBinaryString, mintGrant, parseSigningKeys, type CreateDownloadResponse } from '../../protocol/index.ts';
+import { FileListSchema, createCodec, createDownloadResponseCodec, hexToBinaryString, mintGrant, parseSigningKeys, sessionStateCodec, type CreateDownloadResponse } from '../../protocol/index.ts';
 import { TestPeer, isAnnounceResponse, isFailure, isOffer } from '../tracker/fixtures/ws-client.ts';
 import { contractViolation } from '../support/error-contract.ts';
 import { freePort, waitFor } from '../support/net.ts';
@@ -194,6 +194,19 @@ describe('private files on a standalone tracker', () => {
     expect(intruder.frames.filter(isAnnounceResponse)).toEqual([]);
     await intruder.close();
   }, 120_000);
+
+  it("keeps a private file's sessions (memory store) across SIGTERM and a restart", async () => {
+    const session = createDownloadResponseCodec.parse(await (await post(tracker.base, { file_id: privateId, grant: await grantFor('erin') })).json());
+    const auth = { authorization: `Bearer ${session.session_token}` };
+    const patched = await fetch(`${tracker.base}/downloads/${session.session_id}`, { method: 'PATCH', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ status: 'paused', bytes_from_http: 4096 }) });
+    expect(patched.status).toBe(200);
+    await tracker.stop();
+    expect(tracker.out()).not.toMatch(/session snapshot failed/);
+    tracker = await startTracker(origin.base, join(dir, 'tracker-data'), { PEERFILL_SIGNING_KEYS: SIGNING_KEYS, PEERFILL_PUBLISHER_KEYS: PUBLISHER_KEYS }, ['--open']);
+    const answer = await fetch(`${tracker.base}/downloads/${session.session_id}`, { headers: auth });
+    expect(answer.status).toBe(200);
+    expect(sessionStateCodec.parse(await answer.json())).toMatchObject({ file_id: privateId, status: 'paused', bytes_from_http: 4096 });
+  }, 60_000);
 
   it('a tracker without the publisher keys answers a private file as not found, never 500', async () => {
     const keyless = await startTracker(origin.base, join(dir, 'keyless-data'), { PEERFILL_SIGNING_KEYS: SIGNING_KEYS });
