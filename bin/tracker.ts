@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createRemoteDirectory, createSigningMinter, createStore, createTracker } from '../tracker/index.ts';
@@ -10,7 +12,10 @@ import { httpLimitsFrom, trackerUrlFor } from './serve.ts';
 /**
  * `peerfill tracker --origin URL`: the control plane alone, one of many processes sharing
  * Redis. Manifests come from the origin over HTTP; download URLs are signed with the keys
- * the origin (or edge) shares, so PEERFILL_SIGNING_KEYS is required here.
+ * the origin (or edge) shares, so PEERFILL_SIGNING_KEYS is required here. With
+ * PEERFILL_PUBLISHER_KEYS (the origin's), it serves private files too: it reads them from the
+ * origin with the first key's secret as API key, checks grants, and admits to their swarms
+ * only proven sessions.
  */
 export async function runTracker(
   argv: string[],
@@ -27,10 +32,18 @@ export async function runTracker(
   if (errors.length > 0) throw new ConfigError(errors);
 
   const logger = createLogger(config.logLevel);
-  const directory = createRemoteDirectory({ originUrl: originUrl!, logger: logger.child({ component: 'directory' }) });
+  // The first publisher key (the one grants are signed with) reads the origin's private files.
+  const originApiKey = config.publisherKeys?.[0] && new TextDecoder().decode(config.publisherKeys[0].secret);
+  if (!originApiKey) logger.warn('no PEERFILL_PUBLISHER_KEYS: this tracker serves public files only (private ones are not found here)');
+  const directory = createRemoteDirectory({ originUrl: originUrl!, apiKey: originApiKey, logger: logger.child({ component: 'directory' }) });
   const minter = createSigningMinter({ publicUrl: config.publicUrl === config.serverUrl ? originUrl! : config.publicUrl, keys: config.signingKeys!, ttlSeconds: config.urlTtlSeconds, directory });
+  // Alone on its memory store, it snapshots its sessions as serve does (a name of its own, so
+  // that a serve and a tracker started in one folder do not load each other's sessions).
+  if (!config.redisUrl) await mkdir(config.dataDir, { recursive: true });
   const store = await createStore(
-    config.redisUrl ? { kind: 'redis', url: config.redisUrl, maxSessions: config.maxSessions } : { kind: 'memory', maxSessions: config.maxSessions },
+    config.redisUrl
+      ? { kind: 'redis', url: config.redisUrl, maxSessions: config.maxSessions }
+      : { kind: 'memory', snapshotPath: join(config.dataDir, 'standalone-tracker-snapshot.json'), snapshotIntervalMs: config.snapshotIntervalMs, maxSessions: config.maxSessions },
     { logger: logger.child({ component: 'store' }) },
   );
   const registry = new Registry();

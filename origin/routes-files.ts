@@ -7,6 +7,7 @@ import {
   FileListSchema,
   ManifestSchema,
   PfError,
+  apiKeyId,
   checkPublisherAccess,
   publisherCredentialsOf,
   type FileEntry,
@@ -32,13 +33,15 @@ export function fileEntryOf(entry: CatalogEntry): FileEntry {
     chunk_count: manifest.chunks.length,
     last_modified: new Date(entry.stat.mtimeMs).toISOString(),
     manifest_url: `/files/${manifest.file_id}/manifest`,
+    visibility: entry.isPrivate ? 'private' : 'public',
   };
 }
 
 /**
  * `GET /files`, `GET /files/:id`, `GET /files/:id/manifest`, schema'd from protocol/. Private
- * files are not listed; reading one needs a publisher key, a grant for it, or (for the
- * manifest) the signed URL a session answer carries.
+ * files are listed only to a publisher key (a publisher's backend, a standalone tracker);
+ * reading one needs a publisher key, a grant for it, or (for the manifest) the signed URL a
+ * session answer carries. Every entry says its visibility.
  */
 export function registerFileRoutes(app: FastifyInstance, catalog: Catalog, access: { signer: UrlSigner; publisherKeys: readonly SigningKey[] }): void {
   const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -54,9 +57,12 @@ export function registerFileRoutes(app: FastifyInstance, catalog: Catalog, acces
   };
   const privateNoStore = (entry: CatalogEntry) => (entry.isPrivate ? 'private, no-store' : 'no-cache');
 
-  app.get('/files', { schema: { response: { 200: FileListSchema } } }, async (_request, reply) => {
-    void reply.header('cache-control', 'no-cache');
-    return { files: catalog.list().filter((entry) => !entry.isPrivate).map(fileEntryOf) };
+  app.get('/files', { schema: { response: { 200: FileListSchema } } }, async (request, reply) => {
+    // Only an API key lists private files (a grant names one file, it opens no listing).
+    const { apiKey } = publisherCredentialsOf(request.headers);
+    const withPrivate = apiKey !== undefined && (await apiKeyId(access.publisherKeys, apiKey)) !== undefined;
+    void reply.header('cache-control', withPrivate ? 'private, no-store' : 'no-cache').header('vary', 'x-peerfill-key');
+    return { files: catalog.list().filter((entry) => withPrivate || !entry.isPrivate).map(fileEntryOf) };
   });
 
   app.get<IdRoute>('/files/:id', { schema: { params: IdParamsSchema, response: { 200: FileEntrySchema } } }, async (request, reply) => {

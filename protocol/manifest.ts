@@ -45,6 +45,11 @@ export const FileEntrySchema = Type.Object({
   chunk_count: Type.Integer({ minimum: 0 }),
   last_modified: Type.String({ description: 'RFC 3339' }),
   manifest_url: Type.String(),
+  /**
+   * Absent from older origins, which had no private files: absent = public. Private entries
+   * are listed only to a publisher key (`x-peerfill-key`), as a standalone tracker reads them.
+   */
+  visibility: Type.Optional(Type.Union([Type.Literal('public'), Type.Literal('private')])),
 });
 export type FileEntry = Static<typeof FileEntrySchema>;
 export const FileListSchema = Type.Object({ files: Type.Array(FileEntrySchema) });

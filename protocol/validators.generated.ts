@@ -122,6 +122,44 @@ return function check(value) {
   )
 }
 })()],
+  ['351142e34b08072c', (() => {
+const local_0 = /^[A-Za-z0-9_-]{1,64}$/;
+const local_1 = /^[0-9a-f]{64}$/;
+const local_2 = /^[0-9a-f]{40}$/;
+return function check(value) {
+  return (
+    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+    (typeof value['file_id'] === 'string') &&
+    local_0.test(value['file_id']) &&
+    (typeof value['name'] === 'string') &&
+    Number.isInteger(value['size']) &&
+    value['size'] >= 0 &&
+    (typeof value['content_type'] === 'string') &&
+    (typeof value['sha256'] === 'string') &&
+    local_1.test(value['sha256']) &&
+    (typeof value['info_hash'] === 'string') &&
+    local_2.test(value['info_hash']) &&
+    Number.isInteger(value['chunk_size']) &&
+    Number.isInteger(value['chunk_count']) &&
+    value['chunk_count'] >= 0 &&
+    (typeof value['last_modified'] === 'string') &&
+    (typeof value['manifest_url'] === 'string') &&
+    (value['visibility'] !== undefined ? ((((value['visibility'] === 'public')) || ((value['visibility'] === 'private')))) : true)
+  )
+}
+})()],
+  ['4bc86d46a42a4796', (() => {
+const local_0 = /^[A-Za-z0-9_-]{1,64}$/;
+const local_1 = /^[0-9a-f]{64}$/;
+const local_2 = /^[0-9a-f]{40}$/;
+return function check(value) {
+  return (
+    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+    Array.isArray(value['files']) &&
+    ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (typeof value['file_id'] === 'string') && local_0.test(value['file_id']) && (typeof value['name'] === 'string') && Number.isInteger(value['size']) && value['size'] >= 0 && (typeof value['content_type'] === 'string') && (typeof value['sha256'] === 'string') && local_1.test(value['sha256']) && (typeof value['info_hash'] === 'string') && local_2.test(value['info_hash']) && Number.isInteger(value['chunk_size']) && Number.isInteger(value['chunk_count']) && value['chunk_count'] >= 0 && (typeof value['last_modified'] === 'string') && (typeof value['manifest_url'] === 'string') && (value['visibility'] !== undefined ? ((((value['visibility'] === 'public')) || ((value['visibility'] === 'private')))) : true)))) { return false }; return true; })(value['files'])
+  )
+}
+})()],
   ['571569f125c2750a', (() => {
 const local_0 = /^[0-9a-f]{40}$/;
 const local_1 = /^[A-Za-z0-9_-]*$/;
@@ -155,31 +193,6 @@ const local_7 = /^[\u0000-\u00ff]{20}$/;
 return function check(value) {
   return (
     (((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['action'] === 'announce') && (typeof value['info_hash'] === 'string') && local_0.test(value['info_hash']) && (typeof value['peer_id'] === 'string') && local_1.test(value['peer_id']) && (value['event'] !== undefined ? ((((value['event'] === 'started')) || ((value['event'] === 'update')) || ((value['event'] === 'completed')) || ((value['event'] === 'stopped')) || ((value['event'] === 'paused')))) : true) && (value['uploaded'] !== undefined ? (Number.isFinite(value['uploaded']) && value['uploaded'] >= 0) : true) && (value['downloaded'] !== undefined ? (Number.isFinite(value['downloaded']) && value['downloaded'] >= 0) : true) && (value['left'] !== undefined ? (((Number.isFinite(value['left']) && value['left'] >= 0) || ((value['left'] === null)))) : true) && (value['numwant'] !== undefined ? (Number.isInteger(value['numwant']) && value['numwant'] <= 1000 && value['numwant'] >= 0) : true) && (value['offers'] !== undefined ? (Array.isArray(value['offers']) && value['offers'].length <= 50 && ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (typeof value['offer_id'] === 'string') && value['offer_id'].length <= 64 && value['offer_id'].length >= 1 && (typeof value['offer'] === 'object' && value['offer'] !== null && !Array.isArray(value['offer'])) && (((value['offer']['type'] === 'offer')) || ((value['offer']['type'] === 'answer'))) && (typeof value['offer']['sdp'] === 'string') && value['offer']['sdp'].length <= 16384))) { return false }; return true; })(value['offers'])) : true) && (value['to_peer_id'] !== undefined ? ((typeof value['to_peer_id'] === 'string') && local_2.test(value['to_peer_id'])) : true) && (value['answer'] !== undefined ? ((typeof value['answer'] === 'object' && value['answer'] !== null && !Array.isArray(value['answer'])) && (((value['answer']['type'] === 'offer')) || ((value['answer']['type'] === 'answer'))) && (typeof value['answer']['sdp'] === 'string') && value['answer']['sdp'].length <= 16384) : true) && (value['offer_id'] !== undefined ? ((typeof value['offer_id'] === 'string') && value['offer_id'].length <= 64 && value['offer_id'].length >= 1) : true) && (value['trackerid'] !== undefined ? ((typeof value['trackerid'] === 'string') && value['trackerid'].length <= 64) : true) && (value['pf_session'] !== undefined ? ((typeof value['pf_session'] === 'string') && local_3.test(value['pf_session'])) : true) && (value['pf_proof'] !== undefined ? ((typeof value['pf_proof'] === 'string') && local_4.test(value['pf_proof'])) : true) && (value['pf_have'] !== undefined ? ((typeof value['pf_have'] === 'string') && value['pf_have'].length <= 65536 && local_5.test(value['pf_have'])) : true) && (value['pf_bytes_confirmed'] !== undefined ? (Number.isFinite(value['pf_bytes_confirmed']) && value['pf_bytes_confirmed'] >= 0) : true) && (value['pf_from_peers'] !== undefined ? (Number.isFinite(value['pf_from_peers']) && value['pf_from_peers'] >= 0) : true) && (value['pf_from_http'] !== undefined ? (Number.isFinite(value['pf_from_http']) && value['pf_from_http'] >= 0) : true) && (value['pf_connections'] !== undefined ? ((typeof value['pf_connections'] === 'object' && value['pf_connections'] !== null && !Array.isArray(value['pf_connections'])) && Number.isInteger(value['pf_connections']['host']) && value['pf_connections']['host'] <= 1000000 && value['pf_connections']['host'] >= 0 && Number.isInteger(value['pf_connections']['srflx']) && value['pf_connections']['srflx'] <= 1000000 && value['pf_connections']['srflx'] >= 0 && Number.isInteger(value['pf_connections']['relay']) && value['pf_connections']['relay'] <= 1000000 && value['pf_connections']['relay'] >= 0 && Object.getOwnPropertyNames(value['pf_connections']).length === 3) : true)) || ((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['action'] === 'scrape') && (value['info_hash'] !== undefined ? ((((typeof value['info_hash'] === 'string') && local_6.test(value['info_hash'])) || (Array.isArray(value['info_hash']) && value['info_hash'].length <= 50 && ((array) => { for(const value of array) if(!(((typeof value === 'string') && local_7.test(value)))) { return false }; return true; })(value['info_hash'])))) : true)))
-  )
-}
-})()],
-  ['7117a21fa96b6014', (() => {
-const local_0 = /^[A-Za-z0-9_-]{1,64}$/;
-const local_1 = /^[0-9a-f]{64}$/;
-const local_2 = /^[0-9a-f]{40}$/;
-return function check(value) {
-  return (
-    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-    (typeof value['file_id'] === 'string') &&
-    local_0.test(value['file_id']) &&
-    (typeof value['name'] === 'string') &&
-    Number.isInteger(value['size']) &&
-    value['size'] >= 0 &&
-    (typeof value['content_type'] === 'string') &&
-    (typeof value['sha256'] === 'string') &&
-    local_1.test(value['sha256']) &&
-    (typeof value['info_hash'] === 'string') &&
-    local_2.test(value['info_hash']) &&
-    Number.isInteger(value['chunk_size']) &&
-    Number.isInteger(value['chunk_count']) &&
-    value['chunk_count'] >= 0 &&
-    (typeof value['last_modified'] === 'string') &&
-    (typeof value['manifest_url'] === 'string')
   )
 }
 })()],
@@ -423,18 +436,6 @@ return function check(value) {
     value['chunk'] >= 0 &&
     (value['sha256'] !== undefined ? ((typeof value['sha256'] === 'string') && local_0.test(value['sha256'])) : true) &&
     value['bytes'] instanceof Uint8Array
-  )
-}
-})()],
-  ['bf6866e353c267a0', (() => {
-const local_0 = /^[A-Za-z0-9_-]{1,64}$/;
-const local_1 = /^[0-9a-f]{64}$/;
-const local_2 = /^[0-9a-f]{40}$/;
-return function check(value) {
-  return (
-    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-    Array.isArray(value['files']) &&
-    ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (typeof value['file_id'] === 'string') && local_0.test(value['file_id']) && (typeof value['name'] === 'string') && Number.isInteger(value['size']) && value['size'] >= 0 && (typeof value['content_type'] === 'string') && (typeof value['sha256'] === 'string') && local_1.test(value['sha256']) && (typeof value['info_hash'] === 'string') && local_2.test(value['info_hash']) && Number.isInteger(value['chunk_size']) && Number.isInteger(value['chunk_count']) && value['chunk_count'] >= 0 && (typeof value['last_modified'] === 'string') && (typeof value['manifest_url'] === 'string')))) { return false }; return true; })(value['files'])
   )
 }
 })()],

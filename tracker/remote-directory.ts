@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import { FileListSchema, createCodec, verifyManifest, type FileDirectory, type PublishedFile } from '../protocol/index.ts';
+import { FileEntrySchema, FileListSchema, createCodec, verifyManifest, type FileDirectory, type FileEntry, type PublishedFile } from '../protocol/index.ts';
 
 const fileListCodec = createCodec(FileListSchema);
+const fileEntryCodec = createCodec(FileEntrySchema);
 
 export interface RemoteDirectoryOptions {
   /** Base URL of an origin (`peerfill serve`). */
@@ -14,6 +15,12 @@ export interface RemoteDirectoryOptions {
   maxEntries?: number;
   /** Per request; default 5 s. */
   timeoutMs?: number;
+  /**
+   * A publisher API key (a secret of PEERFILL_PUBLISHER_KEYS), sent as `x-peerfill-key`: with
+   * it the origin lists private files too and lets their entries and manifests be read. Without
+   * it this directory knows only public files, and a private one is "not found" here.
+   */
+  apiKey?: string;
   logger: Logger;
   fetch?: typeof fetch;
 }
@@ -24,8 +31,10 @@ interface Entry {
 }
 
 /**
- * The FileDirectory of a standalone tracker: manifests fetched from the origin over HTTP,
- * verified (an info_hash that does not match its manifest is refused), and cached.
+ * The FileDirectory of a standalone tracker: entries and manifests fetched from the origin
+ * over HTTP, verified (an info_hash that does not match its manifest is refused), and cached.
+ * A file's visibility comes from its entry (`visibility`), so that a private file's sessions
+ * need a grant or key and its swarm admits only proven sessions, as in `peerfill serve`.
  */
 export function createRemoteDirectory(options: RemoteDirectoryOptions): FileDirectory {
   const base = options.originUrl.replace(/\/+$/, '');
@@ -48,14 +57,38 @@ export function createRemoteDirectory(options: RemoteDirectoryOptions): FileDire
     map.set(key, { file, expiresAtMs: Date.now() + (file ? ttlMs : negativeTtlMs) });
   }
 
+  const headers: Record<string, string> = { accept: 'application/json', ...(options.apiKey === undefined ? {} : { 'x-peerfill-key': options.apiKey }) };
+  let warnedPrivate = false;
+
   async function getJson(path: string): Promise<unknown> {
-    const response = await doFetch(`${base}${path}`, { signal: AbortSignal.timeout(options.timeoutMs ?? 5000), headers: { accept: 'application/json' } });
+    const response = await doFetch(`${base}${path}`, { signal: AbortSignal.timeout(options.timeoutMs ?? 5000), headers });
     if (response.status === 404) return undefined;
+    if (response.status === 403) {
+      // A private file, and no (or no valid) publisher key here: not one this tracker can serve.
+      await response.arrayBuffer().catch(() => undefined);
+      if (!warnedPrivate) {
+        warnedPrivate = true;
+        options.logger.warn({ path }, `origin refused a private file's entry: ${options.apiKey === undefined ? 'set PEERFILL_PUBLISHER_KEYS' : 'the origin does not know this tracker\'s first PEERFILL_PUBLISHER_KEYS secret'} to serve private files`);
+      }
+      return undefined;
+    }
     if (!response.ok) throw new Error(`origin answered ${response.status} for ${path}`);
     return (await response.json()) as unknown;
   }
 
-  async function fetchManifest(fileId: string): Promise<PublishedFile | undefined> {
+  /** A file from its entry (listed, or fetched here) and its verified manifest. */
+  async function fetchFile(fileId: string, listed: FileEntry | undefined): Promise<PublishedFile | undefined> {
+    let entry = listed;
+    if (!entry) {
+      const body = await getJson(`/files/${encodeURIComponent(fileId)}`);
+      if (body === undefined) return undefined;
+      const decoded = fileEntryCodec.decode(body);
+      if (!decoded.ok || decoded.value.file_id !== fileId) {
+        options.logger.warn({ fileId, errors: decoded.ok ? ['file_id mismatch'] : decoded.errors }, 'origin sent an invalid file entry');
+        return undefined;
+      }
+      entry = decoded.value;
+    }
     const body = await getJson(`/files/${encodeURIComponent(fileId)}/manifest`);
     if (body === undefined) return undefined;
     const checked = await verifyManifest(body);
@@ -63,15 +96,16 @@ export function createRemoteDirectory(options: RemoteDirectoryOptions): FileDire
       options.logger.warn({ fileId, errors: checked.ok ? ['file_id mismatch'] : checked.errors }, 'origin sent an invalid manifest');
       return undefined;
     }
-    return { manifest: checked.manifest };
+    // Visibility belongs to the file id, not to one version of its content.
+    return entry.visibility === 'private' ? { manifest: checked.manifest, isPrivate: true } : { manifest: checked.manifest };
   }
 
-  async function getByFileId(fileId: string): Promise<PublishedFile | undefined> {
+  async function getByFileId(fileId: string, listed?: FileEntry): Promise<PublishedFile | undefined> {
     const cached = byFileId.get(fileId);
     if (cached && cached.expiresAtMs > Date.now()) return cached.file;
     let pending = inflight.get(fileId);
     if (!pending) {
-      pending = fetchManifest(fileId).finally(() => inflight.delete(fileId));
+      pending = fetchFile(fileId, listed).finally(() => inflight.delete(fileId));
       inflight.set(fileId, pending);
     }
     const file = await pending;
@@ -91,12 +125,12 @@ export function createRemoteDirectory(options: RemoteDirectoryOptions): FileDire
       const known = byInfoHash.get(entry.info_hash);
       if (known?.file && known.expiresAtMs > Date.now()) continue;
       // The list only points at manifests; each is verified before it counts.
-      await getByFileId(entry.file_id);
+      await getByFileId(entry.file_id, entry);
     }
   }
 
   return {
-    getByFileId,
+    getByFileId: (fileId) => getByFileId(fileId),
     async getByInfoHash(infoHash: string): Promise<PublishedFile | undefined> {
       const cached = byInfoHash.get(infoHash);
       if (cached && cached.expiresAtMs > Date.now()) return cached.file;
