@@ -298,6 +298,8 @@ try {
   console.log(`held peers                          ${heldPeers} of ${PEERS} (${perTrackerHeld.join(' + ')})`);
   console.log(`announces answered /s, total        ${rate.toFixed(0)}   (${answered} in ${wall.toFixed(1)} s; failures ${results.reduce((total, r) => total + r.failures, 0)})`);
   trackers.forEach((tracker, t) => console.log(`  ${tracker.name.padEnd(34)}${perProcess[t]!.toFixed(0).padStart(6)} /s   CPU ${pct(trackerCpu[t]!)}   RSS ${idleRss[t]!.toFixed(0)} -> ${heldRss[t]!.toFixed(0)} MB held -> ${rssMb(tracker.pid).toFixed(0)} MB under load`));
+  // On a shared machine a process may be runnable but starved: this figure divides that out.
+  console.log(`announces per tracker CPU-second   ${(answered / Math.max(0.01, sumOf(trackerCpu))).toFixed(0)}   (trackers' CPU ${pct(sumOf(trackerCpu))} of one core together)`);
   console.log(`announce -> reply p50 / p99         ${percentile(buckets, 50).toFixed(1)} / ${percentile(buckets, 99).toFixed(1)} ms`);
   const rssPerPeer = (1024 * (sumOf(heldRss) - sumOf(idleRss))) / Math.max(1, heldPeers);
   console.log(`RSS per held peer                   ${rssPerPeer.toFixed(2)} KB (trackers' RSS held - idle, summed, / held peers)`);
