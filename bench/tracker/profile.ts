@@ -141,6 +141,7 @@ try {
   const profile = profileCodec.parse(parsed.ok ? parsed.value : undefined);
   const byId = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
   const byFunction = new Map<string, number>();
+  const categoryOfKey = new Map<string, string>();
   const byCategory = new Map<string, number>();
   let total = 0;
   profile.samples.forEach((id, index) => {
@@ -151,6 +152,7 @@ try {
     const key = `${frame.functionName || '(anonymous)'}${where}`;
     byFunction.set(key, (byFunction.get(key) ?? 0) + delta);
     const category = categoryOf(frame.functionName, frame.url);
+    categoryOfKey.set(key, category);
     byCategory.set(category, (byCategory.get(category) ?? 0) + delta);
   });
   const busy = total - (byCategory.get('idle') ?? 0);
@@ -159,7 +161,7 @@ try {
   console.log(`self time by category (share of non-idle samples; the profile covers the whole process life, warm-up included):`);
   for (const [category, us] of [...byCategory].filter(([name]) => name !== 'idle').sort((a, b) => b[1] - a[1])) console.log(`  ${share(us)}  ${category}`);
   console.log(`top ${TOP} functions by self time:`);
-  for (const [name, us] of [...byFunction].filter(([name]) => !name.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${share(us)}  ${name}`);
+  for (const [name, us] of [...byFunction].filter(([name]) => !name.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${share(us)}  ${name}  [${categoryOfKey.get(name)}]`);
 } finally {
   clearTimeout(limit);
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
