@@ -3,7 +3,7 @@
 // with `peerfill serve` as their origin, and load generators in their own processes.
 //
 //   node --import tsx bench/tracker/cluster.ts [--peers 60000] [--trackers 4]
-//     [--generators-per-tracker 1] [--seconds 20] [--limit-seconds 290]
+//     [--generators-per-tracker 1] [--seconds 20] [--limit-seconds 300]
 //
 // Phase 1 (hold): every peer opens its WebSocket straight to one tracker (each generator
 // talks to one tracker) and announces `started` once; RSS per held peer is read from
@@ -34,7 +34,7 @@ const { values } = parseArgs({
     trackers: { type: 'string', default: '4' },
     'generators-per-tracker': { type: 'string', default: '1' },
     seconds: { type: 'string', default: '20' },
-    'limit-seconds': { type: 'string', default: '290' },
+    'limit-seconds': { type: 'string', default: '300' },
   },
 });
 const TRACKERS = Math.max(1, Math.min(8, Number(values.trackers)));
@@ -256,7 +256,7 @@ try {
     for (const { proc } of generators) proc.child.stdin!.write(`${line}\n`);
   };
   const heldStarted = Date.now();
-  const heldLines = generators.map(({ proc }) => waitForOutput(proc, /^HELD (.*)$/m, 180_000).then((match) => decodeLine(heldCodec, match[1]!)));
+  const heldLines = generators.map(({ proc }) => waitForOutput(proc, /^HELD (.*)$/m, 200_000).then((match) => decodeLine(heldCodec, match[1]!)));
   command('start');
   const held = await Promise.all(heldLines);
   const heldPeers = held.reduce((total, h) => total + h.answered, 0);

@@ -267,7 +267,7 @@ lines.on('line', (command) => {
 });
 
 async function waitForHold(): Promise<void> {
-  const deadline = Date.now() + 120_000;
+  const deadline = Date.now() + 170_000;
   while (answered < peers.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   process.stdout.write(`HELD ${JSON.stringify({ peers: peers.length, answered, failures })}\n`);
 }
