@@ -3,7 +3,7 @@
 // with `peerfill serve` as their origin, and load generators in their own processes.
 //
 //   node --import tsx bench/tracker/cluster.ts [--peers 60000] [--trackers 4]
-//     [--generators-per-tracker 1] [--seconds 20] [--limit-seconds 300]
+//     [--generators-per-tracker 1] [--seconds 20] [--limit-seconds 300] [--profile]
 //
 // Phase 1 (hold): every peer opens its WebSocket straight to one tracker (each generator
 // talks to one tracker) and announces `started` once; RSS per held peer is read from
@@ -16,7 +16,7 @@
 // --limit-seconds; whatever failed, and where, is printed.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +27,7 @@ import { Redis } from 'ioredis';
 import { createCodec, parseJson } from '../../protocol/index.ts';
 import { freePort } from '../../test/support/net.ts';
 import { RedisCluster } from '../../test/tracker/fixtures/redis-cluster.ts';
+import { summarizeProfile } from './cpu-profile.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,6 +36,8 @@ const { values } = parseArgs({
     'generators-per-tracker': { type: 'string', default: '1' },
     seconds: { type: 'string', default: '20' },
     'limit-seconds': { type: 'string', default: '300' },
+    /** Run tracker 1 under `node --cpu-prof` and print where its time went. */
+    profile: { type: 'boolean', default: false },
   },
 });
 const TRACKERS = Math.max(1, Math.min(8, Number(values.trackers)));
@@ -225,7 +228,7 @@ try {
   await waitForOutput(origin, /web page:/, 60_000);
   const trackerPorts = await Promise.all(Array.from({ length: TRACKERS }, () => freePort()));
   const trackers = trackerPorts.map((port, index) =>
-    spawnProc(`tracker ${index + 1}`, [process.execPath, '--max-old-space-size=4096', CLI, 'tracker', '--origin', `http://127.0.0.1:${originPort}`, '--port', String(port), '--host', '127.0.0.1', '--redis', cluster!.url, '--open'], {
+    spawnProc(`tracker ${index + 1}`, [process.execPath, '--max-old-space-size=4096', ...(values.profile && index === 0 ? ['--cpu-prof', '--cpu-prof-dir', join(dir, 'profile')] : []), CLI, 'tracker', '--origin', `http://127.0.0.1:${originPort}`, '--port', String(port), '--host', '127.0.0.1', '--redis', cluster!.url, '--open'], {
       ...env,
       PEERFILL_DATA_DIR: join(dir, `tracker-${port}`),
     }),
@@ -312,6 +315,21 @@ try {
   console.log(`  ${'origin'.padEnd(34)}${pct(originCpu)}`);
   console.log(`  ${'sum'.padEnd(34)}${pct(sumOf(trackerCpu) + sumOf(generatorCpu) + sumOf(redisCpu) + originCpu)}   machine busy ${machineBusy.toFixed(0)}% of all cores (other tenants included)`);
   console.log(`load average at the end of the window: ${loadAtEnd}`);
+  // The trackers log at warn: anything they said is part of the result.
+  for (const tracker of trackers) {
+    const said = tracker.out.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('peerfill tracker '));
+    if (said.length > 0) console.log(`${tracker.name} logged ${said.length} line(s), the first: ${said.slice(0, 3).map((line) => line.slice(0, 300)).join(' | ')}`);
+  }
+  if (values.profile) {
+    // SIGINT: the CLI shuts down and V8 writes the profile (it covers start, hold and load).
+    const first = trackers[0]!.child;
+    const exited = new Promise((resolve) => first.once('exit', resolve));
+    first.kill('SIGINT');
+    await Promise.race([exited, sleep(30_000)]);
+    const file = (await readdir(join(dir, 'profile')).catch(() => [])).find((name) => name.endsWith('.cpuprofile'));
+    console.log(file ? `\ntracker 1 under --cpu-prof (Redis Cluster store):` : 'tracker 1 wrote no .cpuprofile');
+    if (file) for (const line of summarizeProfile(await readFile(join(dir, 'profile', file), 'utf8'), 30)) console.log(line);
+  }
 } catch (error) {
   console.log(`FAILED at ${elapsed()}: ${error instanceof Error ? error.message : String(error)}; load average ${loadAverage()}`);
   process.exitCode = 1;

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Type } from '@sinclair/typebox';
 import { createCodec, parseJson } from '../../protocol/index.ts';
+import { summarizeProfile } from './cpu-profile.ts';
 import { freePort } from '../../test/support/net.ts';
 
 const { values } = parseArgs({
@@ -48,13 +49,6 @@ const cpuSeconds = (pid: number) => {
 };
 
 const resultCodec = createCodec(Type.Object({ answered: Type.Integer(), seconds: Type.Number() }));
-const profileCodec = createCodec(
-  Type.Object({
-    nodes: Type.Array(Type.Object({ id: Type.Integer(), callFrame: Type.Object({ functionName: Type.String(), url: Type.String(), lineNumber: Type.Integer() }) })),
-    samples: Type.Array(Type.Integer()),
-    timeDeltas: Type.Array(Type.Number()),
-  }),
-);
 
 function waitForLine(child: ChildProcess, prefix: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -73,23 +67,6 @@ function waitForLine(child: ChildProcess, prefix: string, timeoutMs: number): Pr
       reject(new Error(`process exited (${code}) before "${prefix}"`));
     });
   });
-}
-
-/** The category a sampled function's self time counts under. */
-export function categoryOf(functionName: string, url: string): string {
-  if (functionName === '(garbage collector)') return 'GC';
-  if (functionName === '(idle)') return 'idle';
-  if (functionName === '(program)') return 'V8/native (program)';
-  if (/^(parse|stringify)$/.test(functionName) && url === '') return 'JSON';
-  if (url.includes('/node_modules/ws/')) return 'ws framing (ws package)';
-  if (url.includes('/node_modules/bittorrent-tracker/')) return 'bittorrent-tracker';
-  if (url.includes('/node_modules/')) return `dependency ${/\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? '?'}`;
-  if (/\/tracker\/store-/.test(url)) return 'the store';
-  if (/\/tracker\/ws-frames\.ts/.test(url)) return 'ws framing (ours)';
-  if (/\/(tracker|protocol|bin)\//.test(url)) return 'our code';
-  if (url.startsWith('node:internal/') || url.startsWith('node:')) return /stream|net|socket|buffer|tcp/.test(url) ? 'node net/streams' : 'node other';
-  if (url === '') return 'native (writev, crypto, ...)';
-  return 'other';
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'pf-bench-profile-'));
@@ -137,31 +114,8 @@ try {
   const file = (await readdir(dir)).find((name) => name.endsWith('.cpuprofile'));
   if (!file) throw new Error('the server wrote no .cpuprofile');
   if (values.keep) await copyFile(join(dir, file), values.keep);
-  const parsed = parseJson(await readFile(join(dir, file), 'utf8'));
-  const profile = profileCodec.parse(parsed.ok ? parsed.value : undefined);
-  const byId = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
-  const byFunction = new Map<string, number>();
-  const categoryOfKey = new Map<string, string>();
-  const byCategory = new Map<string, number>();
-  let total = 0;
-  profile.samples.forEach((id, index) => {
-    const frame = byId.get(id)!;
-    const delta = profile.timeDeltas[index] ?? 0;
-    total += delta;
-    const where = frame.url === '' ? '' : ` ${frame.url.replace(/^.*\/(node_modules\/|tracker\/|protocol\/|bin\/)/, '$1')}:${frame.lineNumber + 1}`;
-    const key = `${frame.functionName || '(anonymous)'}${where}`;
-    byFunction.set(key, (byFunction.get(key) ?? 0) + delta);
-    const category = categoryOf(frame.functionName, frame.url);
-    categoryOfKey.set(key, category);
-    byCategory.set(category, (byCategory.get(category) ?? 0) + delta);
-  });
-  const busy = total - (byCategory.get('idle') ?? 0);
-  const share = (us: number) => `${((100 * us) / busy).toFixed(1).padStart(5)}%`;
   console.log(`profile of ${KIND} (bench/tracker/profile.ts): ${PEERS} closed-loop peers, ${GENERATORS} generators, ${SECONDS}s; ${rate.toFixed(0)} announces/s at server CPU ${serverCpu.toFixed(0)}%; load average ${loadAverage()}`);
-  console.log(`self time by category (share of non-idle samples; the profile covers the whole process life, warm-up included):`);
-  for (const [category, us] of [...byCategory].filter(([name]) => name !== 'idle').sort((a, b) => b[1] - a[1])) console.log(`  ${share(us)}  ${category}`);
-  console.log(`top ${TOP} functions by self time:`);
-  for (const [name, us] of [...byFunction].filter(([name]) => !name.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${share(us)}  ${name}  [${categoryOfKey.get(name)}]`);
+  for (const line of summarizeProfile(await readFile(join(dir, file), 'utf8'), TOP)) console.log(line);
 } finally {
   clearTimeout(limit);
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
