@@ -252,14 +252,14 @@ try {
     }
   }
   const openStarted = Date.now();
-  const ready = await Promise.all(generators.map(({ proc }) => waitForOutput(proc, /^READY (.*)$/m, 240_000).then((match) => decodeLine(readyCodec, match[1]!))));
+  const ready = await Promise.all(generators.map(({ proc }) => waitForOutput(proc, /^READY (.*)\n/m, 240_000).then((match) => decodeLine(readyCodec, match[1]!))));
   const opened = ready.reduce((total, r) => total + r.opened, 0);
   log(`sockets open: ${opened} of ${PEERS} in ${((Date.now() - openStarted) / 1000).toFixed(1)} s; refused ${ready.reduce((total, r) => total + r.failed, 0)}${ready.some((r) => r.firstError) ? ` (first: ${ready.find((r) => r.firstError)!.firstError})` : ''}; load average ${loadAverage()}`);
   const command = (line: string) => {
     for (const { proc } of generators) proc.child.stdin!.write(`${line}\n`);
   };
   const heldStarted = Date.now();
-  const heldLines = generators.map(({ proc }) => waitForOutput(proc, /^HELD (.*)$/m, 200_000).then((match) => decodeLine(heldCodec, match[1]!)));
+  const heldLines = generators.map(({ proc }) => waitForOutput(proc, /^HELD (.*)\n/m, 200_000).then((match) => decodeLine(heldCodec, match[1]!)));
   command('start');
   const held = await Promise.all(heldLines);
   const heldPeers = held.reduce((total, h) => total + h.answered, 0);
@@ -269,7 +269,7 @@ try {
   log(`held: ${heldPeers} peers answered their started announce in ${((Date.now() - heldStarted) / 1000).toFixed(1)} s (failures ${held.reduce((total, h) => total + h.failures, 0)}); load average ${loadAverage()}`);
 
   // Phase 2: the held peers announce in a closed loop.
-  const resultLines = generators.map(({ proc }) => waitForOutput(proc, /^RESULT (.*)$/m, 60_000 + SECONDS * 3000).then((match) => decodeLine(resultCodec, match[1]!)));
+  const resultLines = generators.map(({ proc }) => waitForOutput(proc, /^RESULT (.*)\n/m, 60_000 + SECONDS * 3000).then((match) => decodeLine(resultCodec, match[1]!)));
   command('loop');
   await sleep(3000); // warm-up
   const snapshot = async () => ({ stats: await commandStats(primaries), cpu: procs.map((proc) => cpuSeconds(proc.pid)), redisCpu: redisProcs.map((node) => cpuSeconds(node.pid)), machine: machineTimes(), at: process.hrtime.bigint() });

@@ -267,7 +267,12 @@ lines.on('line', (command) => {
 });
 
 async function waitForHold(): Promise<void> {
+  // Up to 170 s, but not 15 s past the last reply: a peer left unanswered that long is not coming.
   const deadline = Date.now() + 170_000;
-  while (answered < peers.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  let last = { answered, atMs: Date.now() };
+  while (answered < peers.length && Date.now() < deadline && Date.now() - last.atMs < 15_000) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (answered !== last.answered) last = { answered, atMs: Date.now() };
+  }
   process.stdout.write(`HELD ${JSON.stringify({ peers: peers.length, answered, failures })}\n`);
 }
