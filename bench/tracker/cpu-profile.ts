@@ -17,6 +17,8 @@ export function categoryOf(functionName: string, url: string): string {
   if (functionName === '(idle)') return 'idle';
   if (functionName === '(program)') return 'V8/native (program)';
   if (/^(parse|stringify)$/.test(functionName) && url === '') return 'JSON';
+  // `peerfill` (bin/peerfill.mjs) runs a bundle of our sources from node_modules/.cache.
+  if (url.includes('/node_modules/.cache/peerfill-cli/')) return 'our code (the CLI bundle)';
   if (url.includes('/node_modules/ws/')) return 'ws framing (ws package)';
   if (url.includes('/node_modules/bittorrent-tracker/')) return 'bittorrent-tracker';
   if (url.includes('/node_modules/')) return `dependency ${/\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? '?'}`;
