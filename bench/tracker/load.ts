@@ -3,7 +3,9 @@
 //   start   - throughput: every peer announces (with one offer) again as soon as it is answered;
 //             hold: every peer announces once ("started"), then HELD is printed
 //   measure - start counting answered announces and reply latencies
-//   stop    - print RESULT (throughput) and exit
+//   loop    - hold mode, after HELD: every peer switches to the throughput loop (update
+//             announces with one offer, again as soon as answered), so held peers are the load
+//   stop    - print RESULT (throughput and hold) and exit
 // stdin closing also ends the process.
 //
 // client "raw" (default) speaks RFC 6455 over a plain net.Socket: each peer's announce is one
@@ -39,6 +41,8 @@ const sdp = { type: 'offer', sdp: `v=0\r\no=- ${'1'.repeat(19)} 2 IN IP4 127.0.0
 
 interface Peer {
   send(): void;
+  /** From now on send() sends this frame (hold mode's `loop`). */
+  switchTo(message: string): void;
   sentAtNs: bigint;
   running: boolean;
   close(): void;
@@ -48,6 +52,8 @@ let answered = 0;
 let measuring = false;
 let measureStartedNs = 0n;
 let started = false;
+/** Peers announce again as soon as answered: throughput mode, or hold mode after `loop`. */
+let looping = options.mode === 'throughput';
 /** Reply latencies in 0.1 ms buckets: bucket -> count (merged by the runner). */
 const latencyBuckets = new Map<number, number>();
 let failures = 0;
@@ -64,7 +70,7 @@ function onReply(peer: Peer): void {
     const bucket = Number((process.hrtime.bigint() - peer.sentAtNs) / 100_000n);
     latencyBuckets.set(bucket, (latencyBuckets.get(bucket) ?? 0) + 1);
   }
-  if (options.mode === 'throughput' && peer.running) peer.send();
+  if (looping && peer.running) peer.send();
 }
 
 /** A client WebSocket frame (FIN, text) with an all-zero mask key, so the payload goes as is. */
@@ -82,7 +88,7 @@ const FAILURE = Buffer.from('failure reason');
 function openRaw(localAddress: string, message: string): Promise<Peer> {
   return new Promise((resolve, reject) => {
     const socket: Socket = connect({ host: target.hostname, port: Number(target.port), localAddress, noDelay: true });
-    const frame = maskedTextFrame(message);
+    let frame = maskedTextFrame(message);
     let buffer: Buffer = Buffer.alloc(0);
     let upgraded = false;
     const peer: Peer = {
@@ -92,9 +98,18 @@ function openRaw(localAddress: string, message: string): Promise<Peer> {
         peer.sentAtNs = process.hrtime.bigint();
         socket.write(frame);
       },
+      switchTo(next) {
+        frame = maskedTextFrame(next);
+      },
       close: () => socket.destroy(),
     };
     socket.on('error', (error) => (upgraded ? failures++ : reject(error)));
+    // A server past its limits may accept and never answer the upgrade: give up on it.
+    socket.setTimeout(60_000, () => {
+      if (upgraded) return;
+      reject(new Error('no upgrade reply within 60 s'));
+      socket.destroy();
+    });
     socket.on('connect', () => {
       socket.write(`GET ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
     });
@@ -109,6 +124,7 @@ function openRaw(localAddress: string, message: string): Promise<Peer> {
           return;
         }
         upgraded = true;
+        socket.setTimeout(0);
         buffer = buffer.subarray(end + 4);
         resolve(peer);
       }
@@ -152,12 +168,16 @@ async function openWs(localAddress: string, message: string): Promise<Peer> {
     ws.once('open', resolve);
     ws.once('error', reject);
   });
+  let current = message;
   const peer: Peer = {
     sentAtNs: 0n,
     running: true,
     send() {
       peer.sentAtNs = process.hrtime.bigint();
-      ws.send(message);
+      ws.send(current);
+    },
+    switchTo(next) {
+      current = next;
     },
     close: () => ws.terminate(),
   };
@@ -170,25 +190,51 @@ async function openWs(localAddress: string, message: string): Promise<Peer> {
   return peer;
 }
 
+/** Each peer's update announce with one offer, for the throughput loop (hold mode: after `loop`). */
+const loopFrames: string[] = [];
+
 function open(index: number): Promise<Peer> {
   const localAddress = `127.0.0.${2 + (index % options.sourceAddresses)}`;
   const infoHash = swarms[index % swarms.length]!;
-  const message = announceFrame(infoHash, binary(randomBytes(20)), options.mode === 'hold' ? 'started' : 'update', options.mode === 'throughput');
+  const peerId = binary(randomBytes(20));
+  const message = announceFrame(infoHash, peerId, options.mode === 'hold' ? 'started' : 'update', options.mode === 'throughput');
+  if (options.mode === 'hold') loopFrames.push(announceFrame(infoHash, peerId, 'update', true));
   return options.client === 'raw' ? openRaw(localAddress, message) : openWs(localAddress, message);
 }
+
+/** Sockets that could not be opened: counted, the first reason kept, the rest still tried. */
+let openFailures = 0;
+let firstOpenError: string | undefined;
 
 async function openAll(): Promise<Peer[]> {
   const peers: Peer[] = [];
   const concurrency = 256;
   for (let start = 0; start < options.peers; start += concurrency) {
-    const batch = await Promise.all(Array.from({ length: Math.min(concurrency, options.peers - start) }, (_, i) => open(options.firstPeer + start + i)));
-    peers.push(...batch);
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(concurrency, options.peers - start) }, (_, i) =>
+        open(options.firstPeer + start + i).then(
+          (peer) => ({ peer, index: start + i }),
+          (error: unknown) => {
+            openFailures++;
+            firstOpenError ??= error instanceof Error ? error.message : String(error);
+            return undefined;
+          },
+        ),
+      ),
+    );
+    for (const opened of batch) {
+      if (!opened) continue;
+      peers.push(opened.peer);
+      if (options.mode === 'hold') keptFrames.push(loopFrames[opened.index]!);
+    }
   }
   return peers;
 }
 
+/** loopFrames of the peers that opened, in the order of `peers`. */
+const keptFrames: string[] = [];
 const peers = await openAll();
-process.stdout.write('READY\n');
+process.stdout.write(`READY ${JSON.stringify({ opened: peers.length, failed: openFailures, firstError: firstOpenError ?? null })}\n`);
 const lines = createInterface({ input: process.stdin });
 lines.on('close', () => process.exit(0));
 lines.on('line', (command) => {
@@ -201,6 +247,10 @@ lines.on('line', (command) => {
     } else {
       for (const peer of peers) peer.send();
     }
+  } else if (command === 'loop' && options.mode === 'hold' && started && !looping) {
+    looping = true;
+    peers.forEach((peer, index) => peer.switchTo(keptFrames[index]!));
+    for (const peer of peers) peer.send();
   } else if (command === 'measure') {
     answered = 0;
     latencyBuckets.clear();
@@ -217,7 +267,12 @@ lines.on('line', (command) => {
 });
 
 async function waitForHold(): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while (answered < peers.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  // Up to 170 s, but not 15 s past the last reply: a peer left unanswered that long is not coming.
+  const deadline = Date.now() + 170_000;
+  let last = { answered, atMs: Date.now() };
+  while (answered < peers.length && Date.now() < deadline && Date.now() - last.atMs < 15_000) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (answered !== last.answered) last = { answered, atMs: Date.now() };
+  }
   process.stdout.write(`HELD ${JSON.stringify({ peers: peers.length, answered, failures })}\n`);
 }
