@@ -22,11 +22,22 @@ const relayEnvelopeCodec = createCodec(RelayEnvelopeSchema);
 
 export type SignalFrame = RelayedOffer | RelayedAnswer;
 
+/**
+ * How long a swarm's first announce waits for this process to listen on the swarm's channel.
+ * A subscribe that never completes (seen with ioredis sharded subscribers on a loaded Redis
+ * Cluster: bench/tracker/cluster.ts, one swarm of 50 per process never answered) must not hold
+ * the swarm's announces for good: after this, they go on, and signals relayed to this process
+ * before the subscription completes are lost (pub/sub is at most once; peers re-announce).
+ */
+export const RELAY_READY_WAIT_MS = 2000;
+
 /** This process's subscription to one swarm's relay channel. */
 interface SwarmSubscription {
   /** Settles once subscribed (or once subscribing failed, with undefined). */
   readonly ready: Promise<(() => Promise<void>) | undefined>;
   settled: boolean;
+  /** An announce already waited RELAY_READY_WAIT_MS for it (said once). */
+  isLate?: boolean;
 }
 
 /**
@@ -44,6 +55,7 @@ export class Relay {
   constructor(
     private readonly trackerId: string,
     private readonly deps: { store: Store; local: LocalSwarms; metrics: TrackerMetrics; logger: Logger },
+    private readonly readyWaitMs = RELAY_READY_WAIT_MS,
   ) {
     this.localCounters = { offer: deps.metrics.relayedSignals.labels('offer', 'local'), answer: deps.metrics.relayedSignals.labels('answer', 'local') };
     deps.local.watch({ swarmOpened: (infoHash) => this.open(infoHash), swarmClosed: (infoHash) => this.close(infoHash) });
@@ -55,8 +67,21 @@ export class Relay {
    */
   ready(infoHash: string): Promise<void> | undefined {
     const subscription = this.subscriptions.get(infoHash);
-    if (!subscription || subscription.settled) return undefined;
-    return subscription.ready.then(() => undefined);
+    // Once one announce waited in vain, the others no longer wait.
+    if (!subscription || subscription.settled || subscription.isLate) return undefined;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        if (!subscription.settled && !subscription.isLate) {
+          subscription.isLate = true;
+          this.deps.logger.warn({ infoHash, waitedMs: this.readyWaitMs }, 'relay subscribe not done: announces go on without it');
+        }
+        resolve();
+      }, this.readyWaitMs);
+      void subscription.ready.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private open(infoHash: string): void {

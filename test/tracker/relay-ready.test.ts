@@ -1,0 +1,55 @@
+import { Registry } from 'prom-client';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { createTrackerMetrics } from '../../tracker/metrics.ts';
+import { Relay } from '../../tracker/relay.ts';
+import type { Store } from '../../tracker/store.ts';
+import type { LocalSwarms } from '../../tracker/swarm-socket.ts';
+
+type Watcher = { swarmOpened(infoHash: string): void; swarmClosed(infoHash: string): void };
+
+/** A Relay over a store whose subscribe answers when `settle` is called (or never). */
+function relayWithStore(waitMs: number) {
+  let watcher: Watcher | undefined;
+  const local = { watch: (w: Watcher) => (watcher = w), get: () => undefined } as unknown as LocalSwarms;
+  const pending: Array<(unsubscribe: () => Promise<void>) => void> = [];
+  const store = { subscribe: () => new Promise((resolve) => pending.push(resolve)), publish: async () => undefined } as unknown as Store;
+  const metrics = createTrackerMetrics(new Registry(), {
+    connectedSockets: () => 0,
+    localPeers: () => 0,
+    localSwarms: () => 0,
+    sessionCount: async () => 0,
+    storeAvailable: () => true,
+    connectionsBySwarm: () => new Map(),
+    fileIdOf: () => undefined,
+  });
+  const warnings: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(String((JSON.parse(line) as { msg?: unknown }).msg)) });
+  const relay = new Relay('t1', { store, local, metrics, logger }, waitMs);
+  return { relay, open: (infoHash: string) => watcher!.swarmOpened(infoHash), settle: () => pending.shift()?.(async () => undefined), warnings };
+}
+
+describe('Relay.ready: a swarm\'s first announce waits for the relay channel, but not for good', () => {
+  it('settles when the subscription does', async () => {
+    const { relay, open, settle } = relayWithStore(10_000);
+    open('ab'.repeat(20));
+    const ready = relay.ready('ab'.repeat(20));
+    expect(ready).toBeInstanceOf(Promise);
+    settle();
+    await ready;
+    expect(relay.ready('ab'.repeat(20))).toBeUndefined();
+  });
+
+  it('a subscribe that never completes holds the announce only up to the bound, says so once, and holds no later announce', async () => {
+    const { relay, open, warnings } = relayWithStore(50);
+    open('cd'.repeat(20));
+    let isDone = false;
+    const ready = relay.ready('cd'.repeat(20))!.then(() => (isDone = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    // Still waiting on the subscription; then the bound lets it go.
+    expect(isDone).toBe(false);
+    await ready;
+    expect(relay.ready('cd'.repeat(20))).toBeUndefined();
+    expect(warnings.filter((message) => /relay subscribe not done/.test(message))).toHaveLength(1);
+  });
+});
