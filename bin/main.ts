@@ -76,6 +76,8 @@ async function serve(config: ServerConfig): Promise<number> {
   const url = config.port === 0 ? config.serverUrl.replace(/:0$/, `:${port}`) : config.serverUrl;
   const workers = config.workers > 1 ? await (await import('./serve-workers.ts')).startDataPlaneWorkers(config, logger) : undefined;
   process.stdout.write(`peerfill serving ${config.s3 ? `s3://${config.s3.bucket}/${config.s3.prefix}` : config.filesDir}\n  web page: ${url}/\n`);
+  const insecure = (await import('./page.ts')).insecurePageWarning(`${url}/`);
+  if (insecure) process.stderr.write(`peerfill: ${insecure}\n`);
   if (workers) process.stdout.write(`  data plane: ${config.workers} workers on port ${config.dataPort}, download URLs at ${config.publicUrl}\n`);
   // New and changed files are published without a restart: on a timer, and on SIGHUP.
   let rescanning = false;
