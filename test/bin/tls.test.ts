@@ -152,6 +152,27 @@ describe('peerfill serve --tls-cert --tls-key (real process)', () => {
     expect(untrusted.err()).toMatch(/certificate/i);
   });
 
+  it('`peerfill tracker --tls-cert` takes wss announces, reading its manifests from the https origin (NODE_EXTRA_CA_CERTS)', async () => {
+    const { file } = await session(base, ca, 'release.bin');
+    const trackerPort = await freePort();
+    const tracker = run(['tracker', '--origin', base, '--port', String(trackerPort), '--tls-cert', certs.cert, '--tls-key', certs.key], dir, { PEERFILL_SIGNING_KEYS: 'k1:0123456789abcdef0123', NODE_EXTRA_CA_CERTS: certs.cert });
+    const trackerIo = collect(tracker);
+    try {
+      await waitFor(() => trackerIo.out().includes('peerfill tracker') || tracker.exitCode !== null, 'the tracker to listen');
+      expect(trackerIo.out()).toContain(`on wss://127.0.0.1:${trackerPort}/announce for origin ${base}`);
+      const peer = await TestPeer.connect(`wss://127.0.0.1:${trackerPort}/announce`, undefined, { ca });
+      try {
+        peer.announce(file.info_hash, { left: 0 });
+        expect(await peer.next(isAnnounceResponse)).toMatchObject({ action: 'announce', complete: 1 });
+      } finally {
+        await peer.close();
+      }
+    } finally {
+      tracker.kill('SIGTERM');
+      await trackerIo.exit;
+    }
+  });
+
   it('shuts down on SIGTERM', async () => {
     child.kill('SIGTERM');
     expect(await io.exit).toBe(0);
