@@ -58,6 +58,12 @@ export interface ServerConfig {
   workers: number;
   /** The port the data-plane workers share (only with workers > 1). */
   dataPort: number | undefined;
+  /**
+   * `--tls-cert` and `--tls-key` (PEERFILL_TLS_CERT, PEERFILL_TLS_KEY): HTTPS for the page, the
+   * API, the data plane (workers too) and wss for the tracker; the default URLs become https://.
+   * Read and checked by `loadTlsCredentials` when the server starts.
+   */
+  tls: { certPath: string; keyPath: string } | undefined;
   logLevel: string;
 }
 
@@ -100,6 +106,8 @@ export const SERVER_OPTIONS = {
   workers: { type: 'string' },
   'data-port': { type: 'string' },
   'trust-proxy': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -157,7 +165,12 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
   const dataDir = resolve(cwd, flagOrEnv(str('data-dir'), env.PEERFILL_DATA_DIR) ?? 'data');
   const filesDir = resolve(cwd, flagOrEnv(str('files'), env.PEERFILL_FILES_DIR) ?? resolve(dataDir, 'files'));
   const displayHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  const serverUrl = httpUrl(errors, '--server-url / PEERFILL_SERVER_URL', flagOrEnv(str('server-url'), env.PEERFILL_SERVER_URL) ?? `http://${displayHost}:${port}`);
+  const tlsCert = flagOrEnv(str('tls-cert'), env.PEERFILL_TLS_CERT);
+  const tlsKey = flagOrEnv(str('tls-key'), env.PEERFILL_TLS_KEY);
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) errors.push('--tls-cert and --tls-key (PEERFILL_TLS_CERT, PEERFILL_TLS_KEY) go together: HTTPS needs the certificate and its key');
+  const tls = tlsCert !== undefined && tlsKey !== undefined ? { certPath: resolve(cwd, tlsCert), keyPath: resolve(cwd, tlsKey) } : undefined;
+  const scheme = tls ? 'https' : 'http';
+  const serverUrl = httpUrl(errors, '--server-url / PEERFILL_SERVER_URL', flagOrEnv(str('server-url'), env.PEERFILL_SERVER_URL) ?? `${scheme}://${displayHost}:${port}`);
   const workers = integer(errors, '--workers / PEERFILL_WORKERS', flagOrEnv(str('workers'), env.PEERFILL_WORKERS), 1, 1, 256);
   // With workers, the data plane has its own port (node:cluster shares one listening socket
   // among the workers; the control plane keeps the main port in the primary).
@@ -168,7 +181,7 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     dataPort = integer(errors, '--data-port / PEERFILL_DATA_PORT', dataPortText, port + 1, 1, 65535);
     if (dataPort === port) errors.push('--data-port must differ from --port');
   }
-  const publicUrl = httpUrl(errors, '--public-url / PEERFILL_PUBLIC_URL', flagOrEnv(str('public-url'), env.PEERFILL_PUBLIC_URL) ?? (dataPort ? `http://${displayHost}:${dataPort}` : serverUrl));
+  const publicUrl = httpUrl(errors, '--public-url / PEERFILL_PUBLIC_URL', flagOrEnv(str('public-url'), env.PEERFILL_PUBLIC_URL) ?? (dataPort ? `${scheme}://${displayHost}:${dataPort}` : serverUrl));
 
   let signingKeys: SigningKey[] | undefined;
   if (env.PEERFILL_SIGNING_KEYS !== undefined && env.PEERFILL_SIGNING_KEYS !== '') {
@@ -261,6 +274,7 @@ export function loadServerConfig(argv: string[], env: Env, cwd: string): ServerC
     requestTimeoutMs: 1000 * integer(errors, 'PEERFILL_REQUEST_TIMEOUT_SECONDS', env.PEERFILL_REQUEST_TIMEOUT_SECONDS, 30, 1, 600),
     workers,
     dataPort,
+    tls,
     logLevel,
   };
   if (errors.length > 0) throw new ConfigError(errors);

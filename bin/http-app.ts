@@ -2,6 +2,7 @@ import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import { TRUST_NO_PROXY, type ProxyTrust } from '../tracker/index.ts';
 import { clientErrorHandler, frameworkErrors, installErrorContract } from './error-contract.ts';
+import type { TlsCredentials } from './tls.ts';
 
 /**
  * Per-connection bounds of every HTTP server peerfill runs (API and data plane alike).
@@ -40,11 +41,22 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
  * A fastify app with peerfill's limits and its one error contract, not yet listening.
  * Request logging stays off: request URLs carry signatures. `trustProxy` is the tracker's
  * predicate too, so `request.ip` names the same client as the tracker's per-address limits.
+ * With `tls`, the same app over HTTPS (HTTP/1.1): the same limits, and WebSocket upgrades (wss).
+ *
+ * Not HTTP/2, although fastify has `http2: true` (with `allowHTTP1`, node still emits `upgrade`
+ * for wss): the data plane hijacks the reply and writes node's http1 ServerResponse directly,
+ * reusing a read buffer once its write callback says the bytes are with the kernel, which an
+ * HTTP/2 stream (frames queued in the session) does not promise; `headersTimeout`,
+ * `requestTimeout` and the per-connection idle bound that HttpLimits stand for are http1-server
+ * settings an HTTP/2 session does not apply; and `peerfill get` speaks HTTP/1.1 only (its own
+ * zero-copy connection). HTTP/2 would need its own data-plane writer and its own limits.
  */
-export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}, options: { trustProxy?: ProxyTrust } = {}): FastifyInstance {
+export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}, options: { trustProxy?: ProxyTrust; tls?: TlsCredentials } = {}): FastifyInstance {
   const resolved = { ...DEFAULT_HTTP_LIMITS, ...limits };
   const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
-  const app = fastify({
+  // node checks headersTimeout and requestTimeout on this interval; its default 30 s would blur a 10 s bound.
+  const serverOptions = { headersTimeout: Math.min(resolved.headersTimeoutMs, resolved.requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, resolved.headersTimeoutMs) };
+  const common = {
     loggerInstance: httpLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: resolved.bodyLimitBytes,
@@ -56,9 +68,13 @@ export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}, 
     ...(options.trustProxy !== undefined && options.trustProxy !== TRUST_NO_PROXY ? { trustProxy: options.trustProxy } : {}),
     // Schemas mean what they say: no silent dropping of unknown fields, no "5" taken for 5.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
-    // node checks headersTimeout and requestTimeout on this interval; its default 30 s would blur a 10 s bound.
-    http: { headersTimeout: Math.min(resolved.headersTimeoutMs, resolved.requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, resolved.headersTimeoutMs) },
-  });
+  };
+  // fastify hands `https` (not `http`) to https.createServer, so the server bounds go in there.
+  // An https.Server is an http.Server to everything peerfill does with it (listen, address,
+  // upgrade, close), so the app keeps the plain type.
+  const app = options.tls
+    ? (fastify({ ...common, https: { ...serverOptions, cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance)
+    : fastify({ ...common, http: serverOptions });
   installErrorContract(app, logger);
   return app;
 }

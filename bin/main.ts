@@ -16,7 +16,9 @@ const USAGE = `peerfill — peer-assisted hybrid CDN
                  [--rescan-interval S]   (SIGHUP rescans the catalog at once)
                  [--trust-proxy CIDR,...]   (proxies whose X-Forwarded-For names the client)
                  [--workers N [--data-port P]]   (the /d/ data plane in N processes on P, default port+1)
+                 [--tls-cert FILE --tls-key FILE]   (HTTPS and wss; PEM files)
   peerfill tracker --origin URL [--port N] [--host H] [--redis URL] [--open] [--trust-proxy CIDR,...]
+                   [--tls-cert FILE --tls-key FILE]
   peerfill add PATH|s3://bucket/key [--private] [--data-dir DIR]
   peerfill sign FILE_ID [--expires-in SECONDS]
   peerfill grant FILE_ID --user USER [--expires-in SECONDS]
@@ -31,7 +33,8 @@ Environment: PEERFILL_SIGNING_KEYS (kid:secret,...), PEERFILL_DATA_DIR, PEERFILL
 PEERFILL_FILES_DIR, PEERFILL_PORT, PEERFILL_HOST, REDIS_URL, PEERFILL_S3_BUCKET,
 PEERFILL_S3_PREFIX, PEERFILL_S3_ENDPOINT, PEERFILL_S3_REGION, PEERFILL_S3_PRESIGN,
 PEERFILL_EGRESS_BYTES_PER_SECOND, PEERFILL_LOG_LEVEL, PEERFILL_PUBLISHER_KEYS (kid:secret,...),
-PEERFILL_DEFAULT_VISIBILITY, PEERFILL_PRIVATE_PREFIXES, PEERFILL_TRUST_PROXY. See README.md.
+PEERFILL_DEFAULT_VISIBILITY, PEERFILL_PRIVATE_PREFIXES, PEERFILL_TRUST_PROXY, PEERFILL_TLS_CERT,
+PEERFILL_TLS_KEY. A client trusts a private CA with NODE_EXTRA_CA_CERTS=ca.pem. See README.md.
 `;
 
 const EXIT_USAGE = 2;
@@ -59,18 +62,22 @@ function onShutdown(close: () => Promise<void>, log: (message: string) => void):
 
 async function serve(config: ServerConfig): Promise<number> {
   const cluster = (await import('node:cluster')).default;
-  if (cluster.isWorker) return (await import('./serve-workers.ts')).runDataPlaneWorker(config, await createLogger(config.logLevel));
+  // Before anything is opened: a bad certificate or key is exit 2 with nothing left running.
+  const tls = config.tls && (await (await import('./tls.ts')).loadTlsCredentials(config.tls));
+  if (cluster.isWorker) return (await import('./serve-workers.ts')).runDataPlaneWorker(config, await createLogger(config.logLevel), tls);
   const { buildServer } = await import('./serve.ts');
   // `npm start` on a fresh clone: the default folder may not exist yet.
   if (!config.s3) await mkdir(config.filesDir, { recursive: true });
   const logger = await createLogger(config.logLevel);
-  const server = await buildServer(config, logger);
+  const server = await buildServer(config, logger, { tls });
   await server.app.listen({ port: config.port, host: config.host });
   const address = server.app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = config.port === 0 ? config.serverUrl.replace(/:0$/, `:${port}`) : config.serverUrl;
   const workers = config.workers > 1 ? await (await import('./serve-workers.ts')).startDataPlaneWorkers(config, logger) : undefined;
   process.stdout.write(`peerfill serving ${config.s3 ? `s3://${config.s3.bucket}/${config.s3.prefix}` : config.filesDir}\n  web page: ${url}/\n`);
+  const insecure = (await import('./page.ts')).insecurePageWarning(`${url}/`);
+  if (insecure) process.stderr.write(`peerfill: ${insecure}\n`);
   if (workers) process.stdout.write(`  data plane: ${config.workers} workers on port ${config.dataPort}, download URLs at ${config.publicUrl}\n`);
   // New and changed files are published without a restart: on a timer, and on SIGHUP.
   let rescanning = false;

@@ -134,3 +134,28 @@ export const pagePlugin: FastifyPluginAsync<PageOptions> = async (app, options) 
     });
   }
 };
+
+/**
+ * Whether a browser treats `url` as a secure context by its address alone: https:, or http:
+ * at localhost (and `*.localhost`), 127.0.0.0/8 or [::1], as Chromium and Firefox do.
+ */
+export function isSecureContextUrl(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  if (protocol === 'https:') return true;
+  const host = hostname.toLowerCase().replace(/\.$/, '');
+  return host === 'localhost' || host.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(host) || host === '[::1]';
+}
+
+/**
+ * What `serve` says when the page URL it prints is plain http:// at an address other than
+ * localhost: there the page has no secure context (no storage, no SHA-256), so it cannot
+ * download anything, and disables its buttons saying so. Undefined for a URL that works.
+ */
+export function insecurePageWarning(pageUrl: string): string | undefined {
+  if (isSecureContextUrl(pageUrl)) return undefined;
+  return (
+    `warning: ${pageUrl} is plain HTTP at an address other than localhost: browsers give the page no secure context there ` +
+    '(no storage, no SHA-256), so it cannot download anything and disables its buttons. ' +
+    'Serve HTTPS with --tls-cert FILE --tls-key FILE, or put a TLS proxy in front and set --server-url https://...'
+  );
+}

@@ -4,6 +4,7 @@ import { createOrigin } from '../origin/index.ts';
 import { originConfigFrom, type ServerConfig } from './config.ts';
 import { createHttpApp } from './http-app.ts';
 import { httpLimitsFrom } from './serve.ts';
+import type { TlsCredentials } from './tls.ts';
 
 /**
  * `peerfill serve --workers N`: what runs where.
@@ -14,7 +15,8 @@ import { httpLimitsFrom } from './serve.ts';
  *   `--data-port`, which minted URLs point at unless `--public-url` says otherwise.
  * Workers hold no state of their own: each loads the catalog from the manifests the primary
  * built, rescans when the primary has, and is restarted by the primary if it dies.
- * `--egress-limit` is split evenly over the workers.
+ * `--egress-limit` is split evenly over the workers. With `--tls-cert`, workers serve HTTPS too
+ * (each reads the files the primary has already checked).
  */
 const RESCAN_MESSAGE = 'peerfill:rescan';
 /** A worker that keeps dying is restarted at most this often. */
@@ -65,10 +67,10 @@ export async function startDataPlaneWorkers(config: ServerConfig, logger: Logger
 }
 
 /** One data-plane worker: the origin's `/d/` routes on the shared data port, until SIGTERM or the primary goes. */
-export async function runDataPlaneWorker(config: ServerConfig, logger: Logger): Promise<number> {
+export async function runDataPlaneWorker(config: ServerConfig, logger: Logger, tls: TlsCredentials | undefined): Promise<number> {
   const egress = config.egressBytesPerSecond && Math.max(1, Math.floor(config.egressBytesPerSecond / config.workers));
   const origin = await createOrigin({ ...originConfigFrom(config), egressBytesPerSecond: egress }, { logger: logger.child({ component: 'origin', worker: cluster.worker?.id }) });
-  const app = createHttpApp(logger, httpLimitsFrom(config), { trustProxy: config.trustProxy });
+  const app = createHttpApp(logger, httpLimitsFrom(config), { trustProxy: config.trustProxy, tls });
   await app.register(origin.dataPlane);
   app.get('/healthz', async () => ({ status: 'ok' }));
   await app.listen({ port: config.dataPort ?? 0, host: config.host });

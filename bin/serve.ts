@@ -8,6 +8,7 @@ import { originConfigFrom, type ServerConfig } from './config.ts';
 import { installCors } from './cors.ts';
 import { createHttpApp, type HttpLimits } from './http-app.ts';
 import { pageOptionsFrom, pagePlugin } from './page.ts';
+import type { TlsCredentials } from './tls.ts';
 
 /** The composition root of `peerfill serve`: origin + tracker + web page in one fastify app. */
 export interface Server {
@@ -31,7 +32,8 @@ export function trackerUrlFor(serverUrl: string): string {
   return `${serverUrl.replace(/^http/, 'ws')}/announce`;
 }
 
-export async function buildServer(config: ServerConfig, logger: Logger): Promise<Server> {
+/** `tls`: the credentials `loadTlsCredentials` read for `config.tls` (HTTPS and wss); plain HTTP without. */
+export async function buildServer(config: ServerConfig, logger: Logger, options: { tls?: TlsCredentials } = {}): Promise<Server> {
   const origin = await createOrigin(originConfigFrom(config), { logger: logger.child({ component: 'origin' }) });
   const store = await createStore(storeConfigFrom(config), { logger: logger.child({ component: 'store' }) });
   const registry = new Registry();
@@ -53,7 +55,7 @@ export async function buildServer(config: ServerConfig, logger: Logger): Promise
     { directory: origin.directory, minter: origin.minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );
 
-  const app = createHttpApp(logger, httpLimitsFrom(config), { trustProxy: config.trustProxy });
+  const app = createHttpApp(logger, httpLimitsFrom(config), { trustProxy: config.trustProxy, tls: options.tls });
   installCors(app);
   await app.register(origin.plugin);
   await app.register(tracker.plugin);

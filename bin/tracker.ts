@@ -8,6 +8,7 @@ import { installCors } from './cors.ts';
 import { createLogger } from './logger.ts';
 import { createHttpApp } from './http-app.ts';
 import { httpLimitsFrom, trackerUrlFor } from './serve.ts';
+import { loadTlsCredentials } from './tls.ts';
 
 /**
  * `peerfill tracker --origin URL`: the control plane alone, one of many processes sharing
@@ -24,12 +25,13 @@ export async function runTracker(
   const originIndex = argv.indexOf('--origin');
   const originUrl = originIndex >= 0 ? argv[originIndex + 1] : process.env.PEERFILL_ORIGIN_URL;
   const rest = originIndex >= 0 ? argv.filter((_, index) => index !== originIndex && index !== originIndex + 1) : argv;
-  parseArgs({ args: rest, options: { port: { type: 'string' }, host: { type: 'string' }, redis: { type: 'string' }, open: { type: 'boolean' }, 'public-url': { type: 'string' }, 'server-url': { type: 'string' }, 'announce-interval': { type: 'string' }, 'log-level': { type: 'string' }, 'url-ttl': { type: 'string' }, stun: { type: 'string', multiple: true }, turn: { type: 'string', multiple: true }, 'turn-ttl': { type: 'string' }, 'trust-proxy': { type: 'string' } }, strict: true });
+  parseArgs({ args: rest, options: { port: { type: 'string' }, host: { type: 'string' }, redis: { type: 'string' }, open: { type: 'boolean' }, 'public-url': { type: 'string' }, 'server-url': { type: 'string' }, 'announce-interval': { type: 'string' }, 'log-level': { type: 'string' }, 'url-ttl': { type: 'string' }, stun: { type: 'string', multiple: true }, turn: { type: 'string', multiple: true }, 'turn-ttl': { type: 'string' }, 'trust-proxy': { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' } }, strict: true });
   const config = loadServerConfig(rest, process.env, process.cwd());
   const errors: string[] = [];
   if (!originUrl) errors.push('--origin URL (or PEERFILL_ORIGIN_URL) is required: the origin whose files this tracker serves');
   if (!config.signingKeys) errors.push('PEERFILL_SIGNING_KEYS is required: a standalone tracker signs download URLs with the keys the origin verifies');
   if (errors.length > 0) throw new ConfigError(errors);
+  const tls = config.tls && (await loadTlsCredentials(config.tls));
 
   const logger = createLogger(config.logLevel);
   // The first publisher key (the one grants are signed with) reads the origin's private files.
@@ -52,7 +54,7 @@ export async function runTracker(
     { publicTrackerUrl: trackerUrlFor(config.serverUrl), originUrl: originUrl!, open: config.open, announceIntervalSeconds: config.announceIntervalSeconds, speedFloorBitsPerSecond: config.speedFloorBitsPerSecond, sessionCreatesPerAddressPerSecond: config.sessionCreatesPerSecond, sessionCreateBurstPerAddress: config.sessionCreateBurst, publisherKeys: config.publisherKeys, metricsToken: config.metricsToken, ice: config.ice, trustProxy: config.trustProxy },
     { directory, minter, store, logger: logger.child({ component: 'tracker' }), registry },
   );
-  const app = createHttpApp(logger, httpLimitsFrom(config), { trustProxy: config.trustProxy });
+  const app = createHttpApp(logger, httpLimitsFrom(config), { trustProxy: config.trustProxy, tls });
   installCors(app);
   await app.register(tracker.plugin);
   app.get('/healthz', async (_request, reply) =>

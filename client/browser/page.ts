@@ -18,6 +18,17 @@ const list = byId('downloads', HTMLUListElement);
 const empty = byId('downloads-empty', HTMLElement);
 const template = byId('card-template', HTMLTemplateElement);
 const cards: DownloadCard[] = [];
+const secureContextWarning = byId('secure-context-warning', HTMLElement);
+
+/**
+ * Why nothing can be downloaded here, or undefined. Outside a secure context (plain http:// at
+ * any address but localhost) the browser gives the page no OPFS, no storage estimate and no
+ * WebCrypto SHA-256, so a download could not store or check a chunk: its buttons are disabled
+ * and this says why, instead of failing at the first chunk.
+ */
+const insecureReason = isSecureContext
+  ? undefined
+  : `Downloads are turned off: this page was opened at ${location.origin}, which is not a secure context, so the browser gives it no storage for downloads and no SHA-256 checks. Open it over HTTPS (or at http://localhost on the server's own machine).`;
 
 const host: CardHost = {
   // One peer id for the tab, whatever it downloads or seeds.
@@ -110,6 +121,10 @@ function catalogRow(file: FileEntry): HTMLTableRowElement {
   button.textContent = 'Download';
   button.setAttribute('aria-label', `Download ${file.name}`);
   button.addEventListener('click', () => startDownload(file));
+  if (insecureReason) {
+    button.disabled = true;
+    button.setAttribute('aria-describedby', secureContextWarning.id);
+  }
   // Seeding a copy you already have: the file is read from disk and verified, never uploaded to the server.
   const seedLabel = document.createElement('label');
   seedLabel.className = 'file-button';
@@ -123,6 +138,11 @@ function catalogRow(file: FileEntry): HTMLTableRowElement {
     if (local) seedLocalCopy(file, local);
     input.value = '';
   });
+  if (insecureReason) {
+    input.disabled = true;
+    input.setAttribute('aria-describedby', secureContextWarning.id);
+    seedLabel.classList.add('is-disabled');
+  }
   seedLabel.append(input);
   actions.append(button, seedLabel);
   row.append(name, size, actions);
@@ -142,7 +162,9 @@ async function loadCatalog(): Promise<void> {
 }
 
 function resumeSaved(): void {
-  if (!isSecureContext) {
+  if (insecureReason) {
+    secureContextWarning.textContent = insecureReason;
+    secureContextWarning.hidden = false;
     empty.textContent = 'Downloads need a secure page (HTTPS, or http://localhost): browser storage and SHA-256 checks are not available here.';
     return;
   }

@@ -140,9 +140,11 @@ export async function startServer(files: Array<{ name: string; bytes: Uint8Array
 /**
  * Debian's Chromium, never a downloaded one; host ICE candidates allowed on the veth.
  * `executablePath` may be a wrapper that starts it elsewhere (the lab runs it inside a host).
- * Each of `serverUrl` is treated as a secure context (OPFS and WebCrypto need one).
+ * Each of `serverUrl` is treated as a secure context (OPFS and WebCrypto need one); none
+ * when it is empty. `extraArgs` go on the command line too.
  */
-export async function launchChromium(serverUrl: string | string[], executablePath = '/usr/bin/chromium'): Promise<Browser> {
+export async function launchChromium(serverUrl: string | string[], executablePath = '/usr/bin/chromium', extraArgs: string[] = []): Promise<Browser> {
+  const secureOrigins = [serverUrl].flat();
   return chromium.launch({
     executablePath,
     headless: true,
@@ -161,11 +163,12 @@ export async function launchChromium(serverUrl: string | string[], executablePat
       '--use-fake-ui-for-media-stream',
       '--use-fake-device-for-media-stream',
       // OPFS and WebCrypto need a secure context; the test server is plain HTTP on a veth IP.
-      `--unsafely-treat-insecure-origin-as-secure=${[serverUrl].flat().join(',')}`,
+      ...(secureOrigins.length > 0 ? [`--unsafely-treat-insecure-origin-as-secure=${secureOrigins.join(',')}`] : []),
       // Background tabs must not be throttled: each tab here is a separate downloader.
       '--disable-background-timer-throttling',
       '--disable-renderer-backgrounding',
       '--disable-backgrounding-occluded-windows',
+      ...extraArgs,
     ],
   });
 }

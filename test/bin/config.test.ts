@@ -27,6 +27,15 @@ describe('loadServerConfig', () => {
     expect(config.serverUrl).toBe('http://127.0.0.1:9000');
   });
 
+  it('takes --tls-cert and --tls-key (or PEERFILL_TLS_*), relative to the working folder, and makes the default URLs https://', () => {
+    const config = loadServerConfig(['--tls-cert', 'tls/cert.pem', '--workers', '2'], { PEERFILL_TLS_KEY: '/etc/pf/key.pem' }, '/srv');
+    expect(config.tls).toEqual({ certPath: '/srv/tls/cert.pem', keyPath: '/etc/pf/key.pem' });
+    expect(config.serverUrl).toBe('https://127.0.0.1:8080');
+    expect(config.publicUrl).toBe('https://127.0.0.1:8081');
+    expect(loadServerConfig([], {}, '/srv').tls).toBeUndefined();
+    expect(() => loadServerConfig([], { PEERFILL_TLS_CERT: 'cert.pem' }, '/srv')).toThrow(/--tls-cert and --tls-key .* go together/);
+  });
+
   it('reads rotation keys and S3 settings from the environment only', () => {
     const config = loadServerConfig([], {
       PEERFILL_SIGNING_KEYS: 'new:0123456789abcdef01,old:fedcba9876543210fe',
