@@ -151,13 +151,16 @@ function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: 
   let isDone = false;
   let isCancelling = false;
   // The lock goes once the engine has closed the store (a cancel lets it go after removing it).
-  const stop = async () => {
-    try {
-      await engine.destroy();
-    } finally {
-      if (!isCancelling) releaseLock();
-    }
-  };
+  // One stop, however many ask for it: a destroyed engine does not start again.
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      try {
+        await engine.destroy();
+      } finally {
+        if (!isCancelling) releaseLock();
+      }
+    })());
   // Deferred: the engine says 'stopped' and 'error' from inside its own destroy path.
   const stopSoon = () => void Promise.resolve().then(stop).catch(() => undefined);
   engine.on('status', ({ status }) => {
@@ -172,7 +175,8 @@ function start(serverUrl: string, entry: FileEntry, store: ChunkStore, options: 
       // After the engine has finished its own bookkeeping for 'done'.
       if (!keepSeeding) setTimeout(() => void stop(), 0);
     });
-    engine.once('error', reject);
+    // Said once the store is closed and the lock let go: a download() right after may take it.
+    engine.once('error', (error) => void Promise.resolve().then(stop).finally(() => reject(error)).catch(() => undefined));
   });
   done.catch(() => undefined);
   void engine.start();
