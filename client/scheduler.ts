@@ -100,6 +100,9 @@ export class Scheduler {
   readonly #claims = new Map<number, number>();
   /** Our share of the file's blocks among the peers we see (HTTP takes its own first). */
   readonly #shares: HttpShares | undefined;
+  /** The shares' members change only with the peers: set again after addPeer/removePeer, not per run. */
+  #isSharesStale = true;
+  #sharesBlockChunks = 0;
   readonly #options: Required<Pick<SchedulerOptions, 'maxSourcesPerChunk' | 'nowMs'>> & SchedulerOptions;
   readonly #httpStartOffset: number;
   /** HTTP let go of chunks it was fetching since peers were last told. */
@@ -140,6 +143,7 @@ export class Scheduler {
   addPeer(source: SourceId, bitfield: Bitfield): void {
     this.removePeer(source);
     this.#peers.set(source, { bitfield, isUnchokingUs: false, loading: new Set(), loadingAtMs: 0 });
+    this.#isSharesStale = true;
     this.picker.addBitfield(bitfield, false);
   }
 
@@ -150,6 +154,7 @@ export class Scheduler {
     this.picker.removeBitfield(peer.bitfield, peer.isUnchokingUs);
     this.#dropClaims(peer);
     this.#peers.delete(source);
+    this.#isSharesStale = true;
     return this.releaseAll(source);
   }
 
@@ -308,7 +313,11 @@ export class Scheduler {
     // while its owner's HTTP is idle. An owner at work gets to it; taking it meanwhile raced the
     // owner's pf_loading (which takes a second to arrive) into a second copy from the origin.
     const shares = this.#peers.size > 0 ? this.#shares : undefined;
-    shares?.setMembers([...this.#peers.keys()].filter(isPeerSource).map(peerIdOf), options.maxRunChunks);
+    if (shares && (this.#isSharesStale || options.maxRunChunks !== this.#sharesBlockChunks)) {
+      shares.setMembers([...this.#peers.keys()].filter(isPeerSource).map(peerIdOf), options.maxRunChunks);
+      this.#isSharesStale = false;
+      this.#sharesBlockChunks = options.maxRunChunks;
+    }
     const mayTake = (index: number) => !shares || this.picker.availability(index) > 0 || shares.owns(index) || this.#isHttpIdle(shares.ownerOf(index));
     let run = shares ? pick('available', (index) => shares.owns(index)) : undefined;
     if (!run && this.#peers.size > 0) run = pick('available', mayTake);
@@ -491,11 +500,14 @@ export class Scheduler {
   /** Endgame: pending chunks held by fewer than the max sources, oldest first. */
   #endgamePicks(source: SourceId, max: number, sourceHas: (index: number) => boolean, isHttp = false, laneCount = 1): number[] {
     if (max <= 0) return [];
-    for (let index = 0; index < this.chunkCount; index++) if (this.#isFree(index) && (isHttp || sourceHas(index))) return [];
+    // One pass: any free chunk this source could take ends the endgame; HTTP also counts what is left.
+    let leftBytes = 0;
+    for (let index = 0; index < this.chunkCount; index++) {
+      if (this.#isFree(index) && (isHttp || sourceHas(index))) return [];
+      if (isHttp && !this.have.get(index)) leftBytes += this.#chunkBytes(index);
+    }
     const candidates: Array<{ index: number; startedAtMs: number }> = [];
     const now = this.#options.nowMs();
-    let leftBytes = 0;
-    if (isHttp) for (let index = 0; index < this.chunkCount; index++) if (!this.have.get(index)) leftBytes += this.#chunkBytes(index);
     const isWellAhead = isHttp && (this.#options.policy?.isWellAheadOfHttpAlone(leftBytes) ?? false);
     for (const [index, list] of this.#assignments) {
       if (list.length >= this.#options.maxSourcesPerChunk || list.some((a) => a.source === source)) continue;
