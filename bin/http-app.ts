@@ -1,4 +1,6 @@
 import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { TRUST_NO_PROXY, type ProxyTrust } from '../tracker/index.ts';
 import { clientErrorHandler, frameworkErrors, installErrorContract } from './error-contract.ts';
@@ -51,7 +53,10 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
  * settings an HTTP/2 session does not apply; and `peerfill get` speaks HTTP/1.1 only (its own
  * zero-copy connection). HTTP/2 would need its own data-plane writer and its own limits.
  */
-export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}, options: { trustProxy?: ProxyTrust; tls?: TlsCredentials } = {}): FastifyInstance {
+/** An app over HTTP or HTTPS: an https.Server is an http.Server to all peerfill does with it (listen, address, upgrade, close). */
+export type PeerfillApp = FastifyInstance<HttpServer | HttpsServer>;
+
+export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}, options: { trustProxy?: ProxyTrust; tls?: TlsCredentials } = {}): PeerfillApp {
   const resolved = { ...DEFAULT_HTTP_LIMITS, ...limits };
   const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
   // node checks headersTimeout and requestTimeout on this interval; its default 30 s would blur a 10 s bound.
@@ -70,10 +75,8 @@ export function createHttpApp(logger: Logger, limits: Partial<HttpLimits> = {}, 
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   };
   // fastify hands `https` (not `http`) to https.createServer, so the server bounds go in there.
-  // An https.Server is an http.Server to everything peerfill does with it (listen, address,
-  // upgrade, close), so the app keeps the plain type.
-  const app = options.tls
-    ? (fastify({ ...common, https: { ...serverOptions, cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance)
+  const app: PeerfillApp = options.tls
+    ? fastify({ ...common, https: { ...serverOptions, cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ['http/1.1'] } })
     : fastify({ ...common, http: serverOptions });
   installErrorContract(app, logger);
   return app;
