@@ -31,13 +31,24 @@ export type SignalFrame = RelayedOffer | RelayedAnswer;
  */
 export const RELAY_READY_WAIT_MS = 2000;
 
+/** Subscribes tried for one swarm while none completes: at RELAY_READY_WAIT_MS, then doubling up to RELAY_RETRY_MAX_MS. */
+export const RELAY_SUBSCRIBE_ATTEMPTS = 6;
+const RELAY_RETRY_MAX_MS = 30_000;
+
+type Unsubscribe = () => Promise<void>;
+
 /** This process's subscription to one swarm's relay channel. */
 interface SwarmSubscription {
-  /** Settles once subscribed (or once subscribing failed, with undefined). */
-  readonly ready: Promise<(() => Promise<void>) | undefined>;
+  /** Settles once an attempt has subscribed (or once subscribing failed, with undefined). */
+  readonly ready: Promise<Unsubscribe | undefined>;
   settled: boolean;
   /** An announce already waited RELAY_READY_WAIT_MS for it (said once). */
   isLate?: boolean;
+  /** The latest attempt's unsubscribe: the store keeps the latest subscription of a channel. */
+  latest: Promise<Unsubscribe | undefined>;
+  isLatestDone: boolean;
+  attempts: number;
+  retryTimer?: ReturnType<typeof setTimeout>;
 }
 
 /**
@@ -86,33 +97,73 @@ export class Relay {
 
   private open(infoHash: string): void {
     if (this.stopped || this.subscriptions.has(infoHash)) return;
+    let settle: (unsubscribe: Unsubscribe | undefined) => void = () => undefined;
     const subscription: SwarmSubscription = {
-      ready: this.deps.store.subscribe(infoHash, this.trackerId, (message) => this.onRemote(message)).then(
+      ready: new Promise((resolve) => (settle = resolve)),
+      settled: false,
+      latest: Promise.resolve(undefined),
+      isLatestDone: false,
+      attempts: 0,
+    };
+    this.subscriptions.set(infoHash, subscription);
+    const attempt = () => {
+      subscription.attempts++;
+      const latest = this.deps.store.subscribe(infoHash, this.trackerId, (message) => this.onRemote(message)).then(
         (unsubscribe) => unsubscribe,
         (error: unknown) => {
           this.deps.logger.warn({ err: (error as Error).message, infoHash }, 'relay subscribe failed');
           return undefined;
         },
-      ),
-      settled: false,
+      );
+      subscription.latest = latest;
+      subscription.isLatestDone = false;
+      void latest.then(() => {
+        if (subscription.latest === latest) subscription.isLatestDone = true;
+      });
+      void latest.then((unsubscribe) => {
+        if (subscription.settled) return;
+        subscription.settled = true;
+        clearTimeout(subscription.retryTimer);
+        // Whichever attempt answered first, the channel is subscribed; the store's handler is the latest attempt's.
+        settle(unsubscribe);
+      });
+      // A subscribe that never completes (ioredis sharded subscribers on a loaded cluster) is
+      // asked again while the swarm is open here: without it, no signal reaches this process's peers.
+      if (subscription.attempts < RELAY_SUBSCRIBE_ATTEMPTS) {
+        const delayMs = Math.min(RELAY_RETRY_MAX_MS, this.readyWaitMs * 2 ** (subscription.attempts - 1));
+        subscription.retryTimer = setTimeout(() => {
+          if (subscription.settled || this.subscriptions.get(infoHash) !== subscription || this.stopped) return;
+          this.deps.logger.warn({ infoHash, attempt: subscription.attempts + 1, waitedMs: delayMs }, 'relay subscribe still not done: subscribing again');
+          attempt();
+        }, delayMs);
+        subscription.retryTimer.unref?.();
+      }
     };
-    void subscription.ready.then(() => (subscription.settled = true));
-    this.subscriptions.set(infoHash, subscription);
+    attempt();
   }
 
   private close(infoHash: string): void {
     const subscription = this.subscriptions.get(infoHash);
     if (!subscription) return;
     this.subscriptions.delete(infoHash);
+    clearTimeout(subscription.retryTimer);
     // A later subscription of the swarm replaces this one in the store: this unsubscribe is then a no-op.
-    void subscription.ready.then((unsubscribe) => unsubscribe?.());
+    void subscription.latest.then((unsubscribe) => unsubscribe?.());
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     const all = [...this.subscriptions.values()];
     this.subscriptions.clear();
-    await Promise.all(all.map(async (subscription) => (await subscription.ready)?.()));
+    for (const subscription of all) clearTimeout(subscription.retryTimer);
+    // A subscribe that never completed has nothing to undo (closing the store ends it).
+    await Promise.all(
+      all.map(async (subscription) => {
+        const unsubscribed = subscription.latest.then((unsubscribe) => unsubscribe?.());
+        unsubscribed.catch(() => undefined);
+        if (subscription.isLatestDone) await unsubscribed;
+      }),
+    );
   }
 
   /** Send `frame` to peer `toPeerId` (hex) of `infoHash` (hex), owned by process `owner`. */
