@@ -15,11 +15,11 @@
 //   protocol/session.ts
 //   protocol/signed-url.ts
 //   protocol/tracker-messages.ts
-//   tracker/relay.ts
 //   tracker/remote-directory.ts
-//   tracker/session-record.ts
-//   tracker/snapshot-file.ts
-//   tracker/store-memory.ts
+//   tracker/sessions/session-record.ts
+//   tracker/store/snapshot-file.ts
+//   tracker/store/store-memory.ts
+//   tracker/swarm/relay.ts
 // Do not edit. test/protocol/validators.test.ts fails when this file is stale.
 
 export const generatedValidators: ReadonlyMap<string, (value: unknown) => boolean> = new Map([

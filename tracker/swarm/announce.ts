@@ -8,18 +8,18 @@ import {
   type FailureFrame,
   type ScrapeRequest,
   type ScrapeResponse,
-} from '../protocol/index.ts';
-import type { ResolvedTrackerConfig } from './config.ts';
-import type { RejectReason, TrackerMetrics } from './metrics.ts';
+} from '../../protocol/index.ts';
+import type { ResolvedTrackerConfig } from '../config.ts';
+import type { RejectReason, TrackerMetrics } from '../metrics.ts';
 import type { PublishedHashes } from './published-hashes.ts';
 import type { Relay } from './relay.ts';
-import type { SessionService } from './sessions.ts';
+import type { SessionService } from '../sessions/sessions.ts';
 import { binaryIdToHex } from './binary-id.ts';
-import { SampledWarn } from './sampled-warn.ts';
-import { KeyedBuckets } from './token-bucket.ts';
-import { runSteps, settle, type Awaiting, type Steps } from './steps.ts';
-import type { PeerRecord, RemovePeerResult, Store, SwarmCounts, SwarmOps, UpsertPeerResult } from './store.ts';
-import type { LocalSwarms, SwarmSocket } from './swarm-socket.ts';
+import { SampledWarn } from '../sampled-warn.ts';
+import { KeyedBuckets } from '../ws/token-bucket.ts';
+import { runSteps, settle, type Awaiting, type Steps } from '../store/steps.ts';
+import type { PeerRecord, RemovePeerResult, Store, SwarmCounts, SwarmOps, UpsertPeerResult } from '../store/store.ts';
+import type { LocalSwarms, SwarmSocket } from '../ws/swarm-socket.ts';
 
 export interface AnnounceDeps {
   config: ResolvedTrackerConfig;

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Cluster, Redis } from 'ioredis';
-import { PfError, parseJson } from '../protocol/index.ts';
-import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
+import { PfError, parseJson } from '../../protocol/index.ts';
+import { sessionRecordCodec, type SessionRecord } from '../sessions/session-record.ts';
 import { CAS_SESSION, PRUNE_SWARM, REMOVE_PEER, UPSERT_PEER } from './redis-scripts.ts';
 import type { PeerRecord, RemovePeerResult, SessionUpdate, Store, SwarmCounts, UpsertPeerResult } from './store.ts';
 import type { RedisTarget } from './redis-url.ts';

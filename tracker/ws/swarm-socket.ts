@@ -1,11 +1,11 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import type { ConnectionCounts } from '../protocol/index.ts';
-import type { TrackerLimits } from './config.ts';
+import type { ConnectionCounts } from '../../protocol/index.ts';
+import type { TrackerLimits } from '../config.ts';
 import type { HeldFrames, SendBatch } from './send-batch.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { encodeTextFrames } from './ws-frames.ts';
-import type { AddressGroup } from './client-address.ts';
+import type { AddressGroup } from '../client-address.ts';
 
 /** Frames queued on a socket beyond this are dropped: a reader this slow gets nothing more. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;

@@ -8,10 +8,10 @@ import {
   parseJson,
   type RelayedAnswer,
   type RelayedOffer,
-} from '../protocol/index.ts';
-import type { TrackerMetrics } from './metrics.ts';
-import type { LocalSwarms } from './swarm-socket.ts';
-import type { Store } from './store.ts';
+} from '../../protocol/index.ts';
+import type { TrackerMetrics } from '../metrics.ts';
+import type { LocalSwarms } from '../ws/swarm-socket.ts';
+import type { Store } from '../store/store.ts';
 
 /** What one tracker process publishes to another: a frame for one of its peers. */
 const RelayEnvelopeSchema = Type.Object({

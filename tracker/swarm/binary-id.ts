@@ -1,4 +1,4 @@
-import { binaryStringToHex } from '../protocol/index.ts';
+import { binaryStringToHex } from '../../protocol/index.ts';
 
 const scratch = Buffer.allocUnsafe(20);
 

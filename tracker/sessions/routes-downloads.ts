@@ -8,8 +8,8 @@ import {
   SessionStateSchema,
   type CreateDownloadBody,
   type PatchDownloadBody,
-} from '../protocol/index.ts';
-import { addressGroupOf, type ProxyTrust } from './client-address.ts';
+} from '../../protocol/index.ts';
+import { addressGroupOf, type ProxyTrust } from '../client-address.ts';
 import type { SessionService } from './sessions.ts';
 
 function noStore(reply: FastifyReply): FastifyReply {

@@ -12,16 +12,16 @@ import {
   type Progress,
   type SessionState,
   type UrlMinter,
-} from '../protocol/index.ts';
-import type { ResolvedTrackerConfig } from './config.ts';
-import { iceServersFor } from './ice-servers.ts';
+} from '../../protocol/index.ts';
+import type { ResolvedTrackerConfig } from '../config.ts';
+import { iceServersFor } from '../ice-servers.ts';
 import { CreationLimits } from './creation-limits.ts';
-import type { TrackerMetrics } from './metrics.ts';
+import type { TrackerMetrics } from '../metrics.ts';
 import { applySessionEvent, checkReport, type ProgressReport, type SessionEvent } from './session-machine.ts';
 import { announceProof, isAnnounceProofValid, tokenSha256 } from './session-proof.ts';
 import type { SessionRecord } from './session-record.ts';
-import type { Store } from './store.ts';
-import type { AddressGroup } from './client-address.ts';
+import type { Store } from '../store/store.ts';
+import type { AddressGroup } from '../client-address.ts';
 
 export type { ProgressReport } from './session-machine.ts';
 

@@ -9,7 +9,7 @@ import {
   SessionIdSchema,
   SessionStatusSchema,
   createCodec,
-} from '../protocol/index.ts';
+} from '../../protocol/index.ts';
 
 const Counter = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 

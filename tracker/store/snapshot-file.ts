@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
-import { createCodec, parseJson } from '../protocol/index.ts';
+import { createCodec, parseJson } from '../../protocol/index.ts';
 
 /**
  * Crash-safe snapshot files, written as a stream of records so that a million sessions never

@@ -2,14 +2,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { parseJson, trackerRequestCodec, type TrackerRequest } from '../protocol/index.ts';
-import { Rejection, failureFrame, type AnnounceHandler } from './announce.ts';
-import { addressGroupOf, type AddressGroup } from './client-address.ts';
-import type { ResolvedTrackerConfig } from './config.ts';
-import type { TrackerMetrics } from './metrics.ts';
-import { SampledWarn } from './sampled-warn.ts';
+import { parseJson, trackerRequestCodec, type TrackerRequest } from '../../protocol/index.ts';
+import { Rejection, failureFrame, type AnnounceHandler } from '../swarm/announce.ts';
+import { addressGroupOf, type AddressGroup } from '../client-address.ts';
+import type { ResolvedTrackerConfig } from '../config.ts';
+import type { TrackerMetrics } from '../metrics.ts';
+import { SampledWarn } from '../sampled-warn.ts';
 import { SendBatch } from './send-batch.ts';
-import type { Store } from './store.ts';
+import type { Store } from '../store/store.ts';
 import { SwarmSocket, type LocalSwarms } from './swarm-socket.ts';
 
 export const ANNOUNCE_PATH = '/announce';
@@ -21,7 +21,7 @@ const MAX_DROPPED_IN_A_ROW = 200;
  * with the protocol codecs and the limits, hands valid ones to the AnnounceHandler, and
  * sweeps out idle sockets and peers that missed their announces.
  */
-export class SwarmServer {
+export class TrackerWebSocketServer {
   readonly sockets = new Set<SwarmSocket>();
   private readonly wss: WebSocketServer;
   private readonly batch = new SendBatch();

@@ -1,4 +1,4 @@
-import { Bitfield, PfError } from '../protocol/index.ts';
+import { Bitfield, PfError } from '../../protocol/index.ts';
 import type { SessionRecord } from './session-record.ts';
 
 /** Progress fields a client may report, by PATCH or on an announce (pf_* fields). */

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
-import { PfError } from '../protocol/index.ts';
+import { PfError } from '../../protocol/index.ts';
 import { parseRedisUrl } from './redis-url.ts';
 import { MemoryStore } from './store-memory.ts';
 import type { Store } from './store.ts';
 
 export type StoreConfig =
   | { kind: 'memory'; snapshotPath?: string; snapshotIntervalMs?: number; maxSessions?: number; now?: () => number }
-  /** `url`: redis://host:port for one server, redis+cluster://host:port,host:port for a cluster (tracker/redis-url.ts). */
+  /** `url`: redis://host:port for one server, redis+cluster://host:port,host:port for a cluster (tracker/store/redis-url.ts). */
   | { kind: 'redis'; url: string; maxSessions?: number };
 
 export async function createStore(config: StoreConfig, deps: { logger: Logger }): Promise<Store> {

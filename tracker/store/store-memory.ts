@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { rename } from 'node:fs/promises';
 import { Type } from '@sinclair/typebox';
-import { PfError, createCodec } from '../protocol/index.ts';
-import { sessionRecordCodec, type SessionRecord } from './session-record.ts';
+import { PfError, createCodec } from '../../protocol/index.ts';
+import { sessionRecordCodec, type SessionRecord } from '../sessions/session-record.ts';
 import { readSnapshotRecords, writeSnapshotRecords } from './snapshot-file.ts';
 import { SwarmTable } from './swarm-table.ts';
 import type { PeerRecord, RemovePeerResult, SessionUpdate, Store, SwarmCounts, SyncSwarmOps, UpsertPeerResult } from './store.ts';

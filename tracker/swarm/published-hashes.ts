@@ -1,5 +1,5 @@
-import type { FileDirectory } from '../protocol/index.ts';
-import type { Maybe } from './steps.ts';
+import type { FileDirectory } from '../../protocol/index.ts';
+import type { Maybe } from '../store/steps.ts';
 
 const MAX_ENTRIES = 10_000;
 const POSITIVE_TTL_MS = 60_000;

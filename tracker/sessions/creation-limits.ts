@@ -1,8 +1,8 @@
-import { PfError } from '../protocol/index.ts';
-import type { AddressGroup } from './client-address.ts';
-import type { TrackerLimits } from './config.ts';
-import type { TrackerMetrics } from './metrics.ts';
-import { KeyedBuckets } from './token-bucket.ts';
+import { PfError } from '../../protocol/index.ts';
+import type { AddressGroup } from '../client-address.ts';
+import type { TrackerLimits } from '../config.ts';
+import type { TrackerMetrics } from '../metrics.ts';
+import { KeyedBuckets } from '../ws/token-bucket.ts';
 
 /** Session creation budgets: per client address, and per publisher key. Over budget: 429 with Retry-After. */
 export class CreationLimits {

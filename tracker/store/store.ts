@@ -1,4 +1,4 @@
-import type { SessionRecord } from './session-record.ts';
+import type { SessionRecord } from '../sessions/session-record.ts';
 import type { Maybe } from './steps.ts';
 
 /** One peer's membership of one swarm. peer_id and info_hash are lower-case hex. */
