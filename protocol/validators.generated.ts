@@ -7,9 +7,9 @@
 //   client/node/cli-seed.ts
 //   client/node/node-runtime.ts
 //   client/node/state-file.ts
-//   origin/added-sources.ts
-//   origin/keys.ts
-//   origin/manifest-builder.ts
+//   origin/publish/added-sources.ts
+//   origin/publish/manifest-builder.ts
+//   origin/signing/keys.ts
 //   protocol/grant.ts
 //   protocol/manifest.ts
 //   protocol/session.ts

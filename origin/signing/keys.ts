@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
-import { KeyIdSchema, PfError, createCodec, parseJson, parseSigningKeys, type SigningKey } from '../protocol/index.ts';
+import { KeyIdSchema, PfError, createCodec, parseJson, parseSigningKeys, type SigningKey } from '../../protocol/index.ts';
 
 const KEY_FILE = 'signing-key.json';
 const KeyFileCodec = createCodec(Type.Object({ kid: KeyIdSchema, secret: Type.String({ minLength: 16 }) }));

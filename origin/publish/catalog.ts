@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { finished } from 'node:stream';
 import type { Logger } from 'pino';
-import { PfError, type FileDirectory, type Manifest, type PublishedFile } from '../protocol/index.ts';
-import { contentTypeFor } from './content-type.ts';
+import { PfError, type FileDirectory, type Manifest, type PublishedFile } from '../../protocol/index.ts';
+import { contentTypeFor } from '../http/content-type.ts';
 import type { ManifestBuilder } from './manifest-builder.ts';
 import { ManifestCache } from './manifest-cache.ts';
-import type { SourceBytes } from './pooled-read.ts';
-import { baseName, type Storage, type StorageStat } from './storage.ts';
+import type { SourceBytes } from '../storage/pooled-read.ts';
+import { baseName, type Storage, type StorageStat } from '../storage/storage.ts';
 
 /** A published file: where its bytes are, what they were when hashed, and its manifest. */
 export interface CatalogEntry {

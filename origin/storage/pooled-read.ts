@@ -1,4 +1,4 @@
-import { PfError } from '../protocol/index.ts';
+import { PfError } from '../../protocol/index.ts';
 
 /** Reads at a position into the caller's buffer, so a build reuses a few buffers instead of allocating one per read. */
 export interface PositionalReader {

@@ -10,8 +10,8 @@ import {
   computeInfoHash,
   createCodec,
   type Manifest,
-} from '../protocol/index.ts';
-import { BufferPool, isPositionalReader, readInBuffers, type SourceBytes } from './pooled-read.ts';
+} from '../../protocol/index.ts';
+import { BufferPool, isPositionalReader, readInBuffers, type SourceBytes } from '../storage/pooled-read.ts';
 
 /** What the builder reads: the file's metadata and all its bytes, in order. */
 export interface ManifestSource {

@@ -1,6 +1,6 @@
-import { PfError, signedPath, type MintedUrl, type UrlMinter } from '../protocol/index.ts';
-import type { Catalog } from './catalog.ts';
-import { contentDisposition } from './content-disposition.ts';
+import { PfError, signedPath, type MintedUrl, type UrlMinter } from '../../protocol/index.ts';
+import type { Catalog } from '../publish/catalog.ts';
+import { contentDisposition } from '../http/content-disposition.ts';
 import type { UrlSigner } from './signer.ts';
 
 export interface MinterOptions {

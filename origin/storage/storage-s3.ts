@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { PfError } from '../protocol/index.ts';
+import { PfError } from '../../protocol/index.ts';
 import { isHiddenKey, type ReadOptions, type Storage, type StorageEntry, type StorageHandle, type StorageStat } from './storage.ts';
 
 export interface S3StorageConfig {

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { PfError, signedUrlQueryCodec, stringToSign, type SignedUrlQuery, type SigningKey, type VerifyOutcome } from '../protocol/index.ts';
+import { PfError, signedUrlQueryCodec, stringToSign, type SignedUrlQuery, type SigningKey, type VerifyOutcome } from '../../protocol/index.ts';
 
 /** Only the canonical spelling of a number verifies: `0123` is not `123`. */
 const CANONICAL_EXP = /^(0|[1-9][0-9]{0,11})$/;

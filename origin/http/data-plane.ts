@@ -4,15 +4,15 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { PfError, SIGNED_URL_PREFIX, type ErrorBody } from '../protocol/index.ts';
-import type { Catalog, CatalogEntry } from './catalog.ts';
+import { PfError, SIGNED_URL_PREFIX, type ErrorBody } from '../../protocol/index.ts';
+import type { Catalog, CatalogEntry } from '../publish/catalog.ts';
 import { evaluatePreconditions, httpDate, ifRangeAllowsRange } from './conditional.ts';
 import { contentDisposition } from './content-disposition.ts';
 import type { EgressLimiter } from './egress-limiter.ts';
 import { multipartLayout } from './multipart.ts';
 import { contentRange, parseRange, unsatisfiedContentRange, type ByteRange } from './range.ts';
-import type { UrlSigner } from './signer.ts';
-import type { StorageHandle } from './storage.ts';
+import type { UrlSigner } from '../signing/signer.ts';
+import type { StorageHandle } from '../storage/storage.ts';
 
 /**
  * The signed data plane: `GET|HEAD /d/<file_id>/<name>?exp=&kid=&sig=`.

@@ -12,9 +12,9 @@ import {
   publisherCredentialsOf,
   type FileEntry,
   type SigningKey,
-} from '../protocol/index.ts';
-import type { Catalog, CatalogEntry } from './catalog.ts';
-import type { UrlSigner } from './signer.ts';
+} from '../../protocol/index.ts';
+import type { Catalog, CatalogEntry } from '../publish/catalog.ts';
+import type { UrlSigner } from '../signing/signer.ts';
 
 const IdParamsSchema = Type.Object({ id: FileIdSchema });
 /** Typed by the route generic; fastify checks params against the schema before the handler. */

@@ -2,8 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { parseJson, verifyManifest, type Manifest } from '../protocol/index.ts';
-import type { StorageStat } from './storage.ts';
+import { parseJson, verifyManifest, type Manifest } from '../../protocol/index.ts';
+import type { StorageStat } from '../storage/storage.ts';
 
 /**
  * Manifests on disk under `<dataDir>/manifests/`, keyed by what identifies the content:

@@ -1,9 +1,9 @@
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { PfError } from '../protocol/index.ts';
-import { parseS3Url, readAddedSources, type AddedSource } from './added-sources.ts';
-import type { CatalogCandidate } from './catalog.ts';
-import { isPrivateKey, type OriginConfig, type VisibilityConfig } from './config.ts';
+import { PfError } from '../../protocol/index.ts';
+import { parseS3Url, readAddedSources, type AddedSource } from '../publish/added-sources.ts';
+import type { CatalogCandidate } from '../publish/catalog.ts';
+import { isPrivateKey, type OriginConfig, type VisibilityConfig } from '../config.ts';
 import type { Storage } from './storage.ts';
 import { FolderStorage } from './storage-folder.ts';
 // A type only: the AWS SDK is loaded when a bucket is first used, so folder mode never loads it.

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
-import { PfError, type Manifest } from '../protocol/index.ts';
+import { PfError, type Manifest } from '../../protocol/index.ts';
 import { rememberAddedSource } from './added-sources.ts';
 import { Catalog } from './catalog.ts';
-import { checkOriginConfig, type OriginConfig } from './config.ts';
+import { checkOriginConfig, type OriginConfig } from '../config.ts';
 import { ManifestBuilder } from './manifest-builder.ts';
 import { ManifestCache } from './manifest-cache.ts';
-import { SourceLocator } from './source-locator.ts';
+import { SourceLocator } from '../storage/source-locator.ts';
 
 /** Publish one more file into `catalog`, and remember it under dataDir unless the root scan finds it anyway. */
 export async function publishAddedFile(pathOrS3Url: string, deps: { locator: SourceLocator; catalog: Catalog; dataDir: string; isPrivate: boolean }): Promise<Manifest> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import { PfError, createCodec, parseJson } from '../protocol/index.ts';
+import { PfError, createCodec, parseJson } from '../../protocol/index.ts';
 
 /** Files registered with `peerfill add` that the folder/bucket scan would not find by itself. */
 const AddedSourceSchema = Type.Union([
