@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
-import { bytesToHex, sha256 } from './hex.ts';
+import { bytesToHex } from './hex.ts';
+import { sha256 } from './sha256.ts';
 
 export const MANIFEST_VERSION = 1;
 export const MIN_CHUNK_SIZE_BYTES = 256 * 1024;

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
-import { asBufferSource, base64UrlToBytes, bytesToBase64Url } from './hex.ts';
+import { base64UrlToBytes, bytesToBase64Url } from './base64url.ts';
+import { asBufferSource } from './sha256.ts';
 
 /**
  * Signed data-plane URLs: `/d/<file_id>/<name>?exp=<unix s>&kid=<key id>&sig=<base64url>`.
