@@ -75,6 +75,12 @@ export function chunkRange(manifest: Pick<Manifest, 'size' | 'chunk_size'>, inde
   return { start, end: Math.min(start + manifest.chunk_size, manifest.size) };
 }
 
+/** Byte length of chunk `index`. */
+export function chunkLength(manifest: Pick<Manifest, 'size' | 'chunk_size'>, index: number): number {
+  const { start, end } = chunkRange(manifest, index);
+  return end - start;
+}
+
 /**
  * The canonical bytes the info_hash covers: every field but info_hash, in schema
  * order, as compact JSON. Any change to content or metadata changes the swarm id.

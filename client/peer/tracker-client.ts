@@ -10,10 +10,10 @@ import {
   type ConnectionType,
   type AnnounceRequest,
   type Sdp,
-} from '../protocol/index.ts';
-import { TypedEmitter } from './events.ts';
-import { readConnectionType } from './peer/connection-type.ts';
-import { backoffMs } from './sleep.ts';
+} from '../../protocol/index.ts';
+import { TypedEmitter } from '../events.ts';
+import { readConnectionType } from './connection-type.ts';
+import { backoffMs } from '../sleep.ts';
 
 /** The subset of the WebSocket API we use: the browser's, or `ws` in Node 20. */
 export interface WebSocketLike {
