@@ -1,4 +1,5 @@
 /** base64url without padding (RFC 4648 §5), in every runtime (no `node:` imports, no Buffer). */
+import { BASE64URL_RE } from './patterns.ts';
 
 export function bytesToBase64Url(bytes: Uint8Array): string {
   let binary = '';
@@ -7,7 +8,7 @@ export function bytesToBase64Url(bytes: Uint8Array): string {
 }
 
 export function base64UrlToBytes(value: string): Uint8Array {
-  if (!/^[A-Za-z0-9_-]*$/.test(value)) throw new TypeError('invalid base64url string');
+  if (!BASE64URL_RE.test(value)) throw new TypeError('invalid base64url string');
   const padded = value.replaceAll('-', '+').replaceAll('_', '/') + '='.repeat((4 - (value.length % 4)) % 4);
   const binary = atob(padded);
   const out = new Uint8Array(binary.length);

@@ -1,6 +1,7 @@
 export * from './errors.ts';
 export * from './codec.ts';
 export * from './hex.ts';
+export * from './patterns.ts';
 export * from './base64url.ts';
 export * from './sha256.ts';
 export * from './bitfield.ts';

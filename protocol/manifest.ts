@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
 import { bytesToHex } from './hex.ts';
+import { FILE_ID_PATTERN, HEX_ID_PATTERN, SHA256_HEX_PATTERN } from './patterns.ts';
 import { sha256 } from './sha256.ts';
 
 export const MANIFEST_VERSION = 1;
@@ -13,9 +14,9 @@ export const BLOCK_SIZE_BYTES = 16 * 1024;
 /** 50 GB is the design ceiling; manifests larger than this are rejected. */
 export const MAX_FILE_SIZE_BYTES = 64 * 1024 ** 3;
 
-export const FileIdSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
-export const Sha256HexSchema = Type.String({ pattern: '^[0-9a-f]{64}$' });
-export const InfoHashSchema = Type.String({ pattern: '^[0-9a-f]{40}$' });
+export const FileIdSchema = Type.String({ pattern: FILE_ID_PATTERN });
+export const Sha256HexSchema = Type.String({ pattern: SHA256_HEX_PATTERN });
+export const InfoHashSchema = Type.String({ pattern: HEX_ID_PATTERN });
 
 export const ManifestSchema = Type.Object(
   {

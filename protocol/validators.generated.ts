@@ -15,7 +15,6 @@
 //   protocol/session.ts
 //   protocol/signed-url.ts
 //   protocol/tracker-messages.ts
-//   tracker/remote-directory.ts
 //   tracker/sessions/session-record.ts
 //   tracker/store/snapshot-file.ts
 //   tracker/store/store-memory.ts

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import {
+  Sha256HexSchema,
   ChecksumSchema,
   ClientIdSchema,
   FileIdSchema,
@@ -20,7 +21,7 @@ const Counter = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
  */
 export const SessionRecordSchema = Type.Object({
   session_id: SessionIdSchema,
-  token_sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  token_sha256: Sha256HexSchema,
   client_id: Type.Optional(ClientIdSchema),
   /** The user a publisher's grant named (private files). */
   user: Type.Optional(GrantUserSchema),

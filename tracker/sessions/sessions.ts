@@ -1,6 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
+  DIGEST_BASE64URL_RE,
+  SESSION_ID_RE,
   Bitfield,
   PfError,
   checkPublisherAccess,
@@ -24,8 +26,6 @@ import type { Store } from '../store/store.ts';
 import type { AddressGroup } from '../client-address.ts';
 
 export type { ProgressReport } from './session-machine.ts';
-
-const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -137,8 +137,8 @@ export class SessionService {
   async authorize(sessionId: string, authorization: string | undefined): Promise<SessionRecord> {
     const match = /^Bearer (\S+)$/i.exec(authorization ?? '');
     const token = match?.[1];
-    if (!token || !TOKEN_RE.test(token)) throw new PfError('PF_ERR_UNAUTHORIZED');
-    const record = /^[A-Za-z0-9_-]{16,64}$/.test(sessionId) ? await this.deps.store.getSession(sessionId) : undefined;
+    if (!token || !DIGEST_BASE64URL_RE.test(token)) throw new PfError('PF_ERR_UNAUTHORIZED');
+    const record = SESSION_ID_RE.test(sessionId) ? await this.deps.store.getSession(sessionId) : undefined;
     // Hash even when there is no record, so timing does not tell which ids exist.
     const presented = tokenSha256(token);
     const expected = record ? Buffer.from(record.token_sha256, 'hex') : Buffer.alloc(32);

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
-import { createCodec, parseJson } from '../../protocol/index.ts';
+import { Sha256HexSchema, createCodec, parseJson } from '../../protocol/index.ts';
 
 /**
  * Crash-safe snapshot files, written as a stream of records so that a million sessions never
@@ -21,11 +21,11 @@ import { createCodec, parseJson } from '../../protocol/index.ts';
  * edited file fails the trailer check on load instead of being trusted. Files of the older
  * layout (one `{"v":1,"sha256","body"}` envelope) are still read.
  */
-const TrailerSchema = Type.Object({ end: Type.Literal(true), count: Type.Integer({ minimum: 0 }), sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }) });
+const TrailerSchema = Type.Object({ end: Type.Literal(true), count: Type.Integer({ minimum: 0 }), sha256: Sha256HexSchema });
 const trailerCodec = createCodec(TrailerSchema);
 const HeaderSchema = Type.Object({ v: Type.Literal(2) });
 const headerCodec = createCodec(HeaderSchema);
-const LegacyEnvelopeSchema = Type.Object({ v: Type.Literal(1), sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }), body: Type.String() });
+const LegacyEnvelopeSchema = Type.Object({ v: Type.Literal(1), sha256: Sha256HexSchema, body: Type.String() });
 const legacyCodec = createCodec(LegacyEnvelopeSchema);
 const LegacyBodySchema = Type.Object({ sessions: Type.Array(Type.Unknown()) });
 const legacyBodyCodec = createCodec(LegacyBodySchema);

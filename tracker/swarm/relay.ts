@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { Type } from '@sinclair/typebox';
 import {
+  HEX_ID_PATTERN,
   RelayedAnswerSchema,
   RelayedOfferSchema,
   binaryStringToHex,
@@ -15,7 +16,7 @@ import type { Store } from '../store/store.ts';
 
 /** What one tracker process publishes to another: a frame for one of its peers. */
 const RelayEnvelopeSchema = Type.Object({
-  to: Type.String({ pattern: '^[0-9a-f]{40}$' }),
+  to: Type.String({ pattern: HEX_ID_PATTERN }),
   frame: Type.Union([RelayedOfferSchema, RelayedAnswerSchema]),
 });
 const relayEnvelopeCodec = createCodec(RelayEnvelopeSchema);
