@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { OriginConfig } from '../origin/index.ts';
 import { DEFAULT_TURN_TTL_SECONDS, iceSettingsErrors, type IceSettings } from '../tracker/ice-servers.ts';
 import { TRUST_NO_PROXY, parseTrustProxy, type ProxyTrust } from '../tracker/client-address.ts';
-import { parseRedisUrl } from '../tracker/redis-url.ts';
+import { parseRedisUrl } from '../tracker/store/redis-url.ts';
 import { parseBitRate, parseSigningKeys, type SigningKey } from '../protocol/index.ts';
 
 /**

@@ -117,7 +117,7 @@ async function add(argv: string[]): Promise<number> {
   const rest = argv.filter((arg) => arg !== positionals[0] && arg !== '--private');
   const config = loadServerConfig(rest, process.env, process.cwd());
   // Not the whole origin: no scan of the folder, no fastify, no AWS SDK unless S3 is used.
-  const { addFile } = await import('../origin/add-file.ts');
+  const { addFile } = await import('../origin/publish/add-file.ts');
   const isPrivate = values.private === true;
   const manifest = await addFile(originConfigFrom(config), positionals[0]!, { logger: await createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), isPrivate });
   process.stdout.write(`${JSON.stringify({ file_id: manifest.file_id, name: manifest.name, size: manifest.size, sha256: manifest.sha256, info_hash: manifest.info_hash, chunks: manifest.chunks.length, private: isPrivate })}\n`);

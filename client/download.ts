@@ -1,5 +1,5 @@
 import type SimplePeer from 'simple-peer';
-import { PfError, chunkCount, isPfError, type Bitfield, type Manifest } from '../protocol/index.ts';
+import { PfError, chunkCount, chunkLength, isPfError, type Bitfield, type Manifest } from '../protocol/index.ts';
 import type { ChunkStore, ResumeData } from './chunk-store.ts';
 import { DownloadSession, type DownloadTarget } from './download-session.ts';
 import { TypedEmitter } from './events.ts';
@@ -16,8 +16,8 @@ import type { Swarm, SwarmEvents } from './peer/swarm.ts';
 import { ProgressCounter, type ProgressInfo } from './progress.ts';
 import { Scheduler, isPeerSource, peerIdOf, peerSource, type SourceId } from './scheduler.ts';
 import { SessionClient, fetchApiRequest } from './session-client.ts';
-import type { TrackerClient } from './tracker-client.ts';
-import { chunkLength, verifyChunk } from './verify.ts';
+import type { TrackerClient } from './peer/tracker-client.ts';
+import { verifyChunk } from './verify.ts';
 
 /** HTTP duplicates a peer's chunk in endgame only after the peer has had it this long. */
 const HTTP_ENDGAME_MIN_AGE_MS = 3000;

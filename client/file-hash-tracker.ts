@@ -1,5 +1,5 @@
-import { chunkRange, type Bitfield, type Manifest } from '../protocol/index.ts';
-import { chunkLength, type FileHasher } from './verify.ts';
+import { chunkLength, chunkRange, type Bitfield, type Manifest } from '../protocol/index.ts';
+import type { FileHasher } from './verify.ts';
 
 /**
  * Feeds the whole-file hasher in file order as the verified prefix grows, so that the

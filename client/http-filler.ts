@@ -1,8 +1,7 @@
-import { PfError, chunkRange, isPfError, type Manifest } from '../protocol/index.ts';
+import { PfError, chunkLength, chunkRange, isPfError, type Manifest } from '../protocol/index.ts';
 import { formatSeconds, networkError } from './network-error.ts';
 import { isConnectionLoss } from './outage.ts';
 import { backoffMs, sleep } from './sleep.ts';
-import { chunkLength } from './verify.ts';
 
 export interface HttpFillerOptions {
   manifest: Manifest;

@@ -1,4 +1,4 @@
-import { RateMeter } from './peer/choker.ts';
+import { RateMeter } from './rate-meter.ts';
 import type { FreeWork, SourceId } from './scheduler.ts';
 
 /** Why the policy moved work from peers to HTTP, or held HTTP back: counted for `--json` and the page. */

@@ -1,5 +1,4 @@
-import { chunkCount, type Manifest } from '../protocol/index.ts';
-import { chunkLength } from './verify.ts';
+import { chunkCount, chunkLength, type Manifest } from '../protocol/index.ts';
 
 /**
  * The chunks of `previous` (a file's version being downloaded) that `next` (the version the

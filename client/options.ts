@@ -1,7 +1,9 @@
 import type SimplePeer from 'simple-peer';
+import { bytesToHex, sha256Hex } from '../protocol/index.ts';
 import type { RangeGet } from './http-filler.ts';
 import type { ApiRequest } from './session-client.ts';
-import type { WebSocketFactory } from './tracker-client.ts';
+import type { WebSocketFactory, WebSocketLike } from './peer/tracker-client.ts';
+import { createPortableFileHasher } from './sha256-stream.ts';
 import type { ChunkHasher, FileHasherFactory } from './verify.ts';
 
 /** Options of `createClient`. Every field is optional; defaults in brackets. */
@@ -100,3 +102,56 @@ export interface ClientOptions {
 
 type PassedAsGiven = 'wrtc' | 'rtcConfig' | 'createWebSocket' | 'clientId' | 'rangeGet' | 'apiRequest' | 'speedFloorBitsPerSecond';
 export type ResolvedOptions = Required<Omit<ClientOptions, PassedAsGiven>> & Pick<ClientOptions, PassedAsGiven>;
+
+const MiB = 1024 * 1024;
+
+/** Every option with its default (the bracketed defaults above), the given ones winning. */
+export function resolveOptions(options: ClientOptions): ResolvedOptions {
+  const defined = stripUndefined(options);
+  const globalWebSocket = (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket;
+  return {
+    peerIdHex: defined.peerIdHex ?? newPeerId(),
+    usePeers: true,
+    fetch: (input, init) => fetch(input, init),
+    createFileHasher: createPortableFileHasher,
+    hashChunk: sha256Hex,
+    maxPeers: 20,
+    httpConcurrency: 4,
+    httpConcurrencyWithPeers: 2,
+    httpMaxRunBytes: 16 * MiB,
+    httpMaxRunBytesWithPeers: MiB,
+    maxInFlightBytes: 64 * MiB,
+    maxChunksPerPeer: 4,
+    maxBlocksPerPeer: 64,
+    uploadSlots: 4,
+    chokeIntervalMs: 10_000,
+    banAfterBadChunks: 2,
+    peerDeadlineMinMs: 20_000,
+    peerMinBytesPerSecond: 128 * 1024,
+    httpMaxAttempts: 8,
+    httpIdleTimeoutMs: 15_000,
+    retryForMs: 10 * 60_000,
+    progressIntervalMs: 500,
+    sessionUpdateIntervalMs: 30_000,
+    seedAfterDoneMs: 0,
+    seedOnly: false,
+    peerGraceMs: 3000,
+    eagerAnnounceMs: 10_000,
+    iceGatherTimeoutMs: 2000,
+    onWarning: () => undefined,
+    random: Math.random,
+    createWebSocket: globalWebSocket ? (url) => new globalWebSocket(url) : undefined,
+    ...defined,
+  };
+}
+
+/** Azureus-style prefix "-PF0001-" and 12 random bytes, as 40 hex chars. */
+function newPeerId(): string {
+  const prefix = new TextEncoder().encode('-PF0001-');
+  return bytesToHex(prefix) + bytesToHex(crypto.getRandomValues(new Uint8Array(12)));
+}
+
+/** The fields that are set: an `undefined` option means "the default", not "none". */
+export function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,6 +1,6 @@
 import { isTurnUrl, type ConnectionCounts } from '../protocol/index.ts';
 import type { PolicyInfo } from './hybrid-policy.ts';
-import { RateMeter } from './peer/choker.ts';
+import { RateMeter } from './rate-meter.ts';
 
 /** What the `progress` event carries. */
 export interface ProgressInfo {

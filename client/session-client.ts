@@ -1,4 +1,5 @@
 import {
+  FILE_ID_RE,
   PfError,
   createDownloadResponseCodec,
   isErrorCode,
@@ -131,7 +132,7 @@ export function parseDownloadUrl(input: string): { serverUrl: string; fileId: st
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PfError('PF_ERR_BAD_REQUEST', 'the URL must be http(s)');
   const parts = url.pathname.split('/').filter(Boolean);
   const fileId = parts.pop();
-  if (fileId === undefined || !/^[A-Za-z0-9_-]{1,64}$/.test(fileId)) throw new PfError('PF_ERR_BAD_REQUEST', `no file id in ${url.origin}${url.pathname}`);
+  if (fileId === undefined || !FILE_ID_RE.test(fileId)) throw new PfError('PF_ERR_BAD_REQUEST', `no file id in ${url.origin}${url.pathname}`);
   if (parts[parts.length - 1] === 'files') parts.pop();
   return { serverUrl: `${url.origin}${parts.length ? `/${parts.join('/')}` : ''}`, fileId };
 }

@@ -16,12 +16,6 @@ export async function verifyChunk(manifest: Manifest, index: number, bytes: Uint
 /** SHA-256 of one buffer, lower-case hex. */
 export type ChunkHasher = (bytes: Uint8Array) => Promise<string> | string;
 
-/** Byte length of chunk `index`. */
-export function chunkLength(manifest: Pick<Manifest, 'size' | 'chunk_size'>, index: number): number {
-  const { start, end } = chunkRange(manifest, index);
-  return end - start;
-}
-
 /**
  * An incremental SHA-256 over the whole file, fed in file order. WebCrypto has no
  * incremental digest, so the runtime provides one: node:crypto in Node, the portable

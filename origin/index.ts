@@ -1,20 +1,20 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { FileDirectory, Manifest, UrlMinter } from '../protocol/index.ts';
-import { publishAddedFile } from './add-file.ts';
-import { Catalog } from './catalog.ts';
+import { publishAddedFile } from './publish/add-file.ts';
+import { Catalog } from './publish/catalog.ts';
 import { checkOriginConfig, type OriginConfig } from './config.ts';
-import { registerDataPlane } from './data-plane.ts';
-import { EgressLimiter } from './egress-limiter.ts';
-import { loadSigningKeys } from './keys.ts';
-import { ManifestBuilder } from './manifest-builder.ts';
-import { ManifestCache } from './manifest-cache.ts';
-import { registerFileRoutes } from './routes-files.ts';
-import { UrlSigner } from './signer.ts';
-import { SourceLocator } from './source-locator.ts';
-import { OriginUrlMinter } from './url-minter.ts';
+import { registerDataPlane } from './http/data-plane.ts';
+import { EgressLimiter } from './http/egress-limiter.ts';
+import { loadSigningKeys } from './signing/keys.ts';
+import { ManifestBuilder } from './publish/manifest-builder.ts';
+import { ManifestCache } from './publish/manifest-cache.ts';
+import { registerFileRoutes } from './http/routes-files.ts';
+import { UrlSigner } from './signing/signer.ts';
+import { SourceLocator } from './storage/source-locator.ts';
+import { OriginUrlMinter } from './signing/url-minter.ts';
 
-export { addFile } from './add-file.ts';
+export { addFile } from './publish/add-file.ts';
 export type { OriginConfig } from './config.ts';
 
 export interface Origin {

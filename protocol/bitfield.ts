@@ -1,4 +1,4 @@
-import { base64UrlToBytes, bytesToBase64Url } from './hex.ts';
+import { base64UrlToBytes, bytesToBase64Url } from './base64url.ts';
 
 /**
  * A fixed-length set of chunk indexes, MSB-first per byte as in BitTorrent's bitfield

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec, parseJson } from './codec.ts';
-import { asBufferSource, base64UrlToBytes, bytesToBase64Url } from './hex.ts';
+import { base64UrlToBytes, bytesToBase64Url } from './base64url.ts';
+import { asBufferSource } from './sha256.ts';
 import { FileIdSchema } from './manifest.ts';
 import { KeyIdSchema, type SigningKey } from './signed-url.ts';
 

@@ -1,6 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
-import { bytesToHex, sha256 } from './hex.ts';
+import { bytesToHex } from './hex.ts';
+import { FILE_ID_PATTERN, HEX_ID_PATTERN, SHA256_HEX_PATTERN } from './patterns.ts';
+import { sha256 } from './sha256.ts';
 
 export const MANIFEST_VERSION = 1;
 export const MIN_CHUNK_SIZE_BYTES = 256 * 1024;
@@ -12,9 +14,9 @@ export const BLOCK_SIZE_BYTES = 16 * 1024;
 /** 50 GB is the design ceiling; manifests larger than this are rejected. */
 export const MAX_FILE_SIZE_BYTES = 64 * 1024 ** 3;
 
-export const FileIdSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
-export const Sha256HexSchema = Type.String({ pattern: '^[0-9a-f]{64}$' });
-export const InfoHashSchema = Type.String({ pattern: '^[0-9a-f]{40}$' });
+export const FileIdSchema = Type.String({ pattern: FILE_ID_PATTERN });
+export const Sha256HexSchema = Type.String({ pattern: SHA256_HEX_PATTERN });
+export const InfoHashSchema = Type.String({ pattern: HEX_ID_PATTERN });
 
 export const ManifestSchema = Type.Object(
   {
@@ -72,6 +74,12 @@ export function chunkCount(sizeBytes: number, chunkSizeBytes: number): number {
 export function chunkRange(manifest: Pick<Manifest, 'size' | 'chunk_size'>, index: number): { start: number; end: number } {
   const start = index * manifest.chunk_size;
   return { start, end: Math.min(start + manifest.chunk_size, manifest.size) };
+}
+
+/** Byte length of chunk `index`. */
+export function chunkLength(manifest: Pick<Manifest, 'size' | 'chunk_size'>, index: number): number {
+  const { start, end } = chunkRange(manifest, index);
+  return end - start;
 }
 
 /**

@@ -3,21 +3,22 @@ import { createCodec } from './codec.ts';
 import { IceServersSchema } from './ice.ts';
 import { GrantSchema } from './grant.ts';
 import { FileIdSchema, InfoHashSchema, Sha256HexSchema } from './manifest.ts';
+import { BASE64URL_PATTERN, DIGEST_BASE64URL_PATTERN, SESSION_ID_PATTERN } from './patterns.ts';
 
 /** Download sessions: the REST bodies of `/downloads`. */
 
 /** `sha256:<hex>` of the whole file. */
 export const ChecksumSchema = Type.String({ pattern: '^sha256:[0-9a-f]{64}$' });
 
-export const SessionIdSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' });
+export const SessionIdSchema = Type.String({ pattern: SESSION_ID_PATTERN });
 /**
  * Proof of the session's token for announces (`pf_proof`): the tracker acts on `pf_*` fields
  * only with it, and admits peers to a private file's swarm only with it. Opaque to clients.
  */
-export const AnnounceProofSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' });
+export const AnnounceProofSchema = Type.String({ pattern: DIGEST_BASE64URL_PATTERN });
 export const ClientIdSchema = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' });
 /** base64url bitfield of verified chunks, MSB-first (see protocol/bitfield.ts). */
-export const HaveSchema = Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: 1 << 16 });
+export const HaveSchema = Type.String({ pattern: BASE64URL_PATTERN, maxLength: 1 << 16 });
 
 export const SessionStatusSchema = Type.Union([
   Type.Literal('active'),

@@ -1,6 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createCodec } from './codec.ts';
-import { asBufferSource, base64UrlToBytes, bytesToBase64Url } from './hex.ts';
+import { base64UrlToBytes, bytesToBase64Url } from './base64url.ts';
+import { DIGEST_BASE64URL_PATTERN, KEY_ID_PATTERN, KEY_ID_RE } from './patterns.ts';
+import { asBufferSource } from './sha256.ts';
 
 /**
  * Signed data-plane URLs: `/d/<file_id>/<name>?exp=<unix s>&kid=<key id>&sig=<base64url>`.
@@ -14,12 +16,12 @@ import { asBufferSource, base64UrlToBytes, bytesToBase64Url } from './hex.ts';
 export const SIGNED_URL_PREFIX = '/d/';
 export const SIGNATURE_BYTES = 32;
 
-export const KeyIdSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$' });
+export const KeyIdSchema = Type.String({ pattern: KEY_ID_PATTERN });
 
 export const SignedUrlQuerySchema = Type.Object({
   exp: Type.String({ pattern: '^[0-9]{1,12}$' }),
   kid: KeyIdSchema,
-  sig: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
+  sig: Type.String({ pattern: DIGEST_BASE64URL_PATTERN }),
 });
 export type SignedUrlQuery = Static<typeof SignedUrlQuerySchema>;
 export const signedUrlQueryCodec = createCodec(SignedUrlQuerySchema);
@@ -58,7 +60,7 @@ export function parseSigningKeys(spec: string): { ok: true; keys: SigningKey[] }
     const colon = trimmed.indexOf(':');
     const kid = colon < 0 ? '' : trimmed.slice(0, colon);
     const secret = colon < 0 ? '' : trimmed.slice(colon + 1);
-    if (!/^[A-Za-z0-9_-]{1,32}$/.test(kid)) errors.push(`key ${index + 1}: kid must match [A-Za-z0-9_-]{1,32}`);
+    if (!KEY_ID_RE.test(kid)) errors.push(`key ${index + 1}: kid must match [A-Za-z0-9_-]{1,32}`);
     else if (seen.has(kid)) errors.push(`key ${index + 1}: duplicate kid "${kid}"`);
     if (secret.length < 16) errors.push(`key ${index + 1}: secret must be at least 16 characters`);
     seen.add(kid);

@@ -7,19 +7,18 @@
 //   client/node/cli-seed.ts
 //   client/node/node-runtime.ts
 //   client/node/state-file.ts
-//   origin/added-sources.ts
-//   origin/keys.ts
-//   origin/manifest-builder.ts
+//   origin/publish/added-sources.ts
+//   origin/publish/manifest-builder.ts
+//   origin/signing/keys.ts
 //   protocol/grant.ts
 //   protocol/manifest.ts
 //   protocol/session.ts
 //   protocol/signed-url.ts
 //   protocol/tracker-messages.ts
-//   tracker/relay.ts
-//   tracker/remote-directory.ts
-//   tracker/session-record.ts
-//   tracker/snapshot-file.ts
-//   tracker/store-memory.ts
+//   tracker/sessions/session-record.ts
+//   tracker/store/snapshot-file.ts
+//   tracker/store/store-memory.ts
+//   tracker/swarm/relay.ts
 // Do not edit. test/protocol/validators.test.ts fails when this file is stale.
 
 export const generatedValidators: ReadonlyMap<string, (value: unknown) => boolean> = new Map([

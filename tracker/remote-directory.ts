@@ -1,8 +1,5 @@
 import type { Logger } from 'pino';
-import { FileEntrySchema, FileListSchema, createCodec, verifyManifest, type FileDirectory, type FileEntry, type PublishedFile } from '../protocol/index.ts';
-
-const fileListCodec = createCodec(FileListSchema);
-const fileEntryCodec = createCodec(FileEntrySchema);
+import { fileEntryCodec, fileListCodec, verifyManifest, type FileDirectory, type FileEntry, type PublishedFile } from '../protocol/index.ts';
 
 export interface RemoteDirectoryOptions {
   /** Base URL of an origin (`peerfill serve`). */

@@ -5,17 +5,17 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { PfError, type FileDirectory, type UrlMinter } from '../protocol/index.ts';
-import { AnnounceHandler } from './announce.ts';
+import { AnnounceHandler } from './swarm/announce.ts';
 import { clientAddressOf } from './client-address.ts';
 import { resolveTrackerConfig, type TrackerConfig } from './config.ts';
 import { createTrackerMetrics } from './metrics.ts';
-import { PublishedHashes } from './published-hashes.ts';
-import { Relay } from './relay.ts';
-import { registerDownloadRoutes } from './routes-downloads.ts';
-import { SessionService } from './sessions.ts';
-import type { Store } from './store.ts';
-import { LocalSwarms } from './swarm-socket.ts';
-import { SwarmServer } from './swarm-server.ts';
+import { PublishedHashes } from './swarm/published-hashes.ts';
+import { Relay } from './swarm/relay.ts';
+import { registerDownloadRoutes } from './sessions/routes-downloads.ts';
+import { SessionService } from './sessions/sessions.ts';
+import type { Store } from './store/store.ts';
+import { LocalSwarms } from './ws/swarm-socket.ts';
+import { TrackerWebSocketServer } from './ws/websocket-server.ts';
 
 export interface TrackerDeps {
   directory: FileDirectory;
@@ -55,7 +55,7 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
   const logger = deps.logger.child({ tracker: id });
   const registry = deps.registry ?? new Registry();
   const local = new LocalSwarms();
-  const server: { current?: SwarmServer } = {};
+  const server: { current?: TrackerWebSocketServer } = {};
   const published = new PublishedHashes(deps.directory, config.open);
   const metrics = createTrackerMetrics(registry, {
     connectedSockets: () => server.current?.sockets.size ?? 0,
@@ -80,7 +80,7 @@ export async function createTracker(input: TrackerConfig, deps: TrackerDeps): Pr
     metrics,
     logger,
   });
-  const swarmServer = new SwarmServer(config, { local, handler, store: deps.store, metrics, logger });
+  const swarmServer = new TrackerWebSocketServer(config, { local, handler, store: deps.store, metrics, logger });
   server.current = swarmServer;
   swarmServer.start();
 

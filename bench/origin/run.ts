@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { FileListSchema, createCodec, parseSigningKeys, signedPath } from '../../protocol/index.ts';
 import { createOrigin } from '../../origin/index.ts';
-import { UrlSigner } from '../../origin/signer.ts';
+import { UrlSigner } from '../../origin/signing/signer.ts';
 import { freePort } from '../../test/support/net.ts';
 import { treeCpuSeconds } from './proc-cpu.ts';
 import { checkRange, startNginx, startPeerfillServe, type RunningServer } from './servers.ts';

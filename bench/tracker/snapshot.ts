@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { MemoryStore } from '../../tracker/store-memory.ts';
+import { MemoryStore } from '../../tracker/store/store-memory.ts';
 const N = Number(process.argv[2] ?? 200000);
 const dir = await mkdtemp(join(tmpdir(), 'pf-bench-snapshot-'));
 const store = new MemoryStore({ snapshotPath: join(dir, 'tracker-snapshot.json'), maxSessions: N }, pino({ level: 'silent' }));

@@ -1,5 +1,5 @@
 // The whole-file SHA-256 of a download, off its main thread (see hash-thread.ts). Plain JS,
-// like origin/hash-worker.mjs, so it starts the same way under node, the CLI bundle and vitest.
+// like origin/publish/hash-worker.mjs, so it starts the same way under node, the CLI bundle and vitest.
 // Every message is answered, in order:
 //   { op: 'bytes', id, stream, slot: SharedArrayBuffer, length }  bytes the main thread copied in
 //   { op: 'file', id, stream, path, start, end }                   bytes [start, end) read from path here

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import type * as WsModule from 'ws';
 import { IceServersSchema, createCodec, parseJson } from '../../protocol/index.ts';
 import type { ClientOptions } from '../options.ts';
-import type { WebSocketLike } from '../tracker-client.ts';
+import type { WebSocketLike } from '../peer/tracker-client.ts';
 import { FileChunkStore } from './file-chunk-store.ts';
 import { createThreadFileHasher } from './hash-thread.ts';
 import { http1RangeGet } from './http1-range-get.ts';

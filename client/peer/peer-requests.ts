@@ -1,6 +1,5 @@
-import type { Manifest } from '../../protocol/index.ts';
+import { chunkLength, type Manifest } from '../../protocol/index.ts';
 import type { Scheduler, SourceId } from '../scheduler.ts';
-import { chunkLength } from '../verify.ts';
 import { ChunkAssembly } from './chunk-assembly.ts';
 import type { PeerWire } from './wire.ts';
 

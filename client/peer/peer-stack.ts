@@ -2,7 +2,7 @@ import type SimplePeer from 'simple-peer';
 import type { IceServer, Manifest } from '../../protocol/index.ts';
 import type { ResolvedOptions } from '../options.ts';
 import type { Scheduler } from '../scheduler.ts';
-import { TrackerClient, type AnnounceStats } from '../tracker-client.ts';
+import { TrackerClient, type AnnounceStats } from './tracker-client.ts';
 import { relayProblem } from './ice-check.ts';
 import type { Swarm, SwarmOptions } from './swarm.ts';
 

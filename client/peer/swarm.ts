@@ -1,9 +1,9 @@
 import type SimplePeer from 'simple-peer';
-import { Bitfield, type ConnectionCounts, type ConnectionType, type Manifest } from '../../protocol/index.ts';
+import { Bitfield, chunkLength, type ConnectionCounts, type ConnectionType, type Manifest } from '../../protocol/index.ts';
 import { TypedEmitter } from '../events.ts';
 import { peerSource, type Scheduler, type SourceId } from '../scheduler.ts';
-import { chunkLength } from '../verify.ts';
-import { Choker, RateMeter } from './choker.ts';
+import { RateMeter } from '../rate-meter.ts';
+import { Choker } from './choker.ts';
 import { PeerRequests } from './peer-requests.ts';
 import { Uploader } from './uploader.ts';
 import { decodeLoading, PeerWire } from './wire.ts';

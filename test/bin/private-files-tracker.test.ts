@@ -9,7 +9,7 @@ import { createClient } from '../../client/index.ts';
 import { FileChunkStore } from '../../client/node/file-chunk-store.ts';
 import { nodeClientOptions } from '../../client/node/node-runtime.ts';
 import { SeedFileStore } from '../../client/node/seed-file-store.ts';
-import { fileIdFor } from '../../origin/catalog.ts';
+import { fileIdFor } from '../../origin/publish/catalog.ts';
 import { FileListSchema, createCodec, createDownloadResponseCodec, hexToBinaryString, mintGrant, parseSigningKeys, sessionStateCodec, type CreateDownloadResponse } from '../../protocol/index.ts';
 import { TestPeer, isAnnounceResponse, isFailure, isOffer } from '../tracker/fixtures/ws-client.ts';
 import { contractViolation } from '../support/error-contract.ts';

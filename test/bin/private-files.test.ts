@@ -9,7 +9,7 @@ import { FileChunkStore } from '../../client/node/file-chunk-store.ts';
 import { nodeClientOptions } from '../../client/node/node-runtime.ts';
 import { SeedFileStore } from '../../client/node/seed-file-store.ts';
 import { loadServerConfig } from '../../bin/config.ts';
-import { fileIdFor } from '../../origin/catalog.ts';
+import { fileIdFor } from '../../origin/publish/catalog.ts';
 import { createLogger } from '../../bin/logger.ts';
 import { buildServer, type Server } from '../../bin/serve.ts';
 import { FileListSchema, createCodec, createDownloadResponseCodec, hexToBinaryString, mintGrant, parseSigningKeys, type CreateDownloadResponse } from '../../protocol/index.ts';

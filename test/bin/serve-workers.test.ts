@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileListSchema, createCodec, parseSigningKeys, signedPath } from '../../protocol/index.ts';
-import { UrlSigner } from '../../origin/signer.ts';
+import { UrlSigner } from '../../origin/signing/signer.ts';
 import { freePort, waitFor } from '../support/net.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/peerfill.mjs', import.meta.url));

@@ -75,7 +75,7 @@ describe('stalled readers and slow uploaders (real peerfill serve process)', () 
       const stalledFds = await server.fdCount();
       const perConnection = (stalledRss - baselineRss) / STALLED_READERS;
       console.log(`stalled readers: ${STALLED_READERS}, RSS ${(baselineRss / MiB).toFixed(1)} -> ${(stalledRss / MiB).toFixed(1)} MiB (${(perConnection / 1024).toFixed(0)} KiB each), fds ${baselineFds} -> ${stalledFds}`);
-      // Two 1 MiB pieces of the pool (origin/data-plane.ts), and what the socket holds.
+      // Two 1 MiB pieces of the pool (origin/http/data-plane.ts), and what the socket holds.
     expect(perConnection).toBeLessThan(2.5 * MiB);
       // Closed by the server once nothing moved for the idle bound (2 s here).
       await waitFor(async () => (await server.fdCount()) <= baselineFds + 2, 'the server to close the stalled connections', 20_000);

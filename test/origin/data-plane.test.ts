@@ -10,8 +10,8 @@ import { Type } from '@sinclair/typebox';
 import { FileEntrySchema, FileListSchema, createCodec, parseSigningKeys, signedPath } from '../../protocol/index.ts';
 import { buildOriginApp } from '../../bin/origin-app.ts';
 import type { Origin } from '../../origin/index.ts';
-import { parseRange } from '../../origin/range.ts';
-import { UrlSigner } from '../../origin/signer.ts';
+import { parseRange } from '../../origin/http/range.ts';
+import { UrlSigner } from '../../origin/signing/signer.ts';
 import { freePort, patternBytes, tempDir, writeFiles } from './fixtures.ts';
 import { parseMultipart, rawRequest } from './http-helpers.ts';
 

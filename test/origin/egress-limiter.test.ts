@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EgressLimiter, type EgressClock } from '../../origin/egress-limiter.ts';
+import { EgressLimiter, type EgressClock } from '../../origin/http/egress-limiter.ts';
 
 /** A simulated clock: sleeping advances time, so the cap is checked without wall time. */
 function simulatedClock(): EgressClock & { elapsedMs: () => number } {

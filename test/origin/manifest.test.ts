@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FileListSchema, MIN_CHUNK_SIZE_BYTES, chooseChunkSize, createCodec, verifyManifest } from '../../protocol/index.ts';
 import { buildOriginApp } from '../../bin/origin-app.ts';
 import { addFile, createOrigin, type OriginConfig } from '../../origin/index.ts';
-import { readAddedSources } from '../../origin/added-sources.ts';
-import { ManifestBuilder } from '../../origin/manifest-builder.ts';
+import { readAddedSources } from '../../origin/publish/added-sources.ts';
+import { ManifestBuilder } from '../../origin/publish/manifest-builder.ts';
 import { patternBytes, startS3, tempDir, writeFiles } from './fixtures.ts';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');

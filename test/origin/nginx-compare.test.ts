@@ -9,7 +9,7 @@ import { parseMultipart, rawRequest, type RawResponse } from './http-helpers.ts'
 
 /**
  * Our Range handling against Debian's nginx serving the same bytes. Status, Content-Range
- * and body must agree, except where origin/range.ts departs from nginx on purpose:
+ * and body must agree, except where origin/http/range.ts departs from nginx on purpose:
  * nginx answers 416 to Range headers that do not parse, to invalid ones (last < first) and to
  * empty list elements; RFC 9110 lets us ignore invalid ones (and the issue asks for 200), and
  * its list rule makes empty elements legal. Those cases are listed in DELIBERATE and checked too.

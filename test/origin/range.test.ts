@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseRange, type RangeDecision } from '../../origin/range.ts';
+import { parseRange, type RangeDecision } from '../../origin/http/range.ts';
 
 const SIZE = 1000;
 const full: RangeDecision = { kind: 'full' };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseSigningKeys, signPath, signedPath, verifySignedPath, type SigningKey } from '../../protocol/index.ts';
-import { UrlSigner } from '../../origin/signer.ts';
+import { UrlSigner } from '../../origin/signing/signer.ts';
 
 const keys = (spec: string): SigningKey[] => {
   const parsed = parseSigningKeys(spec);

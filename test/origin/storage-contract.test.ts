@@ -2,10 +2,10 @@ import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Storage } from '../../origin/storage.ts';
-import { readRange } from '../../origin/storage.ts';
-import { FolderStorage } from '../../origin/storage-folder.ts';
-import { S3Storage } from '../../origin/storage-s3.ts';
+import type { Storage } from '../../origin/storage/storage.ts';
+import { readRange } from '../../origin/storage/storage.ts';
+import { FolderStorage } from '../../origin/storage/storage-folder.ts';
+import { S3Storage } from '../../origin/storage/storage-s3.ts';
 import { patternBytes, startS3, tempDir, writeFiles, type S3Fixture } from './fixtures.ts';
 
 const BIG = patternBytes(300_000, 7);

@@ -26,7 +26,7 @@ describe('files the folder scan cannot publish', () => {
       const reports = lines.filter((line) => line.msg === 'file not published');
       expect(reports).toHaveLength(1);
       expect(reports[0]).toMatchObject({ level: 40, path: 'sub/caf\\xe9.iso', reason: 'the name is not valid UTF-8' });
-      const { fileIdFor } = await import('../../origin/catalog.ts');
+      const { fileIdFor } = await import('../../origin/publish/catalog.ts');
       expect(await origin.directory.getByFileId(fileIdFor('dir:fine.iso'))).toBeDefined();
     } finally {
       await origin.close();

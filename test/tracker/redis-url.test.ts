@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRedisUrl } from '../../tracker/redis-url.ts';
+import { parseRedisUrl } from '../../tracker/store/redis-url.ts';
 
 describe('parseRedisUrl', () => {
   it('reads one server from redis:// and rediss://', () => {

@@ -2,9 +2,9 @@ import { Registry } from 'prom-client';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createTrackerMetrics } from '../../tracker/metrics.ts';
-import { RELAY_SUBSCRIBE_ATTEMPTS, Relay } from '../../tracker/relay.ts';
-import type { Store } from '../../tracker/store.ts';
-import type { LocalSwarms } from '../../tracker/swarm-socket.ts';
+import { RELAY_SUBSCRIBE_ATTEMPTS, Relay } from '../../tracker/swarm/relay.ts';
+import type { Store } from '../../tracker/store/store.ts';
+import type { LocalSwarms } from '../../tracker/ws/swarm-socket.ts';
 
 type Watcher = { swarmOpened(infoHash: string): void; swarmClosed(infoHash: string): void };
 

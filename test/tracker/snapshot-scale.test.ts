@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../tracker/store-memory.ts';
-import type { SessionRecord } from '../../tracker/session-record.ts';
+import { MemoryStore } from '../../tracker/store/store-memory.ts';
+import type { SessionRecord } from '../../tracker/sessions/session-record.ts';
 
 const SESSIONS = 200_000;
 const logger = pino({ level: 'silent' });

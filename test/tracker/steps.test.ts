@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runSteps, settle, type Steps } from '../../tracker/steps.ts';
+import { runSteps, settle, type Steps } from '../../tracker/store/steps.ts';
 
 /** A step function that records what it saw: two calls, the second one may fail. */
 function* twoCalls(first: number | Promise<number>, second: () => number | Promise<number>, seen: unknown[]): Steps {

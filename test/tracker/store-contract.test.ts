@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { Cluster, Redis } from 'ioredis';
 import { createStore, type Store, type StoreConfig } from '../../tracker/index.ts';
-import type { SessionRecord } from '../../tracker/session-record.ts';
+import type { SessionRecord } from '../../tracker/sessions/session-record.ts';
 import { RedisServer } from './fixtures/redis-server.ts';
 import { RedisCluster, clusterSkipReason } from './fixtures/redis-cluster.ts';
 import { eventually } from './fixtures/ws-client.ts';

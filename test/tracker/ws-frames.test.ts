@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
-import { SendBatch, type HeldFrames } from '../../tracker/send-batch.ts';
-import { encodeTextFrames } from '../../tracker/ws-frames.ts';
+import { SendBatch, type HeldFrames } from '../../tracker/ws/send-batch.ts';
+import { encodeTextFrames } from '../../tracker/ws/ws-frames.ts';
 
 let server: Server | undefined;
 afterEach(async () => {
